@@ -1,0 +1,65 @@
+"""The Python entry points: ``deploy(*envs, ...)`` and ``open_session(...)``."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from rich.console import Console
+
+from .config import Config
+from .errors import UsageError
+from .lifecycle import deploy as run_lifecycle
+from .pluginmanager import build_plugin_manager
+from .sdk import TaskEnvironment
+from .session import DeploySession
+from .types import DeployRequest, DeployResult
+
+
+@contextmanager
+def open_session(
+    root_dir: str | os.PathLike[str] | None = None,
+    *,
+    options: Mapping[str, Any] | None = None,
+    plugins: Sequence[str] = (),
+    dry_run: bool = False,
+    console: Console | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Iterator[DeploySession]:
+    """A session with a fresh plugin manager; ``unconfigure`` runs when it closes."""
+    config = Config.load(root_dir, options, environ)
+    pm = build_plugin_manager(config, cmdline_plugins=plugins)
+    session = DeploySession(config=config, pluginmanager=pm, dry_run=dry_run,
+                            console=console or Console(stderr=True))
+    try:
+        yield session
+    finally:
+        pm.hook.unconfigure(config=config)
+
+
+def deploy(
+    *envs: TaskEnvironment,
+    version: str | None = None,
+    copy_style: str | None = None,
+    root_dir: str | os.PathLike[str] | None = None,
+    dry_run: bool = False,
+    plugins: Sequence[str] = (),
+    options: Mapping[str, Any] | None = None,
+    images: Mapping[str, str] | None = None,
+) -> DeployResult:
+    """Deploy ``envs`` and their ``depends_on`` closure; returns what was deployed.
+
+    ``root_dir`` defaults to the current directory; ``options`` are configuration keys
+    (e.g. ``{"backend": "local", "store": "memory://x"}``) that override pyproject.
+    """
+    if not envs:
+        raise UsageError("deploy() needs at least one TaskEnvironment")
+    for env in envs:
+        if not isinstance(env, TaskEnvironment):
+            raise UsageError(f"deploy() takes TaskEnvironment objects, got {env!r}")
+    with open_session(Path(root_dir) if root_dir else None, options=options, plugins=plugins,
+                      dry_run=dry_run) as session:
+        request = DeployRequest(mode="objects", objects=tuple(envs))
+        return run_lifecycle(session, request, version=version, copy_style=copy_style, image_overrides=images)

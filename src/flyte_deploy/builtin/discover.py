@@ -1,0 +1,165 @@
+"""Built-in ``discover_environments``: import the user's files and find TaskEnvironments.
+
+Module names are derived from the root dir (``root/pkg/mod.py`` is ``pkg.mod`` with the
+root on ``sys.path``), and a file already imported under any name is reused, so one file
+is never imported twice. Files outside the root dir are imported from their own directory.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+from ..config import LOCAL_PLUGIN_FILE
+from ..errors import DiscoveryError, UsageError
+from ..hookspecs import hookimpl
+from ..sdk import TaskEnvironment
+from ..session import DeploySession
+from ..types import DeployRequest, Discovery
+
+SKIPPED_DIRS = {"site-packages", "dist-packages", "__pycache__", "node_modules", "build", "dist"}
+
+
+def is_virtualenv(path: Path) -> bool:
+    return (path / "pyvenv.cfg").is_file() or (path / "conda-meta").is_dir()
+
+
+def iter_python_files(directory: Path) -> list[Path]:
+    """Every .py file under ``directory``, sorted, skipping hidden, virtualenv and
+    site-packages directories and the local plugin file."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(directory):
+        here = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS
+                         and not is_virtualenv(here / d))
+        found += [here / f for f in sorted(files) if f.endswith(".py") and f != LOCAL_PLUGIN_FILE]
+    return found
+
+
+def module_name_for(path: Path, root_dir: Path) -> tuple[str, Path]:
+    """The module name of ``path`` and the sys.path entry it is imported from."""
+    try:
+        relative = path.relative_to(root_dir)
+        base = root_dir
+    except ValueError:
+        relative, base = Path(path.name), path.parent
+    parts = list(relative.with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    if not parts or not all(p.isidentifier() for p in parts):
+        raise DiscoveryError(f"{path}: cannot be imported as a module (name parts {parts} are not identifiers)")
+    return ".".join(parts), base
+
+
+def _already_imported(path: Path) -> ModuleType | None:
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if file and Path(file).resolve() == path:
+            return module
+    return None
+
+
+def _error_location(exc: BaseException, path: Path) -> str:
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    user_frames = [f for f in frames if "importlib" not in f.filename and "flyte_deploy" not in f.filename]
+    frame = (user_frames or frames or [None])[-1]
+    return f"{frame.filename}:{frame.lineno}" if frame else str(path)
+
+
+def import_file(path: Path, root_dir: Path) -> ModuleType:
+    """Import ``path`` once; an import failure is a ``DiscoveryError`` naming file and line."""
+    path = path.resolve()
+    if not path.is_file():
+        raise DiscoveryError(f"{path}: no such file")
+    existing = _already_imported(path)
+    if existing is not None:
+        return existing
+    name, base = module_name_for(path, root_dir)
+    if str(base) not in sys.path:
+        sys.path.insert(0, str(base))
+    try:
+        module = importlib.import_module(name)
+    except DiscoveryError:
+        raise
+    except BaseException as exc:  # the user's code may raise anything, SystemExit included
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise DiscoveryError(f"{_error_location(exc, path)}: error importing {path.name}:"
+                             f" {type(exc).__name__}: {exc}") from exc
+    if getattr(module, "__file__", None) and Path(module.__file__).resolve() != path:
+        raise DiscoveryError(f"{path}: module name {name!r} is already taken by {module.__file__}")
+    return module
+
+
+def environments_in(module: ModuleType) -> dict[str, TaskEnvironment]:
+    """Module variables bound to TaskEnvironments, by variable name."""
+    return {var: value for var, value in vars(module).items() if isinstance(value, TaskEnvironment)}
+
+
+def _unique(envs: list[TaskEnvironment]) -> tuple[TaskEnvironment, ...]:
+    """Environments deduplicated by identity; two objects with one name is an error."""
+    by_name: dict[str, TaskEnvironment] = {}
+    for env in envs:
+        other = by_name.setdefault(env.name, env)
+        if other is not env:
+            raise DiscoveryError(f"two environments are named {env.name!r}: {other.location} and {env.location}")
+    return tuple(by_name.values())
+
+
+def discover(request: DeployRequest, root_dir: Path) -> Discovery:
+    """Discover and select environments as ``request`` asks."""
+    if request.mode == "objects":
+        found = _unique(list(request.objects))
+        return Discovery(environments=found, selected=found, loaded_modules=tuple(sys.modules))
+    assert request.path is not None
+    path = request.path if request.path.is_absolute() else (Path.cwd() / request.path)
+    path = path.resolve()
+    if request.mode == "recursive":
+        if not path.is_dir():
+            raise UsageError(f"--recursive needs a directory, {request.path} is not one")
+        files = iter_python_files(path)
+        if not files:
+            raise DiscoveryError(f"{request.path}: no Python files found")
+    else:
+        if not path.is_file():
+            raise UsageError(f"{request.path}: no such file")
+        files = [path]
+
+    found: list[TaskEnvironment] = []
+    per_file: dict[Path, dict[str, TaskEnvironment]] = {}
+    for file in files:
+        module = import_file(file, root_dir)
+        per_file[file] = environments_in(module)
+        found += per_file[file].values()
+    environments = _unique(found)
+
+    if request.mode == "file":
+        module_envs = per_file[path]
+        module = _already_imported(path)
+        selected = []
+        for var in request.env_names:
+            env = module_envs.get(var)
+            if env is None:
+                available = ", ".join(sorted(module_envs)) or "none"
+                if module is not None and hasattr(module, var):
+                    raise DiscoveryError(f"{request.path}: {var!r} is a {type(getattr(module, var)).__name__},"
+                                         f" not a TaskEnvironment; environments in the file: {available}")
+                raise DiscoveryError(f"{request.path}: no TaskEnvironment variable {var!r};"
+                                     f" environments in the file: {available}")
+            selected.append(env)
+        selected_envs = _unique(selected)
+    else:
+        selected_envs = environments
+    return Discovery(environments=environments, selected=selected_envs, loaded_modules=tuple(sys.modules))
+
+
+@hookimpl(trylast=True)
+def discover_environments(session: DeploySession, request: DeployRequest) -> Discovery:
+    return discover(request, session.config.root_dir)

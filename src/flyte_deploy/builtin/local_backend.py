@@ -1,0 +1,94 @@
+"""Built-in embedded backend (``backend = "local"``): a deployment store at an fsspec URL
+(default ``<root>/.flyte-deploy``), no server needed.
+
+Layout: ``environments/<env>/<version>/environment.json`` (image, bundle, tasks) and
+``environments/<env>/<version>/<task>.pb`` (the serialized ``TaskSpec``). Versions are
+immutable: the same version with the same spec is ``unchanged``, a different spec is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from flyteidl2.task import task_definition_pb2
+
+from ..errors import RegistrationError
+from ..hookspecs import hookimpl
+from ..sdk import TaskEnvironment
+from ..session import DeploySession
+from ..storage import filesystem, join
+from ..types import DeployPlan, Registration, SerializedTask
+
+BACKEND = "local"
+
+
+def register(store_url: str, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
+             plan: DeployPlan) -> list[Registration]:
+    """Write each task spec (refusing changed specs under an existing version), then the
+    environment record."""
+    version = str(plan.version)
+    fs, base = filesystem(join(store_url, "environments", environment.name, version))
+    blobs = {t.name: t.spec.SerializeToString(deterministic=True) for t in tasks}
+    statuses: dict[str, str] = {}
+    for task in tasks:
+        path = f"{base}/{task.name.split('.', 1)[1]}.pb"
+        if fs.exists(path):
+            if fs.cat_file(path) != blobs[task.name]:
+                raise RegistrationError(f"task {task.name} version {version} is already deployed with a different"
+                                        " spec; versions are immutable: pass a new --version")
+            statuses[task.name] = "unchanged"
+        else:
+            statuses[task.name] = "created"
+    for task in tasks:
+        if statuses[task.name] == "created":
+            fs.pipe_file(f"{base}/{task.name.split('.', 1)[1]}.pb", blobs[task.name])
+    record = {
+        "environment": environment.name, "version": version,
+        "project": tasks[0].spec.task_template.id.project if tasks else None,
+        "domain": tasks[0].spec.task_template.id.domain if tasks else None,
+        "image": plan.images[environment.name].uri, "bundle": plan.bundle_uri,
+        "copy_style": plan.copy_style, "depends_on": [d.name for d in environment.depends_on],
+        "tasks": [{"name": t.name, "source_link": t.source_link or None} for t in tasks],
+    }
+    fs.pipe_file(f"{base}/environment.json", json.dumps(record, indent=2, sort_keys=True).encode())
+    return [Registration(task=t.name, version=version, status=statuses[t.name]) for t in tasks]  # type: ignore[arg-type]
+
+
+def list_deployments(store_url: str) -> list[dict[str, Any]]:
+    """Every environment record in the store, sorted by environment then version."""
+    fs, base = filesystem(join(store_url, "environments"))
+    if not fs.exists(base):
+        return []
+    records = []
+    for path in sorted(fs.glob(f"{base}/*/*/environment.json")):
+        record = json.loads(fs.cat_file(path))
+        record["modified"] = str(fs.info(path).get("mtime") or fs.info(path).get("created") or "")
+        records.append(record)
+    return records
+
+
+def load_task_spec(store_url: str, task_name: str, version: str | None = None) -> tuple[task_definition_pb2.TaskSpec, dict]:
+    """The stored spec of ``env.task`` (newest deployed version when none is given) and
+    its environment record."""
+    env_name, _, short = task_name.partition(".")
+    records = [r for r in list_deployments(store_url) if r["environment"] == env_name]
+    if version is not None:
+        records = [r for r in records if r["version"] == version]
+    records = [r for r in records if any(t["name"] == task_name for t in r["tasks"])]
+    if not records:
+        raise RegistrationError(f"task {task_name}{' version ' + version if version else ''} is not deployed"
+                                f" in {store_url}")
+    record = max(records, key=lambda r: float(r["modified"] or 0)) if version is None else records[0]
+    fs, base = filesystem(join(store_url, "environments", env_name, record["version"], f"{short}.pb"))
+    spec = task_definition_pb2.TaskSpec()
+    spec.ParseFromString(fs.cat_file(base))
+    return spec, record
+
+
+@hookimpl(trylast=True)
+def register_environment(session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
+                         plan: DeployPlan) -> list[Registration] | None:
+    if session.config.backend != BACKEND:
+        return None
+    return register(session.config.store_url, environment, tasks, plan)

@@ -1,0 +1,40 @@
+"""Built-in reporting: one progress line per finished phase on stderr, and the summary
+table of a deploy (``render_summary``), used by the CLI."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from ..hookspecs import hookimpl
+from ..session import DeploySession
+from ..types import DeployResult
+
+
+@hookimpl
+def phase_finished(session: DeploySession, phase: str, duration: float, detail: str) -> None:
+    if session.config.get("quiet"):
+        return
+    session.console.print(f"[green]✓[/] {phase:<22} {detail} [dim]({duration:.2f}s)[/]", highlight=False)
+
+
+def render_summary(result: DeployResult, console: Console) -> None:
+    """Environments in deploy order with their tasks, version, image and bundle."""
+    title = f"{'Dry run' if result.dry_run else 'Deployed'} version {result.version} ({result.backend} backend)"
+    table = Table(title=title, title_justify="left")
+    for column in ("environment", "tasks", "image", "bundle"):
+        table.add_column(column)
+    images = {i.environment: i for i in result.images}
+    status = {r.task: r.status for r in result.registrations}
+    bundle = result.bundle_uri or "none"
+    for env in result.environments:
+        tasks = [t for t in result.tasks if t.environment == env]
+        lines = []
+        for t in tasks:
+            suffix = f" [dim]({status[t.name]})[/]" if t.name in status else ""
+            link = f"\n  [dim]{t.source_link}[/]" if t.source_link else ""
+            lines.append(f"{t.name}{suffix}{link}")
+        image = images.get(env)
+        image_text = "-" if image is None else image.uri + (f"\n[dim]{image.note}[/]" if image.note else "")
+        table.add_row(env, "\n".join(lines) or "-", image_text, bundle)
+    console.print(table)

@@ -1,0 +1,165 @@
+"""The ``flyte-deploy`` command line.
+
+Every ``FlyteDeployError`` prints one ``error:`` line on stderr and exits with its code;
+click usage errors exit 4; Ctrl-C exits 2; anything else is a bug (exit 3, traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .api import open_session
+from .builtin import local_backend
+from .builtin.reporting import render_summary
+from .errors import ExitCode, FlyteDeployError, UsageError
+from .lifecycle import deploy as run_lifecycle
+from .pluginmanager import hook_names
+from .types import DeployRequest
+
+plugin_option = click.option("-p", "plugins", multiple=True, metavar="NAME",
+                             help="Load plugin NAME early; `-p no:NAME` disables a plugin.")
+root_option = click.option("--root-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                           help="Project root: bundling, module names, pyproject.toml. Default: current directory.")
+
+
+def _parse_pairs(values: Sequence[str], flag: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, uri = value.partition("=")
+        if not sep or not name or not uri:
+            raise UsageError(f"{flag} takes NAME=VALUE, got {value!r}")
+        pairs[name] = uri
+    return pairs
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="flyte-deploy")
+def cli() -> None:
+    """Deploy Flyte task environments. Every phase is a pluggy hook."""
+
+
+@cli.command("deploy")
+@click.argument("path", type=click.Path(path_type=Path), required=True)
+@click.argument("env_vars", nargs=-1)
+@click.option("--all", "all_envs", is_flag=True, help="Deploy every environment in PATH.")
+@click.option("--recursive", is_flag=True, help="PATH is a directory: deploy every environment under it.")
+@click.option("--copy-style", type=click.Choice(["loaded_modules", "all", "none"]), default=None,
+              help="What goes into the code bundle (default loaded_modules).")
+@root_option
+@click.option("--version", "version", default=None, help="Version to deploy (default: derived from content).")
+@click.option("--dry-run", is_flag=True, help="Print the plan; upload, build and register nothing.")
+@click.option("--image", "images", multiple=True, metavar="NAME=URI",
+              help="Use URI as the image of environment (or image name) NAME.")
+@click.option("--project", default=None)
+@click.option("--domain", default=None)
+@click.option("--backend", default=None, help="local (default) or a backend a plugin provides.")
+@click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@plugin_option
+def deploy_command(path: Path, env_vars: tuple[str, ...], all_envs: bool, recursive: bool, copy_style: str | None,
+                   root_dir: Path | None, version: str | None, dry_run: bool, images: tuple[str, ...],
+                   project: str | None, domain: str | None, backend: str | None, store: str | None, output: str,
+                   quiet: bool, plugins: tuple[str, ...]) -> None:
+    """Deploy environments: `deploy FILE ENV...`, `deploy --all FILE`, `deploy --recursive DIR`."""
+    if all_envs and recursive:
+        raise UsageError("--all and --recursive cannot be combined")
+    if recursive or all_envs:
+        if env_vars:
+            raise UsageError(f"--{'recursive' if recursive else 'all'} takes no environment names, got {' '.join(env_vars)}")
+        request = DeployRequest(mode="recursive" if recursive else "all", path=path)
+    else:
+        if not env_vars:
+            raise UsageError(f"name the environment variable(s) to deploy from {path}, or use --all")
+        request = DeployRequest(mode="file", path=path, env_names=env_vars)
+    options = {"project": project, "domain": domain, "backend": backend, "store": store,
+               "quiet": quiet or None}
+    overrides = _parse_pairs(images, "--image")
+    with open_session(root_dir, options=options, plugins=plugins, dry_run=dry_run) as session:
+        result = run_lifecycle(session, request, version=version, copy_style=copy_style, image_overrides=overrides)
+    if output == "json":
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        render_summary(result, Console())
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@root_option
+@plugin_option
+def plugins_command(as_json: bool, root_dir: Path | None, plugins: tuple[str, ...]) -> None:
+    """List plugins in registration order: name, source, version, status and hooks."""
+    with open_session(root_dir, plugins=plugins) as session:
+        pm = session.pluginmanager
+        infos = list(pm.infos.values()) + list(pm.disabled.values())
+        if as_json:
+            click.echo(json.dumps({"plugins": [i.to_json() for i in infos], "hooks": hook_names(pm)}, indent=2))
+            return
+        table = Table(title="flyte-deploy plugins (registration order)", title_justify="left")
+        for column in ("name", "source", "version", "status", "hooks"):
+            table.add_column(column)
+        for info in infos:
+            table.add_row(info.name, info.source, info.version or "-", info.status, ", ".join(info.hooks) or "-")
+        Console().print(table)
+
+
+@cli.command("ls")
+@root_option
+@click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table")
+def ls_command(root_dir: Path | None, store: str | None, output: str) -> None:
+    """List what is deployed in the local backend: environments, versions, tasks, images."""
+    from .config import Config
+
+    config = Config.load(root_dir, {"store": store})
+    records = local_backend.list_deployments(config.store_url)
+    if output == "json":
+        click.echo(json.dumps(records, indent=2))
+        return
+    if not records:
+        click.echo(f"nothing deployed in {config.store_url}")
+        return
+    table = Table(title=f"Deployed in {config.store_url}", title_justify="left")
+    for column in ("environment", "version", "tasks", "image", "bundle"):
+        table.add_column(column)
+    for r in records:
+        tasks = "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in r["tasks"])
+        table.add_row(r["environment"], r["version"], tasks, r["image"], r["bundle"] or "none")
+    Console().print(table)
+
+
+def run_cli(command: Callable[..., Any], args: Sequence[str] | None) -> int:
+    """Run the click command and map outcomes to exit codes (see module docstring)."""
+    try:
+        command.main(args=list(args) if args is not None else None, prog_name="flyte-deploy", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.USAGE_ERROR)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return int(ExitCode.INTERRUPTED)
+    except FlyteDeployError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return int(ExitCode.INTERRUPTED)
+    except Exception:  # a bug: show everything
+        traceback.print_exc()
+        click.echo("error: internal error (this is a bug in flyte-deploy or a plugin)", err=True)
+        return int(ExitCode.INTERNAL_ERROR)
+    return int(ExitCode.OK)
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    sys.exit(run_cli(cli, args))

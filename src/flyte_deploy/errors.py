@@ -1,0 +1,105 @@
+"""Errors and exit codes.
+
+Every error a user can cause is a ``FlyteDeployError`` whose ``str`` is one line naming the
+file, line, environment, task or plugin at fault; its ``exit_code`` is distinct per kind.
+Anything else escaping a deploy is an internal error (exit 3, with a traceback).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of ``flyte-deploy``."""
+
+    OK = 0
+    #: a phase failed while deploying (upload, image push, registration)
+    DEPLOY_FAILED = 1
+    #: interrupted by the user (Ctrl-C)
+    INTERRUPTED = 2
+    #: a bug: an unexpected exception
+    INTERNAL_ERROR = 3
+    #: bad command line, configuration or SDK usage
+    USAGE_ERROR = 4
+    #: a file failed to import, or an environment was not found / duplicated
+    DISCOVERY_FAILED = 5
+    #: a policy plugin rejected the plan
+    POLICY_VIOLATION = 6
+    #: a depends_on cycle or unresolvable dependency
+    DEPENDENCY_FAILED = 7
+    #: a task could not be serialized (unsupported type, bad settings)
+    SERIALIZATION_FAILED = 8
+    #: the code bundle could not be built
+    BUNDLE_FAILED = 9
+    #: an image could not be built or pushed
+    IMAGE_FAILED = 10
+    #: the bundle could not be uploaded
+    UPLOAD_FAILED = 11
+    #: the backend refused or failed registration
+    REGISTRATION_FAILED = 12
+    #: a plugin failed to load or returned something invalid
+    PLUGIN_ERROR = 13
+    #: ``flyte-deploy run``: the task raised or could not be loaded
+    RUN_FAILED = 14
+
+
+class FlyteDeployError(Exception):
+    """Base of all user-facing errors; the message is one line."""
+
+    exit_code: ExitCode = ExitCode.DEPLOY_FAILED
+
+
+class UsageError(FlyteDeployError):
+    exit_code = ExitCode.USAGE_ERROR
+
+
+class DiscoveryError(FlyteDeployError):
+    exit_code = ExitCode.DISCOVERY_FAILED
+
+
+class DependencyError(FlyteDeployError):
+    exit_code = ExitCode.DEPENDENCY_FAILED
+
+
+class SerializationError(FlyteDeployError):
+    exit_code = ExitCode.SERIALIZATION_FAILED
+
+
+class BundleError(FlyteDeployError):
+    exit_code = ExitCode.BUNDLE_FAILED
+
+
+class ImageBuildError(FlyteDeployError):
+    exit_code = ExitCode.IMAGE_FAILED
+
+
+class UploadError(FlyteDeployError):
+    exit_code = ExitCode.UPLOAD_FAILED
+
+
+class RegistrationError(FlyteDeployError):
+    exit_code = ExitCode.REGISTRATION_FAILED
+
+
+class PluginError(FlyteDeployError):
+    exit_code = ExitCode.PLUGIN_ERROR
+
+
+class RunError(FlyteDeployError):
+    exit_code = ExitCode.RUN_FAILED
+
+
+class PolicyViolation(FlyteDeployError):
+    """Raised with every violation found; ``str`` lists them one per line."""
+
+    exit_code = ExitCode.POLICY_VIOLATION
+
+    def __init__(self, violations: list) -> None:
+        self.violations = list(violations)
+        super().__init__(f"{len(self.violations)} policy violation(s)")
+
+    def __str__(self) -> str:
+        lines = [f"{len(self.violations)} policy violation(s):"]
+        lines += [f"  {v}" for v in self.violations]
+        return "\n".join(lines)

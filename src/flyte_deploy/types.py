@@ -1,0 +1,205 @@
+"""Typed, frozen results that hooks return. The lifecycle checks every hook result
+against these types at the boundary and names the plugin that returned something else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+if TYPE_CHECKING:
+    from flyteidl2.task.task_definition_pb2 import TaskSpec
+
+    from .image import Image
+    from .sdk import Task, TaskEnvironment
+
+CopyStyle = Literal["loaded_modules", "all", "none"]
+COPY_STYLES: tuple[str, ...] = ("loaded_modules", "all", "none")
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """What the user asked to deploy: files/dirs and which environments.
+
+    ``mode`` is ``"file"`` (``path`` + ``env_names``), ``"all"`` (every env in ``path``),
+    ``"recursive"`` (every env in every .py under ``path``) or ``"objects"`` (``objects``
+    given directly, from the Python API).
+    """
+
+    mode: Literal["file", "all", "recursive", "objects"]
+    path: Path | None = None
+    env_names: tuple[str, ...] = ()
+    objects: tuple["TaskEnvironment", ...] = ()
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Result of ``discover_environments``.
+
+    ``environments``: every TaskEnvironment found, ``selected``: those the user asked for,
+    ``loaded_modules``: names of the modules discovery imported (input to bundling).
+    """
+
+    environments: tuple["TaskEnvironment", ...]
+    selected: tuple["TaskEnvironment", ...]
+    loaded_modules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A built code bundle. ``path`` is the local archive (None for copy style none);
+    ``digest`` the sha256 of its bytes; ``files`` the archive member names, sorted."""
+
+    copy_style: str
+    digest: str | None = None
+    path: Path | None = None
+    size: int = 0
+    files: tuple[str, ...] = ()
+
+    @property
+    def filename(self) -> str | None:
+        return f"{self.digest}.tar.gz" if self.digest else None
+
+    @property
+    def summary(self) -> str:
+        if not self.digest:
+            return f"no bundle (copy style {self.copy_style})"
+        return f"{len(self.files)} file(s), {self.size:,} bytes, sha256 {self.digest[:12]} ({self.copy_style})"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image for one environment. ``uri`` is what tasks run; ``built`` says whether
+    this deploy built or pushed it; ``digest`` is the manifest digest when known;
+    ``note`` explains a skip ("already in registry", "prebuilt", ...)."""
+
+    environment: str
+    uri: str
+    builder: str
+    built: bool = False
+    digest: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ImageBuilder:
+    """A named image builder offered by ``register_image_builders``.
+
+    ``build(session, environment_name, image)`` makes ``image.uri`` exist in its registry
+    and returns an ``ImageRef``; ``available()`` says whether it can run here (e.g. a
+    daemon answers); ``auto_priority`` orders builders for ``image.builder = "auto"``
+    (lowest first; ``None`` means never chosen automatically).
+    """
+
+    name: str
+    build: Callable[..., ImageRef]
+    available: Callable[[], bool] = lambda: True
+    description: str = ""
+    auto_priority: int | None = None
+
+
+@dataclass(frozen=True)
+class SerializedTask:
+    """One task as the backend receives it: a flyteidl2 ``TaskSpec``."""
+
+    environment: str
+    name: str
+    spec: "TaskSpec"
+
+    @property
+    def source_link(self) -> str:
+        return self.spec.documentation.source_code.link
+
+
+@dataclass(frozen=True)
+class SourceLink:
+    """A browsable link to the task's source line, and who made it."""
+
+    url: str
+    provider: str
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One policy violation: ``rule`` id, ``subject`` (environment or task) and message."""
+
+    rule: str
+    subject: str
+    message: str
+    plugin: str = ""
+
+    def __str__(self) -> str:
+        by = f" [{self.plugin}]" if self.plugin else ""
+        return f"{self.rule}: {self.subject}: {self.message}{by}"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the backend did with one task: ``status`` is created or unchanged."""
+
+    task: str
+    version: str
+    status: Literal["created", "unchanged"]
+
+
+@dataclass
+class DeployPlan:
+    """Everything a deploy will do, filled phase by phase; policy plugins see it whole
+    (after serialization, before any upload, push or registration)."""
+
+    request: DeployRequest
+    root_dir: Path
+    copy_style: str
+    scratch_dir: Path
+    discovery: Discovery | None = None
+    environments: tuple["TaskEnvironment", ...] = ()
+    bundle: Bundle | None = None
+    bundle_uri: str | None = None
+    images: dict[str, "Image"] = field(default_factory=dict)
+    version: str | None = None
+    tasks: list[SerializedTask] = field(default_factory=list)
+
+    def tasks_of(self, environment: str) -> list[SerializedTask]:
+        return [t for t in self.tasks if t.environment == environment]
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """The outcome of a deploy, as shown by the summary table and ``--output json``."""
+
+    version: str
+    backend: str
+    dry_run: bool
+    environments: tuple[str, ...]
+    tasks: tuple[SerializedTask, ...]
+    images: tuple[ImageRef, ...]
+    bundle: Bundle | None
+    bundle_uri: str | None
+    registrations: tuple[Registration, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        images = {i.environment: i for i in self.images}
+        return {
+            "version": self.version,
+            "backend": self.backend,
+            "dry_run": self.dry_run,
+            "bundle": None if self.bundle is None else {
+                "copy_style": self.bundle.copy_style, "digest": self.bundle.digest,
+                "size": self.bundle.size, "files": len(self.bundle.files), "uri": self.bundle_uri,
+            },
+            "environments": [
+                {
+                    "name": env,
+                    "image": images[env].uri if env in images else None,
+                    "image_built": images[env].built if env in images else False,
+                    "tasks": [
+                        {"name": t.name, "source_link": t.source_link or None}
+                        for t in self.tasks if t.environment == env
+                    ],
+                }
+                for env in self.environments
+            ],
+            "registrations": [
+                {"task": r.task, "version": r.version, "status": r.status} for r in self.registrations
+            ],
+        }
