@@ -1,0 +1,8 @@
+"""Repo-level pytest configuration. Real servers (registry, S3, GCS, dockerd, a Flyte
+control plane) are started by the fixture modules below, on 127.0.0.1, and stopped by
+process id."""
+
+pytest_plugins = [
+    "flyte_deploy.testing",
+    "tests.fixtures.processes",
+]
