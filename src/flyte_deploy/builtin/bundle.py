@@ -97,6 +97,27 @@ def write_archive(root_dir: Path, files: list[str], destination: Path) -> tuple[
     return hashlib.sha256(payload).hexdigest(), len(payload)
 
 
+def extract_archive(archive: Path, destination: Path) -> list[str]:
+    """Unpack a bundle into ``destination``; a member that is absolute, contains ``..``,
+    is a link pointing outside, or is a device is a ``BundleError``. Returns member names."""
+    destination = destination.resolve()
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, mode="r:*") as tar:
+        members = tar.getmembers()
+        for member in members:
+            target = (destination / member.name).resolve()
+            if member.name.startswith("/") or ".." in Path(member.name).parts or not target.is_relative_to(destination):
+                raise BundleError(f"{archive}: member {member.name!r} would escape the target directory")
+            if not (member.isfile() or member.isdir() or member.issym()):
+                raise BundleError(f"{archive}: member {member.name!r} is not a regular file, directory or symlink")
+            if member.issym():
+                link = (target.parent / member.linkname).resolve()
+                if member.linkname.startswith("/") or not link.is_relative_to(destination):
+                    raise BundleError(f"{archive}: symlink {member.name!r} points outside the target directory")
+        tar.extractall(destination, members=members, filter="data")
+    return [m.name for m in members]
+
+
 def build(plan: DeployPlan) -> Bundle:
     """The bundle for ``plan`` written under ``plan.scratch_dir``."""
     root = plan.root_dir
