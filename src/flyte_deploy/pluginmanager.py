@@ -20,9 +20,8 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
-import inspect
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -327,5 +326,4 @@ def hook_names(pm: pluggy.PluginManager) -> list[str]:
                   and getattr(pm.hook, name).spec is not None)
 
 
-__all__ = ["BUILTIN_PLUGINS", "DeployPluginManager", "PluginInfo", "build_plugin_manager", "hook_names",
-           "inspect"]
+__all__ = ["BUILTIN_PLUGINS", "DeployPluginManager", "PluginInfo", "build_plugin_manager", "hook_names"]

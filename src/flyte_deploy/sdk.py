@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Callable, Mapping, Sequence
 
@@ -17,8 +17,6 @@ from .errors import UsageError
 from .image import Image
 
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$")
-
-Quantity = "int | float | str | tuple[Any, Any] | None"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from flyteidl2.task.task_definition_pb2 import TaskSpec
 
     from .image import Image
-    from .sdk import Task, TaskEnvironment
+    from .sdk import TaskEnvironment
 
 CopyStyle = Literal["loaded_modules", "all", "none"]
 COPY_STYLES: tuple[str, ...] = ("loaded_modules", "all", "none")
