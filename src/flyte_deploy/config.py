@@ -113,9 +113,14 @@ class Config:
         value = DEFAULTS.get(key)
         return default if value is None else value
 
-    def get_list(self, key: str) -> list[str]:
-        """A list-valued key; environment variables are comma-separated."""
-        value = self.get(key) or []
+    def get_list(self, key: str, sources: tuple[str, ...] = ("cli", "env", "pyproject")) -> list[str]:
+        """A list-valued key; environment variables are comma-separated. ``sources``
+        limits where it is read from (``plugins`` is pyproject-only, since its
+        environment variable FLYTE_DEPLOY_PLUGINS is a plugin source of its own)."""
+        if sources == ("pyproject",):
+            value = self._pyproject_flat().get(key) or []
+        else:
+            value = self.get(key) or []
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):

@@ -128,7 +128,7 @@ class Task:
         if not callable(func) or not hasattr(func, "__code__"):
             raise UsageError(f"@{environment.name}.task must decorate a function, got {func!r}")
         if not isinstance(retries, int) or retries < 0:
-            raise UsageError(f"task {func.__name__}: retries must be a non-negative int, got {retries!r}")
+            raise UsageError(f"task {environment.name}.{func.__name__}: retries must be a non-negative int, got {retries!r}")
         self.func = func
         self.environment = environment
         self.short_name = short_name or func.__name__
