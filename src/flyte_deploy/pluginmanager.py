@@ -85,6 +85,8 @@ class DeployPluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self.disabled: dict[str, PluginInfo] = {}
+        # historic: pluggy calls it for every plugin registered from now on
+        self.hook.add_hookspecs.call_historic(kwargs={"pluginmanager": self})
 
     def register_plugin(self, plugin: object, info: PluginInfo) -> None:
         """Register ``plugin`` under ``info.name``; a name already taken is an error."""
@@ -100,7 +102,6 @@ class DeployPluginManager(pluggy.PluginManager):
         hooks = tuple(sorted(impl_hook for impl_hook in self._hooks_of(plugin)))
         self.infos[info.name] = PluginInfo(**{**info.__dict__, "hooks": hooks})
         self._attribute(plugin, self.infos[info.name])
-        self.hook.add_hookspecs.call_historic(kwargs={"pluginmanager": self})
 
     def _hooks_of(self, plugin: object) -> Iterable[str]:
         for caller in self.get_hookcallers(plugin) or ():
