@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import FlyteDeployError, PluginError, PolicyViolation, UsageError
+from .errors import PluginError, PolicyViolation, UsageError
 from .image import Image
 from .sdk import TaskEnvironment
 from .session import DeploySession
@@ -197,4 +197,4 @@ def _result(plan: DeployPlan, backend: str, images: tuple[ImageRef, ...], regist
                         registrations=registrations)
 
 
-__all__ = ["FlyteDeployError", "call_phase", "check_result", "deploy", "resolve_images"]
+__all__ = ["call_phase", "check_result", "deploy", "resolve_images"]

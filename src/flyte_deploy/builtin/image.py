@@ -50,5 +50,5 @@ def build_image(session: DeploySession, environment: TaskEnvironment, image: Ima
         return ImageRef(environment=environment.name, uri=image.uri, builder="-", note="prebuilt")
     if not image.registry:
         return ImageRef(environment=environment.name, uri=image.uri, builder="-",
-                        note="not built: no image registry configured (image.registry)")
+                        note="not built: no image.registry configured")
     return select_builder(session).build(session, environment.name, image)

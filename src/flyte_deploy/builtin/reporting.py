@@ -21,12 +21,13 @@ def phase_finished(session: DeploySession, phase: str, duration: float, detail: 
 def render_summary(result: DeployResult, console: Console) -> None:
     """Environments in deploy order with their tasks, version, image and bundle."""
     title = f"{'Dry run' if result.dry_run else 'Deployed'} version {result.version} ({result.backend} backend)"
-    table = Table(title=title, title_justify="left")
-    for column in ("environment", "tasks", "image", "bundle"):
-        table.add_column(column)
+    bundle = result.bundle.summary if result.bundle else "no bundle"
+    caption = f"bundle: {result.bundle_uri or 'none'}\n{bundle}"
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for column in ("environment", "tasks", "image"):
+        table.add_column(column, overflow="fold")
     images = {i.environment: i for i in result.images}
     status = {r.task: r.status for r in result.registrations}
-    bundle = result.bundle_uri or "none"
     for env in result.environments:
         tasks = [t for t in result.tasks if t.environment == env]
         lines = []
@@ -36,5 +37,5 @@ def render_summary(result: DeployResult, console: Console) -> None:
             lines.append(f"{t.name}{suffix}{link}")
         image = images.get(env)
         image_text = "-" if image is None else image.uri + (f"\n[dim]{image.note}[/]" if image.note else "")
-        table.add_row(env, "\n".join(lines) or "-", image_text, bundle)
+        table.add_row(env, "\n".join(lines) or "-", image_text)
     console.print(table)
