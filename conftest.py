@@ -4,4 +4,5 @@ process id."""
 
 pytest_plugins = [
     "tests.fixtures.processes",
+    "tests.fixtures.flyte_server",
 ]
