@@ -79,7 +79,32 @@ class UploadError(FlyteDeployError):
 
 
 class RegistrationError(FlyteDeployError):
+    """The backend refused or failed a registration. ``registered`` and ``not_registered``
+    name the tasks on either side of the failure when the backend knows them; the
+    lifecycle adds the other environments' tasks, and ``str`` names both lists, then
+    ``hint`` (e.g. that re-running completes the deploy) when there is one."""
+
     exit_code = ExitCode.REGISTRATION_FAILED
+
+    def __init__(self, message: str, *, registered: "tuple[str, ...] | list[str]" = (),
+                 not_registered: "tuple[str, ...] | list[str]" = (), hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.registered = tuple(registered)
+        self.not_registered = tuple(not_registered)
+        self.hint = hint
+
+    def with_progress(self, registered_before: "list[str]", pending_after: "list[str]") -> "RegistrationError":
+        """This error with the tasks registered before it and the ones never attempted after it."""
+        return RegistrationError(self.message, registered=[*registered_before, *self.registered],
+                                 not_registered=[*self.not_registered, *pending_after], hint=self.hint)
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.registered or self.not_registered:
+            text += (f"; registered: {', '.join(self.registered) or 'none'};"
+                     f" not registered: {', '.join(self.not_registered) or 'none'}")
+        return f"{text}; {self.hint}" if self.hint else text
 
 
 class PluginError(FlyteDeployError):

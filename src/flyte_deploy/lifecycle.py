@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import PluginError, PolicyViolation, UsageError
+from .errors import PluginError, PolicyViolation, RegistrationError, UsageError
 from .image import Image
 from .sdk import TaskEnvironment
 from .session import DeploySession
@@ -158,9 +158,16 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
         plan.bundle_uri = call_phase(session, "upload_bundle", lambda uri: f"bundle at {uri}", bundle=plan.bundle,
                                      uri=plan.bundle_uri)
     registrations: list[Registration] = []
-    for env in plan.environments:
-        registrations += call_phase(session, "register_environment", environment=env,
-                                    tasks=plan.tasks_of(env.name), plan=plan)
+    for index, env in enumerate(plan.environments):
+        try:
+            registrations += call_phase(session, "register_environment", environment=env,
+                                        tasks=plan.tasks_of(env.name), plan=plan)
+        except RegistrationError as exc:
+            if not (exc.registered or exc.not_registered):  # backend did not say: the whole env failed
+                exc = RegistrationError(exc.message, not_registered=[t.name for t in plan.tasks_of(env.name)],
+                                        hint=exc.hint)
+            later = [t.name for e in plan.environments[index + 1:] for t in plan.tasks_of(e.name)]
+            raise exc.with_progress([r.task for r in registrations], later) from exc
     session.hook.phase_finished(session=session, phase="register_environment", duration=0.0,
                                 detail=f"{len(registrations)} task(s) registered with {backend}")
     return _result(plan, backend, images, tuple(registrations), dry_run=False)
