@@ -26,6 +26,9 @@ from .types import DeployRequest
 
 plugin_option = click.option("-p", "plugins", multiple=True, metavar="NAME",
                              help="Load plugin NAME early; `-p no:NAME` disables a plugin.")
+config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                             help="A Flyte config.yaml (admin.endpoint, task.project, ...). Default: FLYTE_DEPLOY_CONFIG,"
+                                  " then config.yaml in the root dir, then ~/.flyte/config.yaml.")
 root_option = click.option("--root-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                            help="Project root: bundling, module names, pyproject.toml. Default: current directory.")
 
@@ -60,15 +63,18 @@ def cli() -> None:
               help="Use URI as the image of environment (or image name) NAME.")
 @click.option("--project", default=None)
 @click.option("--domain", default=None)
-@click.option("--backend", default=None, help="local (default) or a backend a plugin provides.")
+@click.option("--backend", default=None,
+              help="local (default), remote (a Flyte control plane; the default when an endpoint is configured)"
+                   " or a backend a plugin provides.")
 @click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@config_option
 @plugin_option
 def deploy_command(path: Path, env_vars: tuple[str, ...], all_envs: bool, recursive: bool, copy_style: str | None,
                    root_dir: Path | None, version: str | None, dry_run: bool, images: tuple[str, ...],
                    project: str | None, domain: str | None, backend: str | None, store: str | None, output: str,
-                   quiet: bool, plugins: tuple[str, ...]) -> None:
+                   quiet: bool, config_file: Path | None, plugins: tuple[str, ...]) -> None:
     """Deploy environments: `deploy FILE ENV...`, `deploy --all FILE`, `deploy --recursive DIR`."""
     if all_envs and recursive:
         raise UsageError("--all and --recursive cannot be combined")
@@ -81,7 +87,7 @@ def deploy_command(path: Path, env_vars: tuple[str, ...], all_envs: bool, recurs
             raise UsageError(f"name the environment variable(s) to deploy from {path}, or use --all")
         request = DeployRequest(mode="file", path=path, env_names=env_vars)
     options = {"project": project, "domain": domain, "backend": backend, "store": store,
-               "quiet": quiet or None}
+               "quiet": quiet or None, "config": config_file}
     overrides = _parse_pairs(images, "--image")
     with open_session(root_dir, options=options, plugins=plugins, dry_run=dry_run) as session:
         result = run_lifecycle(session, request, version=version, copy_style=copy_style, image_overrides=overrides)
@@ -115,11 +121,20 @@ def plugins_command(as_json: bool, root_dir: Path | None, plugins: tuple[str, ..
 @root_option
 @click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
-def ls_command(root_dir: Path | None, store: str | None, output: str) -> None:
-    """List what is deployed in the local backend: environments, versions, tasks, images."""
+@click.option("--remote", is_flag=True, help="List the tasks and versions deployed on the Flyte control plane.")
+@click.option("--project", default=None)
+@click.option("--domain", default=None)
+@config_option
+def ls_command(root_dir: Path | None, store: str | None, output: str, remote: bool, project: str | None,
+               domain: str | None, config_file: Path | None) -> None:
+    """List what is deployed: in the local backend (environments, versions, tasks, images),
+    or with --remote on the control plane (tasks and their versions)."""
     from .config import Config
 
-    config = Config.load(root_dir, {"store": store})
+    config = Config.load(root_dir, {"store": store, "config": config_file, "project": project, "domain": domain})
+    if remote:
+        _list_remote(config, output)
+        return
     records = local_backend.list_deployments(config.store_url)
     if output == "json":
         click.echo(json.dumps(records, indent=2))
@@ -133,6 +148,37 @@ def ls_command(root_dir: Path | None, store: str | None, output: str) -> None:
     for r in records:
         tasks = "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in r["tasks"])
         table.add_row(r["environment"], r["version"], tasks, r["image"], r["bundle"] or "none")
+    Console().print(table)
+
+
+def _list_remote(config: Any, output: str) -> None:
+    from .remote import RemoteSettings, TaskServiceConnection, read_token
+
+    settings = RemoteSettings.from_config(config)
+    with TaskServiceConnection(settings, read_token(settings, config.environ)) as connection:
+        records = []
+        for task in sorted(connection.list_tasks(settings.project, settings.domain), key=lambda t: t.task_id.name):
+            versions = connection.list_versions(task.task_id)
+            records.append({
+                "task": task.task_id.name, "environment": task.metadata.environment_name or None,
+                "project": task.task_id.project, "domain": task.task_id.domain, "latest": task.task_id.version,
+                "versions": [{"version": v.version,
+                              "deployed_at": v.deployed_at.ToJsonString() if v.HasField("deployed_at") else None}
+                             for v in versions],
+            })
+    if output == "json":
+        click.echo(json.dumps(records, indent=2))
+        return
+    where = f"{settings.address} ({settings.project}/{settings.domain})"
+    if not records:
+        click.echo(f"nothing deployed on {where}")
+        return
+    table = Table(title=f"Deployed on {where}", title_justify="left")
+    for column in ("task", "environment", "latest", "versions"):
+        table.add_column(column)
+    for r in records:
+        versions = "\n".join(f"{v['version']}  {v['deployed_at'] or ''}".rstrip() for v in r["versions"])
+        table.add_row(r["task"], r["environment"] or "-", r["latest"], versions)
     Console().print(table)
 
 

@@ -42,6 +42,8 @@ class ExitCode(IntEnum):
     PLUGIN_ERROR = 13
     #: ``flyte-deploy run``: the task raised or could not be loaded
     RUN_FAILED = 14
+    #: the Flyte control plane could not be reached or answered with an error (outside a deploy)
+    CONTROL_PLANE_FAILED = 15
 
 
 class FlyteDeployError(Exception):
@@ -105,6 +107,13 @@ class RegistrationError(FlyteDeployError):
             text += (f"; registered: {', '.join(self.registered) or 'none'};"
                      f" not registered: {', '.join(self.not_registered) or 'none'}")
         return f"{text}; {self.hint}" if self.hint else text
+
+
+class ControlPlaneError(FlyteDeployError):
+    """A call to the Flyte control plane failed (unreachable, TLS, auth, or an error answer).
+    During a deploy the remote backend turns it into a ``RegistrationError``."""
+
+    exit_code = ExitCode.CONTROL_PLANE_FAILED
 
 
 class PluginError(FlyteDeployError):

@@ -47,6 +47,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("image", "flyte_deploy.builtin.image"),
     ("upload", "flyte_deploy.builtin.upload"),
     ("local_backend", "flyte_deploy.builtin.local_backend"),
+    ("remote_backend", "flyte_deploy.builtin.remote_backend"),
     ("reporting", "flyte_deploy.builtin.reporting"),
 )
 

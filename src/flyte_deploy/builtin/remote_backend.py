@@ -1,0 +1,136 @@
+"""Built-in remote backend (``backend = "remote"``): registers each serialized ``TaskSpec``
+with a Flyte control plane through ``TaskService.DeployTask`` over Connect.
+
+Contract (docs/remote.md):
+
+* the connection settings are checked in ``deploy_start``, before anything is built;
+  bundles must go to an explicit ``storage`` URL the cluster can read, so nothing is
+  written to the local store;
+* before the first registration every task of the plan is looked up (``GetTaskDetails``):
+  a version already deployed with the same spec is ``unchanged`` and not sent again, one
+  deployed with a different spec refuses the whole deploy before anything is registered
+  (versions are immutable);
+* if a registration fails, the ``RegistrationError`` names the tasks registered and the
+  ones not registered; running the same command again registers the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from flyteidl2.task import task_definition_pb2
+
+from ..errors import ControlPlaneError, RegistrationError, UsageError
+from ..hookspecs import hookimpl
+from ..remote import RemoteSettings, TaskServiceConnection, read_token, spec_differences
+from ..sdk import TaskEnvironment
+from ..session import DeploySession, StashKey
+from ..types import DeployPlan, DeployResult, Registration, SerializedTask
+
+BACKEND = "remote"
+RERUN_HINT = "run the same command again to register the rest"
+
+
+@dataclass
+class RemoteDeploy:
+    """Per-deploy state: the connection and what the control plane already has."""
+
+    connection: TaskServiceConnection
+    #: task name -> "new" or "unchanged", from the look-up before the first registration
+    status: dict[str, str] = field(default_factory=dict)
+
+
+remote_deploy_key: StashKey[RemoteDeploy] = StashKey()
+
+
+def check_settings(session: DeploySession, plan: DeployPlan) -> RemoteSettings:
+    """Validate the remote configuration; bundles need an explicit ``storage`` URL."""
+    settings = RemoteSettings.from_config(session.config)
+    if plan.copy_style != "none" and not session.config.get("storage"):
+        raise UsageError("the remote backend needs `storage`, an fsspec URL the cluster can read bundles from"
+                         " (e.g. s3://bucket/flyte-deploy): set storage in config.yaml, FLYTE_DEPLOY_STORAGE"
+                         " or [tool.flyte-deploy]")
+    return settings
+
+
+def look_up(connection: TaskServiceConnection, tasks: Sequence[SerializedTask]) -> dict[str, str]:
+    """Compare every task with what the control plane holds under its version; refuse
+    (naming each task and the fields that differ) if any version exists with another spec."""
+    status: dict[str, str] = {}
+    conflicts: list[str] = []
+    for task in tasks:
+        existing = connection.get_spec(connection.task_id(task.spec))
+        if existing is None:
+            status[task.name] = "new"
+        elif existing == task.spec:
+            status[task.name] = "unchanged"
+        else:
+            conflicts.append(_conflict(task, existing))
+    if conflicts:
+        raise RegistrationError(f"{'; '.join(conflicts)}; versions are immutable: pass a new --version")
+    return status
+
+
+def _conflict(task: SerializedTask, existing: task_definition_pb2.TaskSpec) -> str:
+    fields = spec_differences(existing, task.spec)
+    shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
+    version = task.spec.task_template.id.version
+    return f"task {task.name} version {version} is already deployed with a different spec (differs in {shown})"
+
+
+def register(state: RemoteDeploy, tasks: Sequence[SerializedTask]) -> list[Registration]:
+    """Register ``tasks`` in order; on a failure name what was and was not registered."""
+    registrations: list[Registration] = []
+    connection = state.connection
+    for index, task in enumerate(tasks):
+        version = task.spec.task_template.id.version
+        if state.status.get(task.name) == "unchanged":
+            registrations.append(Registration(task=task.name, version=version, status="unchanged"))
+            continue
+        pending = [t.name for t in tasks[index:]]
+        try:
+            outcome = connection.deploy(task.spec)
+            if outcome == "exists":  # deployed meanwhile: same spec is fine, another is refused
+                existing = connection.get_spec(connection.task_id(task.spec))
+                if existing is not None and existing != task.spec:
+                    raise RegistrationError(f"{_conflict(task, existing)}; versions are immutable: pass a new"
+                                            " --version", registered=[r.task for r in registrations],
+                                            not_registered=pending)
+        except ControlPlaneError as exc:
+            raise RegistrationError(f"registering {task.name} version {version} failed: {exc}",
+                                    registered=[r.task for r in registrations], not_registered=pending,
+                                    hint=RERUN_HINT) from None
+        registrations.append(Registration(task=task.name, version=version,
+                                          status="created" if outcome == "created" else "unchanged"))
+    return registrations
+
+
+@hookimpl
+def deploy_start(session: DeploySession, plan: DeployPlan) -> None:
+    if session.config.backend == BACKEND:
+        check_settings(session, plan)
+
+
+@hookimpl(trylast=True)
+def register_environment(session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
+                         plan: DeployPlan) -> list[Registration] | None:
+    if session.config.backend != BACKEND:
+        return None
+    state = session.stash.get(remote_deploy_key)
+    if state is None:
+        settings = check_settings(session, plan)
+        connection = TaskServiceConnection(settings, read_token(settings, session.config.environ))
+        state = session.stash[remote_deploy_key] = RemoteDeploy(connection)
+        try:
+            state.status = look_up(connection, plan.tasks)
+        except ControlPlaneError as exc:
+            raise RegistrationError(f"looking up the tasks failed: {exc}", hint=RERUN_HINT) from None
+    return register(state, tasks)
+
+
+@hookimpl
+def deploy_finish(session: DeploySession, result: DeployResult | None, error: BaseException | None) -> None:
+    state = session.stash.pop(remote_deploy_key, None)
+    if state is not None:
+        state.connection.close()

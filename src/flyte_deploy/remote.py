@@ -1,0 +1,269 @@
+"""A client of a Flyte control plane's ``TaskService`` over Connect.
+
+It wraps flyteidl2's generated synchronous client (``TaskServiceClientSync``) with what a
+deploy needs: the endpoint and TLS settings of the configuration (a custom CA with
+``ca_cert``), a bearer token from ``FLYTE_DEPLOY_TOKEN`` or ``token_command``, a timeout
+per request and retries of transient failures. Every failure becomes a
+``ControlPlaneError`` with a one-line message; the token never appears in one.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from flyteidl2.common import identifier_pb2, list_pb2
+from flyteidl2.task import task_definition_pb2, task_service_pb2
+from flyteidl2.task.task_service_connect import TaskServiceClientSync
+from google.protobuf.message import Message
+from pyqwest import SyncClient, SyncHTTPTransport
+
+from .config import Config
+from .errors import ControlPlaneError, UsageError
+
+#: the environment variable holding a bearer token (wins over ``token_command``)
+TOKEN_VARIABLE = "FLYTE_DEPLOY_TOKEN"
+#: failures worth another attempt: the server may answer the next one
+TRANSIENT_CODES = frozenset({Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.RESOURCE_EXHAUSTED, Code.ABORTED})
+RETRY_BASE_DELAY = 0.25
+PAGE_SIZE = 100
+
+R = TypeVar("R")
+
+
+def resolve_address(endpoint: str, insecure: bool) -> str:
+    """The base URL of ``endpoint``: ``dns:///host:port`` and ``host:port`` become
+    ``https://host:port`` (``http://`` when ``insecure``); an explicit URL is kept."""
+    text = endpoint.strip().rstrip("/")
+    if text.startswith(("http://", "https://")):
+        return text
+    text = re.sub(r"^dns:(///)?", "", text)
+    if not text or "/" in text:
+        raise UsageError(f"endpoint {endpoint!r} is not host:port, dns:///host:port or an http(s):// URL")
+    return f"{'http' if insecure else 'https'}://{text}"
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """The connection settings of a remote deploy, validated."""
+
+    address: str
+    org: str
+    project: str
+    domain: str
+    ca_cert: Path | None
+    timeout: float
+    retries: int
+    token_command: tuple[str, ...] | None
+
+    @classmethod
+    def from_config(cls, config: Config) -> "RemoteSettings":
+        endpoint = config.get("endpoint")
+        if not endpoint:
+            raise UsageError("the remote backend needs an endpoint: set admin.endpoint in config.yaml,"
+                             " FLYTE_DEPLOY_ENDPOINT, or endpoint in [tool.flyte-deploy]")
+        ca_cert = config.get("ca_cert")
+        ca_path = None
+        if ca_cert:
+            ca_path = (config.root_dir / Path(str(ca_cert)).expanduser()).resolve()
+            if not ca_path.is_file():
+                raise UsageError(f"ca_cert {ca_path} does not exist ({config.source_of('ca_cert')})")
+        try:
+            timeout, retries = float(config.get("timeout")), int(config.get("retries"))
+        except (TypeError, ValueError):
+            raise UsageError(f"timeout and retries must be numbers, got {config.get('timeout')!r} and"
+                             f" {config.get('retries')!r}") from None
+        if timeout <= 0 or retries < 0:
+            raise UsageError(f"timeout must be > 0 and retries >= 0, got {timeout} and {retries}")
+        command = config.get("token_command")
+        if isinstance(command, str):
+            command = shlex.split(command)
+        if command is not None and (not isinstance(command, (list, tuple)) or not command
+                                    or not all(isinstance(c, str) for c in command)):
+            raise UsageError(f"token_command must be a command line or a list of strings"
+                             f" ({config.source_of('token_command')})")
+        return cls(address=resolve_address(str(endpoint), config.get_bool("insecure")),
+                   org=str(config.get("org") or ""), project=str(config.get("project")),
+                   domain=str(config.get("domain")), ca_cert=ca_path, timeout=timeout, retries=retries,
+                   token_command=tuple(command) if command else None)
+
+
+def read_token(settings: RemoteSettings, environ: Any) -> str | None:
+    """The bearer token: ``FLYTE_DEPLOY_TOKEN``, else the stripped output of ``token_command``,
+    else None. A failing command is a ``UsageError`` that shows neither its output nor the token."""
+    token = environ.get(TOKEN_VARIABLE, "").strip()
+    if token:
+        return token
+    if not settings.token_command:
+        return None
+    program = settings.token_command[0]
+    try:
+        proc = subprocess.run(list(settings.token_command), capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise UsageError(f"token_command: program {program!r} not found") from None
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"token_command {program!r} did not finish within 60s") from None
+    if proc.returncode != 0:
+        raise UsageError(f"token_command {program!r} failed with exit code {proc.returncode}")
+    token = proc.stdout.strip()
+    if not token:
+        raise UsageError(f"token_command {program!r} printed no token")
+    return token
+
+
+class TaskServiceConnection:
+    """One connection to a control plane's TaskService (close it when done)."""
+
+    def __init__(self, settings: RemoteSettings, token: str | None) -> None:
+        self.settings = settings
+        self._token = token
+        self._headers = {"authorization": f"Bearer {token}"} if token else {}
+        transport = SyncHTTPTransport(
+            tls_ca_cert=settings.ca_cert.read_bytes() if settings.ca_cert else None,
+            tls_include_system_certs=True, timeout=settings.timeout, connect_timeout=min(settings.timeout, 10.0))
+        self._client = TaskServiceClientSync(settings.address, http_client=SyncClient(transport),
+                                             timeout_ms=int(settings.timeout * 1000))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "TaskServiceConnection":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- calls ------------------------------------------------------------------------
+
+    def task_id(self, spec: task_definition_pb2.TaskSpec) -> task_definition_pb2.TaskIdentifier:
+        """The identifier a spec is registered under (its template's id, our org)."""
+        tid = spec.task_template.id
+        return task_definition_pb2.TaskIdentifier(org=self.settings.org, project=tid.project, domain=tid.domain,
+                                                  name=tid.name, version=tid.version)
+
+    def get_spec(self, task_id: task_definition_pb2.TaskIdentifier) -> task_definition_pb2.TaskSpec | None:
+        """The spec deployed under ``task_id``, or None when there is none."""
+        try:
+            response = self._call("GetTaskDetails", self._client.get_task_details,
+                                  task_service_pb2.GetTaskDetailsRequest(task_id=task_id),
+                                  absent_ok=True)
+        except _Absent:
+            return None
+        return response.details.spec
+
+    def deploy(self, spec: task_definition_pb2.TaskSpec) -> str:
+        """``DeployTask``: ``"created"``, or ``"exists"`` when the version is already there
+        (the caller compares specs)."""
+        request = task_service_pb2.DeployTaskRequest(task_id=self.task_id(spec), spec=spec)
+        try:
+            self._call("DeployTask", self._client.deploy_task, request, exists_ok=True)
+        except _Exists:
+            return "exists"
+        return "created"
+
+    def list_tasks(self, project: str, domain: str) -> list[task_definition_pb2.Task]:
+        """Every task of ``project``/``domain`` (latest version each), across pages."""
+        project_id = identifier_pb2.ProjectIdentifier(organization=self.settings.org, name=project, domain=domain)
+        return list(self._pages("ListTasks", self._client.list_tasks, "tasks",
+                                lambda page: task_service_pb2.ListTasksRequest(
+                                    org=self.settings.org, project_id=project_id, request=page)))
+
+    def list_versions(self, task: task_definition_pb2.TaskIdentifier) -> list[Any]:
+        """Every deployed version of the task named like ``task``, across pages."""
+        name = task_definition_pb2.TaskName(org=task.org, project=task.project, domain=task.domain, name=task.name)
+        return list(self._pages("ListVersions", self._client.list_versions, "versions",
+                                lambda page: task_service_pb2.ListVersionsRequest(task_name=name, request=page)))
+
+    def _pages(self, method: str, call: Callable[..., Any], field: str,
+               make: Callable[[list_pb2.ListRequest], Message]) -> Iterator[Any]:
+        token = ""
+        while True:
+            response = self._call(method, call, make(list_pb2.ListRequest(limit=PAGE_SIZE, token=token)))
+            yield from getattr(response, field)
+            token = response.token
+            if not token:
+                return
+
+    def _call(self, method: str, call: Callable[..., R], request: Message, *, absent_ok: bool = False,
+              exists_ok: bool = False) -> R:
+        attempt = 0
+        while True:
+            try:
+                return call(request, headers=self._headers)
+            except ConnectError as exc:
+                if absent_ok and exc.code == Code.NOT_FOUND:
+                    raise _Absent() from None
+                if exists_ok and exc.code == Code.ALREADY_EXISTS:
+                    raise _Exists() from None
+                if exc.code in TRANSIENT_CODES and not _is_tls_failure(exc) and attempt < self.settings.retries:
+                    time.sleep(RETRY_BASE_DELAY * 2 ** attempt)
+                    attempt += 1
+                    continue
+                raise ControlPlaneError(self.describe_failure(method, exc, attempt + 1)) from None
+
+    def describe_failure(self, method: str, exc: ConnectError, attempts: int) -> str:
+        """One line saying what failed and what to do, without the token."""
+        address = self.settings.address
+        detail = _redact(_short(exc.message), self._token)
+        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+        if _is_tls_failure(exc):
+            return (f"TLS with the control plane at {address} failed: {detail}; if it uses a private CA,"
+                    " set ca_cert (admin.caCertFilePath) to that CA's PEM file")
+        if exc.code == Code.UNAVAILABLE:
+            return f"cannot reach the control plane at {address}{tries}: {detail}"
+        if exc.code == Code.UNAUTHENTICATED:
+            return (f"the control plane at {address} refused the credentials of {method} ({detail});"
+                    f" set {TOKEN_VARIABLE} or token_command")
+        return f"{method} at {address} failed{tries}: {exc.code.value}: {detail}"
+
+
+class _Absent(Exception):
+    """NOT_FOUND, expected by the caller."""
+
+
+class _Exists(Exception):
+    """ALREADY_EXISTS, expected by the caller."""
+
+
+def _is_tls_failure(exc: ConnectError) -> bool:
+    return exc.code == Code.UNAVAILABLE and ("certificate" in exc.message.lower() or "tls" in exc.message.lower())
+
+
+def _short(message: str) -> str:
+    """The transport's message without the request URL boilerplate, on one line."""
+    text = re.sub(r"^Request failed: error sending request for url \([^)]*\): ", "", message)
+    return " ".join(text.split())
+
+
+def _redact(text: str, token: str | None) -> str:
+    return text.replace(token, "***") if token else text
+
+
+def spec_differences(old: Message, new: Message, prefix: str = "") -> list[str]:
+    """Dotted paths of the fields that differ between two messages of one type."""
+    paths: list[str] = []
+    names = sorted({f.name for f, _ in old.ListFields()} | {f.name for f, _ in new.ListFields()})
+    for name in names:
+        a, b = getattr(old, name), getattr(new, name)
+        if a == b:
+            continue
+        field = old.DESCRIPTOR.fields_by_name[name]
+        if field.message_type is not None and not _is_repeated(field) \
+                and not field.message_type.GetOptions().map_entry:
+            paths += spec_differences(a, b, f"{prefix}{name}.") or [f"{prefix}{name}"]
+        else:
+            paths.append(f"{prefix}{name}")
+    return paths
+
+
+def _is_repeated(field: Any) -> bool:
+    flag = getattr(field, "is_repeated", None)
+    return bool(flag) if flag is not None else field.label == field.LABEL_REPEATED
