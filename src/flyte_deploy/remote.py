@@ -105,8 +105,8 @@ def read_token(settings: RemoteSettings, environ: Any) -> str | None:
         return None
     program = settings.token_command[0]
     try:
-        proc = subprocess.run(list(settings.token_command), capture_output=True, text=True, timeout=60,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(list(settings.token_command), check=False, capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise UsageError(f"token_command: program {program!r} not found") from None
     except subprocess.TimeoutExpired:
