@@ -262,3 +262,47 @@ def test_ls_remote_with_the_server_down_is_a_control_plane_error(example, tmp_pa
     result = invoke("ls", "--remote")
     assert result.exit_code == ExitCode.CONTROL_PLANE_FAILED
     assert "cannot reach the control plane at" in result.stderr
+
+
+def test_a_dry_run_checks_the_settings_but_contacts_nothing(example, flyte_server, tmp_path, invoke):
+    write_config(example, flyte_server.endpoint, storage=tmp_path / "bundles")
+    result = invoke("deploy", "workflow.py", "viz_env", "--dry-run", "--output", "json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["backend"] == "remote" and result.json()["registrations"] == []
+    assert flyte_server.service.calls == []
+    assert not (tmp_path / "bundles").exists()
+    assert_no_local_store(example)
+
+
+def test_a_version_deployed_between_look_up_and_registration_is_compared_again(flyte_server, tmp_path):
+    """``DeployTask`` answering ALREADY_EXISTS: the same spec is unchanged, another is refused
+    with the registered and unregistered tasks named."""
+    from flyteidl2.task import task_definition_pb2
+
+    from flyte_deploy.builtin.remote_backend import RemoteDeploy, register
+    from flyte_deploy.errors import RegistrationError
+    from flyte_deploy.remote import RemoteSettings, TaskServiceConnection
+    from flyte_deploy.types import SerializedTask
+
+    def task(name: str, image: str) -> SerializedTask:
+        spec = task_definition_pb2.TaskSpec(short_name=name.split(".")[1])
+        spec.task_template.id.project, spec.task_template.id.domain = "p", "d"
+        spec.task_template.id.name, spec.task_template.id.version = name, "v1"
+        spec.task_template.container.image = image
+        return SerializedTask(environment=name.split(".")[0], name=name, spec=spec)
+
+    settings = RemoteSettings(address=flyte_server.endpoint, org="", project="p", domain="d", ca_cert=None,
+                              timeout=5, retries=0, token_command=None)
+    with TaskServiceConnection(settings, None) as connection:
+        first = [task("env.a", "img:1"), task("env.b", "img:1")]
+        assert [r.status for r in register(RemoteDeploy(connection), first)] == ["created", "created"]
+        # a state that looked up nothing, as if both were deployed after the look-up
+        assert [r.status for r in register(RemoteDeploy(connection), first)] == ["unchanged", "unchanged"]
+        changed = [task("env.a", "img:1"), task("env.b", "img:2"), task("env.c", "img:1")]
+        with pytest.raises(RegistrationError) as info:
+            register(RemoteDeploy(connection), changed)
+    text = str(info.value)
+    assert "task env.b version v1 is already deployed with a different spec (differs in" \
+           " task_template.container.image)" in text
+    assert text.endswith("registered: env.a; not registered: env.b, env.c")
+    assert sorted(flyte_server.service.deployed()) == ["env.a", "env.b"]
