@@ -3,11 +3,11 @@
 from .api import deploy, open_session
 from .errors import (
     BundleError, DependencyError, DiscoveryError, ExitCode, FlyteDeployError, ImageBuildError, PluginError,
-    PolicyViolation, RegistrationError, SerializationError, UploadError, UsageError,
+    PolicyViolation, RegistrationError, RunError, SerializationError, UploadError, UsageError,
 )
 from .hookspecs import hookimpl, hookspec
 from .image import Image
-from .sdk import Cache, Resources, Secret, Task, TaskEnvironment
+from .sdk import Cache, Dir, File, Resources, Secret, Task, TaskEnvironment
 from .session import DeploySession, StashKey
 from .types import (
     Bundle, DeployPlan, DeployRequest, DeployResult, Discovery, ImageBuilder, ImageRef, Registration,
@@ -20,4 +20,5 @@ __all__ = [
     "ImageBuilder", "ImageRef", "PluginError", "PolicyViolation", "Registration", "RegistrationError",
     "Resources", "Secret", "SerializationError", "SerializedTask", "SourceLink", "StashKey", "Task",
     "TaskEnvironment", "UploadError", "UsageError", "Violation", "deploy", "hookimpl", "hookspec", "open_session",
+    "Dir", "File", "RunError",
 ]

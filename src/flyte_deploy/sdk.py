@@ -1,4 +1,4 @@
-"""The user-facing SDK objects: TaskEnvironment, Task, Resources, Secret, Cache.
+"""The user-facing SDK objects: TaskEnvironment, Task, Resources, Secret, Cache, File, Dir.
 
 These are plain values describing what to deploy. They hold no deploy state; the
 deploy phases (see ``hookspecs``) read them. Calling a task locally runs its function.
@@ -90,6 +90,37 @@ class Cache:
     def __post_init__(self) -> None:
         if self.behavior not in ("auto", "override", "disable"):
             raise UsageError(f"Cache behavior must be auto, override or disable, got {self.behavior!r}")
+
+
+@dataclass(frozen=True)
+class File:
+    """A file passed to or returned by a task, by local path or fsspec URL (``s3://...``).
+
+    A task returning a ``File`` with a local path has it uploaded next to its outputs by the
+    runtime; a task receiving one reads it with ``open()``.
+    """
+
+    path: str
+
+    def open(self, mode: str = "rb") -> Any:
+        """Open the file through fsspec (works for local paths and remote URLs)."""
+        import fsspec
+
+        return fsspec.open(self.path, mode).open()
+
+
+@dataclass(frozen=True)
+class Dir:
+    """A directory passed to or returned by a task, by local path or fsspec URL."""
+
+    path: str
+
+    def files(self) -> list[str]:
+        """The paths of every file under the directory, sorted."""
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(self.path)
+        return sorted(fs.find(root))
 
 
 def _caller_location(depth: int = 2) -> tuple[str, int]:
