@@ -1,0 +1,141 @@
+"""``flyte-deploy run``: execute a deployed task the way a remote runtime would.
+
+From the stored ``TaskSpec`` only (the user's code is never imported here): the inputs are
+parsed by the interface's literal types, defaults come from the spec's default inputs,
+``inputs.pb`` is written, and the template's own command and args run in a fresh, empty
+working directory with ``{{.input}}`` and ``{{.outputPrefix}}`` filled in. The subprocess
+sees only the bundle it unpacks (fetched from the URI in the args) and the installed
+packages: its ``PYTHONPATH`` is flyte-deploy's own location, and safe-path mode keeps the
+working directory off ``sys.path``. Any failure is a ``RunError`` naming the task.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from flyteidl2.core import literals_pb2
+from flyteidl2.task import common_pb2, task_definition_pb2
+
+from .builtin.serialize import INPUT_PLACEHOLDER, OUTPUT_PLACEHOLDER
+from .errors import RunError
+from .interface import literal_from_text, literal_to_json, named_literals
+from .runtime import INPUTS_FILE, OUTPUTS_FILE
+
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+#: environment variables that would let the user's environment leak into the runtime's imports
+DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one run: outputs as JSON-able values by name (``o0``, ...), and the
+    task's captured stdout and stderr."""
+
+    task: str
+    version: str
+    outputs: dict[str, Any]
+    stdout: str
+    stderr: str
+
+
+def build_inputs(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str]) -> dict[str, literals_pb2.Literal]:
+    """Literals for every input: given values parsed by their type, then the spec's defaults;
+    an unknown or missing input is a ``RunError`` naming it."""
+    task = spec.task_template.id.name
+    variables = {v.key: v.value.type for v in spec.task_template.interface.inputs.variables}
+    defaults = {p.name: p.parameter.default for p in spec.default_inputs}
+    unknown = [name for name in given if name not in variables]
+    if unknown:
+        raise RunError(f"task {task} has no input {unknown[0]!r} (inputs: {', '.join(variables) or 'none'})")
+    literals: dict[str, literals_pb2.Literal] = {}
+    for name, literal_type in variables.items():
+        if name in given:
+            try:
+                literals[name] = literal_from_text(given[name], literal_type)
+            except ValueError as exc:
+                raise RunError(f"task {task}: input {name!r}: {exc}") from None
+        elif name in defaults:
+            literals[name] = defaults[name]
+    missing = [name for name in variables if name not in literals]
+    if missing:
+        raise RunError(f"task {task}: missing input(s) {', '.join(missing)}; pass --input NAME=VALUE")
+    return literals
+
+
+def runtime_environment(spec: task_definition_pb2.TaskSpec) -> dict[str, str]:
+    """The subprocess environment: ours without Python path settings, plus the template's
+    env vars, with flyte-deploy's own location as the only ``PYTHONPATH`` entry."""
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+    env.update({kv.key: kv.value for kv in spec.task_template.container.env})
+    env["PYTHONPATH"] = str(PACKAGE_PARENT)
+    env["PYTHONSAFEPATH"] = "1"
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
+
+
+def command_line(spec: task_definition_pb2.TaskSpec, inputs_uri: str, outputs_uri: str) -> list[str]:
+    """The template's command and args with the run-time placeholders filled in; ``python``
+    is this interpreter."""
+    container = spec.task_template.container
+    if not container.command and not container.args:
+        raise RunError(f"task {spec.task_template.id.name} has no container command to run")
+    command = [sys.executable if part == "python" else part for part in container.command]
+    args = [a.replace(INPUT_PLACEHOLDER, inputs_uri).replace(OUTPUT_PLACEHOLDER, outputs_uri) for a in container.args]
+    return command + args
+
+
+def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, keep_dir: Path | None = None) -> RunResult:
+    """Run the task of ``spec`` with ``given`` inputs (name to command-line text)."""
+    template = spec.task_template
+    task = template.id.name
+    literals = build_inputs(spec, given)
+    run_dir = Path(tempfile.mkdtemp(prefix="flyte-deploy-run-")) if keep_dir is None else keep_dir
+    try:
+        work, io_dir = run_dir / "work", run_dir / "io"
+        work.mkdir(parents=True)
+        (io_dir / "outputs").mkdir(parents=True)
+        inputs_file = io_dir / INPUTS_FILE
+        inputs_file.write_bytes(common_pb2.Inputs(literals=named_literals(literals)).SerializeToString())
+        argv = command_line(spec, inputs_file.as_uri(), (io_dir / "outputs").as_uri())
+        timeout = template.metadata.timeout.ToTimedelta().total_seconds() if template.metadata.HasField("timeout") else None
+        try:
+            proc = subprocess.run(argv, cwd=work, env=runtime_environment(spec), capture_output=True, text=True,
+                                  timeout=timeout or None)
+        except subprocess.TimeoutExpired:
+            raise RunError(f"task {task} timed out after {timeout:g}s") from None
+        except OSError as exc:
+            raise RunError(f"task {task}: cannot start {argv[0]}: {exc}") from None
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout + proc.stderr)
+            errors = [line[len("error: "):] for line in proc.stderr.splitlines() if line.startswith("error: ")]
+            raise RunError(errors[-1] if errors else f"task {task} exited with code {proc.returncode}")
+        outputs_file = io_dir / "outputs" / OUTPUTS_FILE
+        outputs = common_pb2.Outputs()
+        if template.interface.outputs.variables:
+            if not outputs_file.is_file():
+                raise RunError(f"task {task} finished without writing {OUTPUTS_FILE}")
+            outputs.ParseFromString(outputs_file.read_bytes())
+        values = {named.name: literal_to_json(named.value) for named in outputs.literals}
+        return RunResult(task=task, version=template.id.version, outputs=values, stdout=proc.stdout,
+                         stderr=proc.stderr)
+    finally:
+        if keep_dir is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def parse_inputs(pairs: Sequence[str]) -> dict[str, str]:
+    """``NAME=VALUE`` pairs as a dict; a malformed pair is a ``RunError``."""
+    given: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise RunError(f"--input takes NAME=VALUE, got {pair!r}")
+        given[name] = value
+    return given
