@@ -63,6 +63,12 @@ def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", repr(tp))
 
 
+def a_type(tp: Any) -> str:
+    """``a list[int]``, ``an int``: a type's name with its article, for messages."""
+    name = type_name(tp)
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def _strip_annotated(tp: Any) -> Any:
     while typing.get_origin(tp) is typing.Annotated:
         tp = typing.get_args(tp)[0]
@@ -279,7 +285,7 @@ def typed_interface(func: Callable[..., Any]) -> tuple[interface_pb2.TypedInterf
         lt = _checked(name, tp, literal_type)
         inputs.append(interface_pb2.VariableEntry(key=name, value=interface_pb2.Variable(type=lt)))
         if default is not inspect.Parameter.empty:
-            literal = _checked(name, tp, lambda t: to_literal(default, t))
+            literal = _checked(name, tp, lambda t, d=default: to_literal(d, t), "default ")
             defaults.append(common_pb2.NamedParameter(name=name, parameter=interface_pb2.Parameter(
                 var=interface_pb2.Variable(type=lt), default=literal)))
     outputs = []
@@ -292,13 +298,13 @@ def typed_interface(func: Callable[..., Any]) -> tuple[interface_pb2.TypedInterf
     return interface, defaults
 
 
-def _checked(parameter: str, tp: Any, convert: Callable[[Any], Any]) -> Any:
+def _checked(parameter: str, tp: Any, convert: Callable[[Any], Any], prefix: str = "") -> Any:
     try:
         return convert(tp)
     except InterfaceError:
         raise
     except UnsupportedType as exc:
-        raise InterfaceError(parameter, tp, str(exc)) from None
+        raise InterfaceError(parameter, tp, prefix + str(exc)) from None
 
 
 # -- Python values <-> literals ---------------------------------------------------------------
@@ -348,7 +354,7 @@ def to_literal(value: Any, tp: Any) -> literals_pb2.Literal:
                                                         type=_tagged(literal_type(variant), type_name(variant))))
         raise UnsupportedType(f"value {value!r} matches no variant of {type_name(tp)}")
     if not _matches(value, tp) and tp not in (File, Dir) and not _is_pydantic(tp) and not _is_dataclass_type(tp):
-        raise UnsupportedType(f"value {value!r} is not a {type_name(tp)}")
+        raise UnsupportedType(f"value {value!r} is not {a_type(tp)}")
     if tp is NoneType:
         return _scalar(none_type=literals_pb2.Void())
     if tp is bool:
@@ -381,12 +387,12 @@ def to_literal(value: Any, tp: Any) -> literals_pb2.Literal:
             literals={k: to_literal(v, element) for k, v in value.items()}))
     if tp in (File, Dir):
         if not isinstance(value, tp):
-            raise UnsupportedType(f"value {value!r} is not a {tp.__name__}")
+            raise UnsupportedType(f"value {value!r} is not {a_type(tp)}")
         return _scalar(blob=literals_pb2.Blob(uri=value.path, metadata=literals_pb2.BlobMetadata(
             type=literal_type(tp).blob)))
     if _is_pydantic(tp) or _is_dataclass_type(tp):
         if not isinstance(value, tp):
-            raise UnsupportedType(f"value {value!r} is not a {tp.__name__}")
+            raise UnsupportedType(f"value {value!r} is not {a_type(tp)}")
         return _scalar(binary=literals_pb2.Binary(value=msgpack.packb(to_jsonable(value, tp)), tag=MSGPACK))
     raise UnsupportedType(f"type {type_name(tp)} has no Flyte representation")
 
@@ -432,7 +438,7 @@ def from_literal(literal: literals_pb2.Literal, tp: Any) -> Any:
             return from_jsonable(msgpack.unpackb(scalar.binary.value), tp)
     if which == "blob" and tp in (File, Dir):
         return tp(path=scalar.blob.uri)
-    raise UnsupportedType(f"a {which} literal is not a {type_name(tp)}")
+    raise UnsupportedType(f"a {which} literal is not {a_type(tp)}")
 
 
 def _from_primitive(primitive: literals_pb2.Primitive, tp: Any) -> Any:
@@ -454,7 +460,7 @@ def _from_primitive(primitive: literals_pb2.Primitive, tp: Any) -> Any:
             return tp[primitive.string_value]
         except KeyError:
             raise UnsupportedType(f"{primitive.string_value!r} is not a member of {tp.__name__}") from None
-    raise UnsupportedType(f"a {which} is not a {type_name(tp)}")
+    raise UnsupportedType(f"a {which} is not {a_type(tp)}")
 
 
 # -- Python values <-> JSON-able data (dataclass and pydantic fields) ------------------------

@@ -30,7 +30,7 @@ from flyteidl2.task import common_pb2
 
 from .errors import ExitCode, RunError
 from .interface import (
-    UnsupportedType, from_literal, input_parameters, named_literals, output_types, to_literal, type_name,
+    UnsupportedType, a_type, from_literal, input_parameters, named_literals, output_types, to_literal,
 )
 from .sdk import Dir, File, Task
 from .storage import filesystem, join
@@ -106,7 +106,7 @@ def read_inputs(uri: str, func: Callable[..., Any], task_name: str) -> dict[str,
         try:
             kwargs[named.name] = from_literal(named.value, types[named.name])
         except UnsupportedType as exc:
-            raise RunError(f"task {task_name}: input {named.name!r} is not a {type_name(types[named.name])}:"
+            raise RunError(f"task {task_name}: input {named.name!r} is not {a_type(types[named.name])}:"
                            f" {exc}") from None
     return kwargs
 
@@ -125,16 +125,16 @@ def _upload(value: Any, prefix: str) -> Any:
 def write_outputs(result: Any, func: Callable[..., Any], uri: str, task_name: str) -> list[str]:
     """Write ``outputs.pb`` under ``uri``; returns the output names."""
     types = output_types(func)
-    values = list(result) if len(types) > 1 else ([] if not types else [result])
     if len(types) > 1 and (not isinstance(result, tuple) or len(result) != len(types)):
         raise RunError(f"task {task_name} must return a tuple of {len(types)} values, got {result!r}")
+    values = list(result) if len(types) > 1 else [result][:len(types)]
     literals = {}
-    for index, (value, tp) in enumerate(zip(values, types)):
+    for index, (value, tp) in enumerate(zip(values, types, strict=True)):
         name = f"o{index}"
         try:
             literals[name] = to_literal(_upload(value, join(uri, "data", name)), tp)
         except UnsupportedType as exc:
-            raise RunError(f"task {task_name}: output {name} is not a {type_name(tp)}: {exc}") from None
+            raise RunError(f"task {task_name}: output {name} is not {a_type(tp)}: {exc}") from None
     fs, path = filesystem(join(uri, OUTPUTS_FILE))
     fs.pipe_file(path, common_pb2.Outputs(literals=named_literals(literals)).SerializeToString(deterministic=True))
     return list(literals)
