@@ -133,6 +133,8 @@ def test_union_picks_the_matching_variant() -> None:
     # the command line reads a union as JSON first, and as plain text when it is not JSON
     assert literal_to_json(literal_from_text("7", literal_type(Union[int, str]))) == 7
     assert literal_to_json(literal_from_text("seven", literal_type(Union[int, str]))) == "seven"
+    assert literal_to_json(literal_from_text("123", literal_type(Optional[str]))) == "123"
+    assert literal_to_json(literal_from_text("null", literal_type(Optional[str]))) is None
 
 
 def test_dataclass_is_a_struct_with_json_schema() -> None:

@@ -575,10 +575,9 @@ def literal_from_text(text: str, lt: types_pb2.LiteralType) -> literals_pb2.Lite
         return literal_from_json(text.lower() in ("true", "yes"), lt)
     if kind == "union_type":
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = text
-        return literal_from_json(data, lt)
+            return literal_from_json(json.loads(text), lt)
+        except (json.JSONDecodeError, ValueError):
+            return literal_from_json(text, lt)  # plain text, for the union's str variant
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
