@@ -183,7 +183,7 @@ types_env = fd.TaskEnvironment(name="types")
 def everything(i: int, f: float, s: str, b: bool, by: bytes, dt: datetime.datetime, td: datetime.timedelta,
                color: Color, items: list[int], table: dict[str, float], maybe: Optional[str], either: int | str,
                point: Point, model: Model, data: fd.File, folder: fd.Dir,
-               epochs: int = 3, when: Optional[datetime.datetime] = None, origin: Point = Point(1, 2.0),
+               epochs: int = 3, when: Optional[datetime.datetime] = None, origin: Point = Point(1, 2.0),  # noqa: B008
                shade: Color = Color.GREEN) -> tuple[int, Point]:
     return i, point
 
