@@ -18,7 +18,7 @@ from flyteidl2.task import task_definition_pb2, task_service_pb2
 
 import flyte_deploy as fd
 from flyte_deploy.builtin.local_backend import load_task_spec
-from flyte_deploy.builtin.serialize import RUNTIME_COMMAND, serialize
+from flyte_deploy.builtin.serialize import RUNTIME_COMMAND, resources, security_context, serialize
 from flyte_deploy.errors import SerializationError
 from flyte_deploy.image import Image
 from flyte_deploy.types import DeployPlan, DeployRequest
@@ -146,6 +146,22 @@ def test_retries_timeout_interruptible_and_cache(tmp_path: Path) -> None:
     assert pinned.discovery_version == "v7" and pinned.cache_serializable is True
     with pytest.raises(SerializationError, match="task training.override_without_version: .*needs a version"):
         spec_of(override_without_version, tmp_path)
+
+
+@pytest.mark.parametrize("gpu,count,device", [(2, "2", None), ("A100:2", "2", "a100"), ("L4", "1", "l4"),
+                                              ("nvidia-tesla-t4:1", "1", "nvidia-tesla-t4")])
+def test_gpu_count_and_accelerator(gpu, count, device) -> None:
+    proto, extended = resources(defaults_only, fd.Resources(gpu=gpu))
+    assert resource_map(proto.requests) == {"GPU": count} and not proto.limits
+    assert (extended.gpu_accelerator.device if extended else None) == device
+
+
+def test_user_named_secret_variable_is_kept_as_written(tmp_path: Path) -> None:
+    env = fd.TaskEnvironment(name="lower", secrets=[fd.Secret(key="k", as_env_var="my_token")])
+    assert security_context(fd.Task(defaults_only.func, env)).secrets[0].env_var == "my_token"
+    bad = fd.TaskEnvironment(name="bad", secrets=[fd.Secret(key="k", as_env_var="MY-TOKEN")])
+    with pytest.raises(SerializationError, match="secret 'k' maps to environment variable 'MY-TOKEN'"):
+        security_context(fd.Task(defaults_only.func, bad))
 
 
 def test_bad_resource_quantity_names_the_task(tmp_path: Path) -> None:

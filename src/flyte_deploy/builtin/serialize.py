@@ -43,7 +43,7 @@ RESOURCE_NAMES = {
     "disk": tasks_pb2.Resources.EPHEMERAL_STORAGE,
 }
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _runtime_version() -> str:
@@ -86,7 +86,8 @@ def _quantity(task: Task, name: str, value: Any) -> str:
 
 def resources(task: Task, resources: Resources) -> tuple[tasks_pb2.Resources | None, tasks_pb2.ExtendedResources | None]:
     """Requests and limits: a single value is a request, a ``(request, limit)`` pair both
-    (as the Flyte SDK does); a GPU ``"A100:2"`` is 2 GPUs of accelerator device ``a100``."""
+    (as the Flyte SDK does); a GPU ``"A100:2"`` is 2 GPUs of accelerator device ``a100``,
+    ``"A100"`` one of them."""
     requests, limits, device = [], [], None
     for name, enum_value in RESOURCE_NAMES.items():
         value = getattr(resources, name)
@@ -96,9 +97,9 @@ def resources(task: Task, resources: Resources) -> tuple[tasks_pb2.Resources | N
         if isinstance(value, tuple) and len(value) != 2:
             raise SerializationError(f"task {task.name}: resource {name} must be a value or a (request, limit)"
                                      f" pair, got {value!r}")
-        if name == "gpu" and isinstance(request, str) and ":" in request:
-            device, request = request.split(":", 1)
-            device = device.strip().lower().replace(" ", "-").replace("_", "-")
+        if name == "gpu" and isinstance(request, str) and not _QUANTITY.match(request):
+            device, _, count = request.partition(":")
+            device, request = device.strip().lower().replace(" ", "-").replace("_", "-"), count or "1"
         if request is not None:
             requests.append(tasks_pb2.Resources.ResourceEntry(name=enum_value, value=_quantity(task, name, request)))
         if limit is not None:
@@ -114,8 +115,8 @@ def security_context(task: Task) -> security_pb2.SecurityContext | None:
     ``as_env_var`` the variable is ``GROUP_KEY`` upper-cased, as in the Flyte SDK."""
     secrets = []
     for secret in task.effective_secrets:
-        env_var = secret.as_env_var or (f"{secret.group}_{secret.key}" if secret.group else secret.key)
-        env_var = env_var.replace("-", "_").upper()
+        env_var = secret.as_env_var or (f"{secret.group}_{secret.key}" if secret.group else secret.key
+                                        ).replace("-", "_").upper()
         if not _ENV_VAR.match(env_var):
             raise SerializationError(f"task {task.name}: secret {secret.key!r} maps to environment variable"
                                      f" {env_var!r}, which is not a valid name; set as_env_var")
