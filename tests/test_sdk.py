@@ -38,14 +38,8 @@ def test_task_settings_merge_environment_and_task_overrides():
         return None
 
     assert work.effective_resources == fd.Resources(cpu=1, memory=("2Gi", "4Gi"))
-    assert work.effective_resources.requests_and_limits() == ({"cpu": "1", "memory": "2Gi"},
-                                                             {"cpu": "1", "memory": "4Gi"})
     assert work.effective_env_vars == {"A": "1", "B": "y"}
     assert [s.key for s in work.effective_secrets] == ["token", "db"]
-
-
-def test_gpu_with_accelerator_name_counts_units():
-    assert fd.Resources(gpu="A100:2").requests_and_limits() == ({"gpu": "2"}, {"gpu": "2"})
 
 
 @pytest.mark.parametrize("name", ["", "Upper", "has space", "-lead", "trail-", 42])
@@ -63,8 +57,6 @@ def test_bad_arguments_name_the_environment_or_task():
     env.task(_f)
     with pytest.raises(fd.UsageError, match="already has a task named '_f'"):
         env.task(_f)
-    with pytest.raises(fd.UsageError, match="Resources.cpu must be a value or a"):
-        fd.Resources(cpu=(1, 2, 3)).requests_and_limits()
     with pytest.raises(fd.UsageError, match="Cache behavior"):
         fd.Cache("sometimes")
 

@@ -21,7 +21,8 @@ _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$")
 
 @dataclass(frozen=True)
 class Resources:
-    """Compute resources. Each value is a request, or a ``(request, limit)`` tuple.
+    """Compute resources. Each value is a request only, or a ``(request, limit)`` tuple
+    (as in the Flyte SDK; serialization validates the quantities).
 
     ``cpu`` in cores (``1``, ``0.5``, ``"500m"``), ``memory``/``disk`` as Kubernetes
     quantities (``"4Gi"``), ``gpu`` as a count or ``"A100:1"``.
@@ -31,29 +32,6 @@ class Resources:
     memory: Any = None
     gpu: Any = None
     disk: Any = None
-
-    def requests_and_limits(self) -> tuple[dict[str, str], dict[str, str]]:
-        """Split into ``(requests, limits)`` dicts of string quantities; a single
-        value is both the request and the limit, as in Flyte."""
-        requests: dict[str, str] = {}
-        limits: dict[str, str] = {}
-        for name in ("cpu", "memory", "gpu", "disk"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if isinstance(value, tuple):
-                if len(value) != 2:
-                    raise UsageError(f"Resources.{name} must be a value or a (request, limit) pair, got {value!r}")
-                request, limit = value
-            else:
-                request = limit = value
-            if name == "gpu" and isinstance(request, str) and ":" in request:
-                request = limit = request.split(":", 1)[1]
-            if request is not None:
-                requests[name] = str(request)
-            if limit is not None:
-                limits[name] = str(limit)
-        return requests, limits
 
     def merged(self, override: "Resources | None") -> "Resources":
         """This value with every field that ``override`` sets replaced."""
