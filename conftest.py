@@ -5,4 +5,5 @@ process id."""
 pytest_plugins = [
     "tests.fixtures.processes",
     "tests.fixtures.flyte_server",
+    "tests.fixtures.gitrepos",
 ]
