@@ -324,7 +324,36 @@ def source_location(func: Callable[..., Any]) -> tuple[str, int] | None:
     return os.path.abspath(code.co_filename), definition_line(func)
 
 
+@dataclass(frozen=True)
+class TaskSource:
+    """Where a task's function is, for a link: its checkout's ``status``, the ``path``
+    relative to the checkout's root and the ``line`` of its ``def``."""
+
+    status: GitStatus
+    path: str
+    line: int
+
+    @property
+    def anchor_line(self) -> int | None:
+        """``line`` when the tree is clean, else ``None`` (the file may differ from the commit)."""
+        return self.line if self.status.clean else None
+
+
+def task_source(session: "DeploySession", func: Callable[..., Any]) -> TaskSource | None:
+    """The ``TaskSource`` of ``func`` (a task's function), using the session's git cache;
+    ``None`` when its file is in no readable repository with a commit."""
+    location = source_location(func)
+    if location is None:
+        return None
+    filename, line = location
+    status = git_status_for(session, filename)
+    path = status.relative_path(filename) if status is not None else None
+    if status is None or path is None:
+        return None
+    return TaskSource(status=status, path=path, line=line)
+
+
 __all__ = [
-    "GIT_STATUS_CACHE", "GitStatus", "GitStatusCache", "RemoteURL", "blob_url", "definition_line",
-    "git_status_for", "parse_remote_url", "quote_path", "source_location",
+    "GIT_STATUS_CACHE", "GitStatus", "GitStatusCache", "RemoteURL", "TaskSource", "blob_url", "definition_line",
+    "git_status_for", "parse_remote_url", "quote_path", "source_location", "task_source",
 ]

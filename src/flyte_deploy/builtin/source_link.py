@@ -9,7 +9,7 @@ the deploy goes on. Other hosts are left to plugins such as ``flyte-deploy-bitbu
 
 from __future__ import annotations
 
-from ..gitstatus import PUBLIC_FORGES, git_status_for, source_location
+from ..gitstatus import PUBLIC_FORGES, task_source
 from ..hookspecs import hookimpl
 from ..sdk import Task
 from ..session import DeploySession
@@ -18,15 +18,8 @@ from ..types import SerializedTask, SourceLink
 
 @hookimpl(trylast=True)
 def attach_source_link(session: DeploySession, task: Task, serialized: SerializedTask) -> SourceLink | None:
-    location = source_location(task.func)
-    if location is None:
+    source = task_source(session, task.func)
+    if source is None or source.status.remote is None:
         return None
-    filename, line = location
-    status = git_status_for(session, filename)
-    if status is None:
-        return None
-    path = status.relative_path(filename)
-    url = status.build_url(path, line) if path is not None else None
-    if url is None or status.remote is None:
-        return None
-    return SourceLink(url=url, provider=PUBLIC_FORGES[status.remote.host])
+    url = source.status.build_url(source.path, source.line)
+    return SourceLink(url=url, provider=PUBLIC_FORGES[source.status.remote.host]) if url else None
