@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from flyte_deploy.gitstatus import (
-    GitStatus, GitStatusCache, RemoteURL, blob_url, definition_line, parse_remote_url, source_location,
+    GitStatus,
+    GitStatusCache,
+    RemoteURL,
+    blob_url,
+    definition_line,
+    parse_remote_url,
+    source_location,
 )
 from tests.fixtures.gitrepos import GitRepos
 
@@ -171,7 +177,8 @@ def test_repository_owned_by_another_user_is_refused(git_repos: GitRepos) -> Non
         pytest.skip("chowning a repository to nobody needs root")
     repo = git_repos.init("foreign", TASKS, remote=GITHUB)
     subprocess.run(["chown", "-R", "nobody", str(repo)], check=True)
-    refused = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=repo, capture_output=True, text=True)
+    refused = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=repo, capture_output=True, text=True,
+                             check=False)
     assert refused.returncode != 0 and "dubious ownership" in refused.stderr
     assert GitStatus.from_path(repo / "pkg" / "tasks.py") is None
 

@@ -126,8 +126,7 @@ def parse_remote_url(url: str) -> RemoteURL | None:
     host = host.lower()
     host = HOST_ALIASES.get(host, host)
     path = path.strip("/")
-    if path.endswith(".git"):
-        path = path[: -len(".git")]
+    path = path.removesuffix(".git")
     segments = [s for s in path.split("/") if s]
     if len(segments) < 2 or any(s in (".", "..") for s in segments):
         return None
@@ -262,7 +261,7 @@ class GitStatusCache:
         env = {k: v for k, v in os.environ.items() if k not in REPOSITORY_ENV_VARS}
         env.update(GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0")
         try:
-            done = subprocess.run([self.git, "-C", str(cwd), *args], capture_output=True, text=True,
+            done = subprocess.run([self.git, "-C", str(cwd), *args], capture_output=True, text=True, check=False,
                                   timeout=GIT_TIMEOUT, env=env, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.debug("source links: git %s in %s failed: %s", args[0], cwd, type(exc).__name__)

@@ -60,7 +60,7 @@ def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = subprocess.run(
         [str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--ignore-installed",
          "--no-input", "--disable-pip-version-check", "-q", str(source)],
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, check=False, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return python
 
@@ -68,7 +68,7 @@ def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def flyte_deploy(python: Path | str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """``python -m flyte_deploy args`` with this checkout's flyte_deploy first on the path."""
     return subprocess.run([str(python), "-m", "flyte_deploy", *args], cwd=cwd, capture_output=True, text=True,
-                          env=deploy_env(), timeout=120)
+                          check=False, env=deploy_env(), timeout=120)
 
 
 def links(python: Path | str, project: Path, *args: str) -> dict[str, str | None]:
@@ -92,7 +92,7 @@ def bitbucket_project(git_repos: GitRepos) -> Path:
 def test_the_venv_imports_this_checkouts_flyte_deploy(plugin_python: Path, tmp_path: Path) -> None:
     done = subprocess.run([str(plugin_python), "-c", "import flyte_deploy, flyte_deploy_bitbucket as b;"
                            "print(flyte_deploy.__file__); print(b.__file__)"],
-                          capture_output=True, text=True, env=deploy_env(), cwd=tmp_path)
+                          capture_output=True, text=True, check=False, env=deploy_env(), cwd=tmp_path)
     ours, plugin = done.stdout.split()
     assert Path(ours).is_relative_to(PLUGIN_DIR.parents[1] / "src")
     assert Path(plugin).is_relative_to(plugin_python.parents[1])  # installed into the venv, not the source
