@@ -320,6 +320,10 @@ def test_cache_runs_git_once_per_directory_and_repository(git_repos: GitRepos) -
     assert len(statuses) == 1
     cache.status_for(repo / "a" / "one.py")
     assert cache.runs == 6
+    found = cache.file_in_repository(str(repo / "b" / "three.py"))
+    assert found is not None and found[1] == "b/three.py" and found[0] in statuses
+    assert cache.file_in_repository(str(repo / "b" / "gone.py")) is None
+    assert cache.runs == 6
 
 
 # -- the def line ------------------------------------------------------------------------

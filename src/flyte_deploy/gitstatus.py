@@ -21,12 +21,14 @@ one deploy runs git once per directory and repository, however many tasks it lin
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import logging
 import os
 import re
 import shutil
 import subprocess
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -210,6 +212,7 @@ class GitStatusCache:
         self.runs = 0
         self._roots: dict[str, Path | None] = {}
         self._statuses: dict[Path, GitStatus | None] = {}
+        self._files: dict[str, tuple[GitStatus, str] | None] = {}
 
     def status_for(self, path: str | os.PathLike[str]) -> GitStatus | None:
         """The status of the repository containing ``path``, or ``None`` (see module doc)."""
@@ -229,6 +232,15 @@ class GitStatusCache:
         if root not in self._statuses:
             self._statuses[root] = self._read_status(root)
         return self._statuses[root]
+
+    def file_in_repository(self, filename: str) -> tuple[GitStatus, str] | None:
+        """The status of the repository holding ``filename`` and the file's path relative
+        to its root, or ``None``; cached per file name."""
+        if filename not in self._files:
+            status = self.status_for(filename)
+            path = status.relative_path(filename) if status is not None else None
+            self._files[filename] = (status, path) if status is not None and path is not None else None
+        return self._files[filename]
 
     def _read_status(self, root: Path) -> GitStatus | None:
         commit = self._git(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
@@ -277,12 +289,17 @@ class GitStatusCache:
 GIT_STATUS_CACHE: StashKey[GitStatusCache] = StashKey()
 
 
-def git_status_for(session: "DeploySession", path: str | os.PathLike[str]) -> GitStatus | None:
-    """``GitStatus`` of the repository containing ``path``, cached for the session's deploy."""
+def session_cache(session: "DeploySession") -> GitStatusCache:
+    """The deploy's ``GitStatusCache`` (kept in ``session.stash``, shared by all plugins)."""
     cache = session.stash.get(GIT_STATUS_CACHE)
     if cache is None:
         cache = session.stash[GIT_STATUS_CACHE] = GitStatusCache()
-    return cache.status_for(path)
+    return cache
+
+
+def git_status_for(session: "DeploySession", path: str | os.PathLike[str]) -> GitStatus | None:
+    """``GitStatus`` of the repository containing ``path``, cached for the session's deploy."""
+    return session_cache(session).status_for(path)
 
 
 # -- where a function is defined ------------------------------------------------------
@@ -291,26 +308,34 @@ def git_status_for(session: "DeploySession", path: str | os.PathLike[str]) -> Gi
 def definition_line(func: Callable[..., Any]) -> int:
     """The line of ``func``'s ``def`` (or ``async def``), below any decorators.
 
-    ``co_firstlineno`` is the first decorator's line; the source block from there is
-    parsed to find the ``def``. Falls back to ``co_firstlineno`` when there is no source.
+    ``co_firstlineno`` is the first decorator's line; the function's file is parsed (once
+    per file version) to map it to the ``def`` line. Falls back to ``co_firstlineno`` when
+    the file cannot be read or parsed, or for a lambda.
     """
-    first = func.__code__.co_firstlineno
+    code = func.__code__
     try:
-        lines, start = inspect.getsourcelines(func)
-    except (OSError, TypeError):
-        return first
-    source = "".join(lines)
-    offset = 0
-    if lines and lines[0][:1] in (" ", "\t"):  # a method or nested function: give it a parent block
-        source, offset = "if True:\n" + source, 1
+        stat = os.stat(code.co_filename)
+    except OSError:
+        return code.co_firstlineno
+    return _definition_lines(code.co_filename, stat.st_mtime_ns, stat.st_size).get(
+        code.co_firstlineno, code.co_firstlineno)
+
+
+@functools.lru_cache(maxsize=256)
+def _definition_lines(filename: str, mtime_ns: int, size: int) -> dict[int, int]:
+    """First line (first decorator, else ``def``) -> ``def`` line of every function in the
+    file; keyed by modification time and size, so an edited file is parsed again."""
     try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return first
+        with tokenize.open(filename) as handle:  # honours a coding cookie, like the import did
+            tree = ast.parse(handle.read(), filename)
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return {}
+    lines: dict[int, int] = {}
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            return start + node.lineno - 1 - offset
-    return first
+            first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+            lines.setdefault(first, node.lineno)
+    return lines
 
 
 def source_location(func: Callable[..., Any]) -> tuple[str, int] | None:
@@ -345,14 +370,14 @@ def task_source(session: "DeploySession", func: Callable[..., Any]) -> TaskSourc
     if location is None:
         return None
     filename, line = location
-    status = git_status_for(session, filename)
-    path = status.relative_path(filename) if status is not None else None
-    if status is None or path is None:
+    found = session_cache(session).file_in_repository(filename)
+    if found is None:
         return None
+    status, path = found
     return TaskSource(status=status, path=path, line=line)
 
 
 __all__ = [
     "GIT_STATUS_CACHE", "GitStatus", "GitStatusCache", "RemoteURL", "TaskSource", "blob_url", "definition_line",
-    "git_status_for", "parse_remote_url", "quote_path", "source_location", "task_source",
+    "git_status_for", "parse_remote_url", "quote_path", "session_cache", "source_location", "task_source",
 ]
