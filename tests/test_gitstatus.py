@@ -439,3 +439,11 @@ def test_def_line_without_source_falls_back_to_the_code_object() -> None:
     exec(compile("\n\n@staticmethod\ndef made(x):\n    return x\n", "<generated>", "exec"), namespace)
     func = namespace["made"].__func__
     assert definition_line(func) == func.__code__.co_firstlineno == 3
+
+
+def test_non_utf8_file_names_in_the_status_are_read(git_repos: GitRepos) -> None:
+    repo = git_repos.init("bytes", TASKS, remote=GITHUB)
+    git_repos.git(repo, "config", "core.quotePath", "false")
+    os.close(os.open(os.path.join(os.fsencode(repo), b"caf\xe9.txt"), os.O_CREAT | os.O_WRONLY))
+    status = GitStatus.from_path(repo / "pkg" / "tasks.py")
+    assert status is not None and not status.clean

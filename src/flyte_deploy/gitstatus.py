@@ -207,8 +207,8 @@ class GitStatusCache:
     """Runs git at most once per directory (to find its repository) and once per
     repository (its status); ``runs`` counts the git processes started."""
 
-    def __init__(self, git: str | None = None) -> None:
-        self.git = git if git is not None else shutil.which("git")
+    def __init__(self) -> None:
+        self.git = shutil.which("git")
         self.runs = 0
         self._roots: dict[str, Path | None] = {}
         self._statuses: dict[Path, GitStatus | None] = {}
@@ -273,7 +273,8 @@ class GitStatusCache:
         env = {k: v for k, v in os.environ.items() if k not in REPOSITORY_ENV_VARS}
         env.update(GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0")
         try:
-            done = subprocess.run([self.git, "-C", str(cwd), *args], capture_output=True, text=True, check=False,
+            done = subprocess.run([self.git, "-C", str(cwd), *args], capture_output=True, check=False,
+                                  encoding="utf-8", errors="surrogateescape",  # any path bytes round-trip
                                   timeout=GIT_TIMEOUT, env=env, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.debug("source links: git %s in %s failed: %s", args[0], cwd, type(exc).__name__)
