@@ -244,3 +244,24 @@ def test_no_link_but_a_successful_deploy(git_repos: GitRepos, tmp_path: Path, ca
     assert set(links) == set(TASK_DEFS)
     assert set(links.values()) == {None}
     assert "error" not in done.stderr.lower()
+
+
+def test_a_commit_that_only_moves_the_link_redeploys_the_same_version_unchanged(git_repos, invoke, monkeypatch):
+    """Same code, same bundle, same version: a new commit (here a README change) changes
+    the link but must not make the version look like a different spec."""
+    repo = git_repos.init("moving", {
+        "envs.py": "import flyte_deploy as fd\nenv = fd.TaskEnvironment(name='moving')\n\n\n"
+                   "@env.task\ndef hello() -> str:\n    return 'hi'\n",
+    }, remote="git@github.com:acme/moving.git")
+    monkeypatch.chdir(repo)
+    first = invoke("deploy", "envs.py", "env", "--output", "json", "-q")
+    assert first.exit_code == 0, first.stderr
+    link_before = first.json()["environments"][0]["tasks"][0]["source_link"]
+    git_repos.write(repo, {"README.md": "docs only\n"})
+    git_repos.commit(repo, "docs")
+    again = invoke("deploy", "envs.py", "env", "--output", "json", "-q")
+    assert again.exit_code == 0, again.stderr
+    data = again.json()
+    assert data["version"] == first.json()["version"]
+    assert data["environments"][0]["tasks"][0]["source_link"] != link_before
+    assert [r["status"] for r in data["registrations"]] == ["unchanged"]

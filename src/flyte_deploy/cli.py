@@ -144,7 +144,7 @@ def ls_command(root_dir: Path | None, store: str | None, output: str, remote: bo
         return
     table = Table(title=f"Deployed in {config.store_url}", title_justify="left")
     for column in ("environment", "version", "tasks", "image", "bundle"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for r in records:
         tasks = "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in r["tasks"])
         table.add_row(r["environment"], r["version"], tasks, r["image"], r["bundle"] or "none")
@@ -175,7 +175,7 @@ def _list_remote(config: Any, output: str) -> None:
         return
     table = Table(title=f"Deployed on {where}", title_justify="left")
     for column in ("task", "environment", "latest", "versions"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for r in records:
         versions = "\n".join(f"{v['version']}  {v['deployed_at'] or ''}".rstrip() for v in r["versions"])
         table.add_row(r["task"], r["environment"] or "-", r["latest"], versions)

@@ -111,6 +111,22 @@ class SerializedTask:
         return self.spec.documentation.source_code.link
 
 
+def without_source_link(spec: "TaskSpec") -> "TaskSpec":
+    """A copy of ``spec`` without its source link: what makes two registrations of one
+    version the same. The link follows the git commit, which changes with commits that
+    do not touch the bundled code (same bundle, same version), so it must not make an
+    identical redeploy look like a changed spec."""
+    copy = type(spec)()
+    copy.CopyFrom(spec)
+    copy.documentation.source_code.Clear()
+    return copy
+
+
+def same_registration(existing: "TaskSpec", new: "TaskSpec") -> bool:
+    """True when ``new`` may be registered under a version ``existing`` already holds."""
+    return without_source_link(existing) == without_source_link(new)
+
+
 @dataclass(frozen=True)
 class SourceLink:
     """A browsable link to the task's source line, and who made it."""

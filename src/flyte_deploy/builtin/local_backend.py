@@ -18,7 +18,7 @@ from ..hookspecs import hookimpl
 from ..sdk import TaskEnvironment
 from ..session import DeploySession
 from ..storage import filesystem, join
-from ..types import DeployPlan, Registration, SerializedTask
+from ..types import DeployPlan, Registration, SerializedTask, same_registration
 
 BACKEND = "local"
 
@@ -34,7 +34,9 @@ def register(store_url: str, environment: TaskEnvironment, tasks: Sequence[Seria
     for task in tasks:
         path = f"{base}/{task.name.split('.', 1)[1]}.pb"
         if fs.exists(path):
-            if fs.cat_file(path) != blobs[task.name]:
+            existing = task_definition_pb2.TaskSpec()
+            existing.ParseFromString(fs.cat_file(path))
+            if not same_registration(existing, task.spec):
                 raise RegistrationError(f"task {task.name} version {version} is already deployed with a different"
                                         " spec; versions are immutable: pass a new --version")
             statuses[task.name] = "unchanged"

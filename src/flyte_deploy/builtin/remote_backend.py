@@ -26,7 +26,9 @@ from ..hookspecs import hookimpl
 from ..remote import RemoteSettings, TaskServiceConnection, read_token, spec_differences
 from ..sdk import TaskEnvironment
 from ..session import DeploySession, StashKey
-from ..types import DeployPlan, DeployResult, Registration, SerializedTask
+from ..types import (
+    DeployPlan, DeployResult, Registration, SerializedTask, same_registration, without_source_link,
+)
 
 BACKEND = "remote"
 RERUN_HINT = "run the same command again to register the rest"
@@ -63,7 +65,7 @@ def look_up(connection: TaskServiceConnection, tasks: Sequence[SerializedTask]) 
         existing = connection.get_spec(connection.task_id(task.spec))
         if existing is None:
             status[task.name] = "new"
-        elif existing == task.spec:
+        elif same_registration(existing, task.spec):
             status[task.name] = "unchanged"
         else:
             conflicts.append(_conflict(task, existing))
@@ -73,7 +75,7 @@ def look_up(connection: TaskServiceConnection, tasks: Sequence[SerializedTask]) 
 
 
 def _conflict(task: SerializedTask, existing: task_definition_pb2.TaskSpec) -> str:
-    fields = spec_differences(existing, task.spec)
+    fields = spec_differences(without_source_link(existing), without_source_link(task.spec))
     shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
     version = task.spec.task_template.id.version
     return f"task {task.name} version {version} is already deployed with a different spec (differs in {shown})"
@@ -93,7 +95,7 @@ def register(state: RemoteDeploy, tasks: Sequence[SerializedTask]) -> list[Regis
             outcome = connection.deploy(task.spec)
             if outcome == "exists":  # deployed meanwhile: same spec is fine, another is refused
                 existing = connection.get_spec(connection.task_id(task.spec))
-                if existing is not None and existing != task.spec:
+                if existing is not None and not same_registration(existing, task.spec):
                     raise RegistrationError(f"{_conflict(task, existing)}; versions are immutable: pass a new"
                                             " --version", registered=[r.task for r in registrations],
                                             not_registered=pending)
