@@ -19,10 +19,11 @@ from rich.table import Table
 from .api import open_session
 from .builtin import local_backend
 from .builtin.reporting import render_summary
-from .errors import ExitCode, FlyteDeployError, UsageError
+from .errors import ExitCode, FlyteDeployError, PolicyViolation, UsageError
 from .lifecycle import deploy as run_lifecycle
+from .lifecycle import dry_run_result
 from .pluginmanager import hook_names
-from .types import DeployRequest
+from .types import DeployPlan, DeployRequest, Violation
 
 plugin_option = click.option("-p", "plugins", multiple=True, metavar="NAME",
                              help="Load plugin NAME early; `-p no:NAME` disables a plugin.")
@@ -47,6 +48,19 @@ def _parse_pairs(values: Sequence[str], flag: str) -> dict[str, str]:
 @click.version_option(package_name="flyte-deploy")
 def cli() -> None:
     """Deploy Flyte task environments. Every phase is a pluggy hook."""
+
+
+def _deploy_request(path: Path, env_vars: tuple[str, ...], all_envs: bool, recursive: bool) -> DeployRequest:
+    """The request of `deploy`/`check` arguments: FILE ENV..., --all FILE or --recursive DIR."""
+    if all_envs and recursive:
+        raise UsageError("--all and --recursive cannot be combined")
+    if recursive or all_envs:
+        if env_vars:
+            raise UsageError(f"--{'recursive' if recursive else 'all'} takes no environment names, got {' '.join(env_vars)}")
+        return DeployRequest(mode="recursive" if recursive else "all", path=path)
+    if not env_vars:
+        raise UsageError(f"name the environment variable(s) to deploy from {path}, or use --all")
+    return DeployRequest(mode="file", path=path, env_names=env_vars)
 
 
 @cli.command("deploy")
@@ -76,16 +90,7 @@ def deploy_command(path: Path, env_vars: tuple[str, ...], all_envs: bool, recurs
                    project: str | None, domain: str | None, backend: str | None, store: str | None, output: str,
                    quiet: bool, config_file: Path | None, plugins: tuple[str, ...]) -> None:
     """Deploy environments: `deploy FILE ENV...`, `deploy --all FILE`, `deploy --recursive DIR`."""
-    if all_envs and recursive:
-        raise UsageError("--all and --recursive cannot be combined")
-    if recursive or all_envs:
-        if env_vars:
-            raise UsageError(f"--{'recursive' if recursive else 'all'} takes no environment names, got {' '.join(env_vars)}")
-        request = DeployRequest(mode="recursive" if recursive else "all", path=path)
-    else:
-        if not env_vars:
-            raise UsageError(f"name the environment variable(s) to deploy from {path}, or use --all")
-        request = DeployRequest(mode="file", path=path, env_names=env_vars)
+    request = _deploy_request(path, env_vars, all_envs, recursive)
     options = {"project": project, "domain": domain, "backend": backend, "store": store,
                "quiet": quiet or None, "config": config_file}
     overrides = _parse_pairs(images, "--image")
@@ -95,6 +100,54 @@ def deploy_command(path: Path, env_vars: tuple[str, ...], all_envs: bool, recurs
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         render_summary(result, Console())
+
+
+def check_command(path: Path, env_vars: tuple[str, ...], all_envs: bool, recursive: bool, copy_style: str | None,
+                  root_dir: Path | None, version: str | None, images: tuple[str, ...], project: str | None,
+                  domain: str | None, backend: str | None, store: str | None, output: str, quiet: bool,
+                  plugins: tuple[str, ...]) -> None:
+    """Check a deploy without doing it: every phase up to the policies, nothing uploaded,
+    pushed, registered or stored. Exits 6 when a policy plugin reports a violation."""
+    request = _deploy_request(path, env_vars, all_envs, recursive)
+    options = {"project": project, "domain": domain, "backend": backend, "store": store,
+               "quiet": quiet or None}
+    overrides = _parse_pairs(images, "--image")
+    violations: list[Violation] = []
+    with open_session(root_dir, options=options, plugins=plugins, dry_run=True) as session:
+        try:
+            result = run_lifecycle(session, request, version=version, copy_style=copy_style,
+                                   image_overrides=overrides)
+        except PolicyViolation as exc:
+            if not isinstance(exc.plan, DeployPlan):
+                raise
+            violations = exc.violations
+            result = dry_run_result(exc.plan, session.config.backend)
+    if output == "json":
+        click.echo(json.dumps({**result.to_json(), "violations": [
+            {"rule": v.rule, "subject": v.subject, "message": v.message, "plugin": v.plugin} for v in violations
+        ]}, indent=2))
+    else:
+        console = Console()
+        render_summary(result, console)
+        if violations:
+            table = Table(title=f"{len(violations)} policy violation(s)", title_justify="left")
+            for column in ("rule", "subject", "message", "plugin"):
+                table.add_column(column)
+            for v in violations:
+                table.add_row(v.rule, v.subject, v.message, v.plugin or "-")
+            console.print(table)
+        else:
+            console.print("no violations")
+    if violations:
+        plugins_at_fault = ", ".join(sorted({v.plugin for v in violations if v.plugin})) or "unknown plugin"
+        click.echo(f"error: {len(violations)} policy violation(s) reported by {plugins_at_fault}", err=True)
+        raise click.exceptions.Exit(int(ExitCode.POLICY_VIOLATION))
+
+
+cli.add_command(click.Command(
+    "check", callback=check_command, help=check_command.__doc__,
+    params=[param for param in deploy_command.params if param.name != "dry_run"],
+))
 
 
 @cli.command("plugins")

@@ -125,12 +125,14 @@ class RunError(FlyteDeployError):
 
 
 class PolicyViolation(FlyteDeployError):
-    """Raised with every violation found; ``str`` lists them one per line."""
+    """Raised with every violation found; ``str`` lists them one per line. ``plan`` is the
+    ``DeployPlan`` that was rejected (when raised by the lifecycle)."""
 
     exit_code = ExitCode.POLICY_VIOLATION
 
-    def __init__(self, violations: list) -> None:
+    def __init__(self, violations: list, plan: object = None) -> None:
         self.violations = list(violations)
+        self.plan = plan
         super().__init__(f"{len(self.violations)} policy violation(s)")
 
     def __str__(self) -> str:

@@ -143,15 +143,17 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
     session.hook.phase_finished(session=session, phase="serialize_task", duration=time.perf_counter() - started,
                                 detail=f"{len(plan.tasks)} task(s)")
 
+    started = time.perf_counter()
     violations = [v for batch in session.hook.check_plan(session=session, plan=plan) for v in batch]
     if violations:
-        raise PolicyViolation(violations)
+        raise PolicyViolation(violations, plan=plan)
+    checkers = len(session.hook.check_plan.get_hookimpls())
+    session.hook.phase_finished(session=session, phase="check_plan", duration=time.perf_counter() - started,
+                                detail=f"no violations ({checkers} policy check(s))")
 
     backend = session.config.backend
     if session.dry_run:
-        images = tuple(ImageRef(environment=name, uri=image.uri, builder="-", note="dry run: not built")
-                       for name, image in plan.images.items())
-        return _result(plan, backend, images, (), dry_run=True)
+        return dry_run_result(plan, backend)
 
     images = build_images(session, plan)
     if plan.bundle.digest and plan.bundle_uri:
@@ -195,6 +197,13 @@ def build_images(session: DeploySession, plan: DeployPlan) -> tuple[ImageRef, ..
     return tuple(refs)
 
 
+def dry_run_result(plan: DeployPlan, backend: str) -> DeployResult:
+    """What ``plan`` would deploy, with nothing built or registered (dry run, check)."""
+    images = tuple(ImageRef(environment=name, uri=image.uri, builder="-", note="dry run: not built")
+                   for name, image in plan.images.items())
+    return _result(plan, backend, images, (), dry_run=True)
+
+
 def _result(plan: DeployPlan, backend: str, images: tuple[ImageRef, ...], registrations: tuple[Registration, ...],
             dry_run: bool) -> DeployResult:
     assert plan.version is not None
@@ -204,4 +213,4 @@ def _result(plan: DeployPlan, backend: str, images: tuple[ImageRef, ...], regist
                         registrations=registrations)
 
 
-__all__ = ["call_phase", "check_result", "deploy", "resolve_images"]
+__all__ = ["call_phase", "check_result", "deploy", "dry_run_result", "resolve_images"]

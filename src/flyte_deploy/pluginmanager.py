@@ -17,6 +17,7 @@ entry-point plugin, which overrides a built-in (built-in phases are also ``tryla
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -144,6 +145,8 @@ def _attributed(func: Callable[..., Any], hook_name: str, info: PluginInfo) -> C
                 f" (run with -p no:{info.name} to confirm)"
             ) from exc
         check_result(hook_name, result, info)
+        if hook_name == "check_plan":  # reports say which plugin rejected what
+            result = [dataclasses.replace(violation, plugin=info.name) for violation in result]
         return result
 
     return call
@@ -294,9 +297,20 @@ def _policy_sources(config: Config) -> list[tuple[Callable[[], object], PluginIn
         info = PluginInfo(ep.name, "policy", _dist_version(ep), ep.value, status="policy")
         sources.append((functools.partial(_load_entry_point, ep, info), info))
     for name in [p.strip() for p in config.environ.get("FLYTE_DEPLOY_POLICY", "").split(",") if p.strip()]:
-        info = PluginInfo(name, "policy", None, name, status="policy")
+        info = PluginInfo(name, "policy", _module_dist_version(name), name, status="policy")
         sources.append((functools.partial(_import_module, name, info), info))
     return sources
+
+
+def _module_dist_version(module: str) -> str | None:
+    """``"dist version"`` of the installed distribution providing ``module``, if any."""
+    dists = metadata.packages_distributions().get(module.split(".")[0], [])
+    if not dists:
+        return None
+    try:
+        return f"{dists[0]} {metadata.version(dists[0])}"
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _check_required(pm: DeployPluginManager, config: Config) -> None:
@@ -306,6 +320,9 @@ def _check_required(pm: DeployPluginManager, config: Config) -> None:
         if info is None:
             raise UsageError(f"required plugin {name.strip()!r} is not installed or not enabled"
                              f" (required_plugins in {config.pyproject_path or 'configuration'})")
+        if minimum and not info.version:
+            raise UsageError(f"required plugin {name.strip()!r} needs version >= {minimum}, but {info.describe()}"
+                             " has no known version")
         if minimum and info.version and _version_tuple(info.version.split()[-1]) < _version_tuple(minimum):
             raise UsageError(f"required plugin {name.strip()!r} needs version >= {minimum}, found {info.version}")
 
