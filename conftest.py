@@ -3,6 +3,7 @@ control plane) are started by the fixture modules below, on 127.0.0.1, and stopp
 process id."""
 
 pytest_plugins = [
+    "flyte_deploy.testing",
     "tests.fixtures.processes",
     "tests.fixtures.flyte_server",
     "tests.fixtures.gitrepos",
