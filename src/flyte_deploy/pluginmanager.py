@@ -296,7 +296,11 @@ def _policy_sources(config: Config) -> list[tuple[Callable[[], object], PluginIn
     for ep in _sorted_entry_points(POLICY_ENTRY_POINT_GROUP):
         info = PluginInfo(ep.name, "policy", _dist_version(ep), ep.value, status="policy")
         sources.append((functools.partial(_load_entry_point, ep, info), info))
+    installed = {ep.name for ep in _sorted_entry_points(POLICY_ENTRY_POINT_GROUP)}
+    installed |= {ep.value for ep in _sorted_entry_points(POLICY_ENTRY_POINT_GROUP)}
     for name in [p.strip() for p in config.environ.get("FLYTE_DEPLOY_POLICY", "").split(",") if p.strip()]:
+        if name in installed:  # named again in FLYTE_DEPLOY_POLICY: the entry point already loads it
+            continue
         info = PluginInfo(name, "policy", _module_dist_version(name), name, status="policy")
         sources.append((functools.partial(_import_module, name, info), info))
     return sources

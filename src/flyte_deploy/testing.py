@@ -11,8 +11,8 @@ Fixtures:
   each test (and after each in-process run), so same-named project modules never collide.
 * ``plugin_manager``: a fresh ``DeployPluginManager`` with the built-ins, built by
   ``build_plugin_manager`` on an empty temporary root.
-* ``register_plugin``: ``register_plugin(obj, name=None)`` registers a plugin object or
-  module for one test, in ``plugin_manager`` and in every plugin manager an in-process
+* ``register_plugin``: ``register_plugin(obj, name=None, policy=False)`` registers a plugin
+  object or module (as a policy plugin with ``policy=True``) for one test, in ``plugin_manager`` and in every plugin manager an in-process
   deploy builds during the test (through ``FLYTE_DEPLOY_PLUGINS``, the real loading path).
 * ``hook_recorder``: records every hook call of those plugin managers
   (``getcalls(name)``, ``names``).
@@ -139,9 +139,13 @@ class PluginRegistry:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.monkeypatch = monkeypatch
         self.names: list[str] = []
+        self.plugin_names: list[str] = []
+        self.policy_names: list[str] = []
         self.managers: list[DeployPluginManager] = []
 
-    def __call__(self, plugin: object, name: str | None = None) -> str:
+    def __call__(self, plugin: object, name: str | None = None, *, policy: bool = False) -> str:
+        """Register ``plugin`` as ``name``; ``policy=True`` loads it as an organization
+        policy plugin (``FLYTE_DEPLOY_POLICY``: registered last, cannot be disabled)."""
         if name is None:
             name = plugin.__name__ if isinstance(plugin, ModuleType) else f"test_plugin_{len(self.names) + 1}"
         if name in self.names:
@@ -152,13 +156,17 @@ class PluginRegistry:
                              " pass name=...")
         self.monkeypatch.setitem(sys.modules, name, plugin)
         self.names.append(name)
-        self.monkeypatch.setenv("FLYTE_DEPLOY_PLUGINS", ",".join(self.names))
+        (self.policy_names if policy else self.plugin_names).append(name)
+        for variable, names in (("FLYTE_DEPLOY_PLUGINS", self.plugin_names), ("FLYTE_DEPLOY_POLICY", self.policy_names)):
+            if names:
+                self.monkeypatch.setenv(variable, ",".join(names))
         for pm in self.managers:
-            self._register(pm, plugin, name)
+            self._register(pm, plugin, name, policy)
         return name
 
-    def _register(self, pm: DeployPluginManager, plugin: object, name: str) -> None:
-        pm.register_plugin(plugin, PluginInfo(name, "env", None, name))
+    def _register(self, pm: DeployPluginManager, plugin: object, name: str, policy: bool) -> None:
+        info = PluginInfo(name, "policy", None, name, status="policy") if policy else PluginInfo(name, "env", None, name)
+        pm.register_plugin(plugin, info)
         pm.check()
 
     def attach(self, pm: DeployPluginManager) -> None:
@@ -176,18 +184,19 @@ class PluginRegistry:
     def subprocess_environ(self, environ: Mapping[str, str]) -> dict[str, str]:
         """``environ`` without the in-memory plugins, which a subprocess cannot import."""
         env = dict(environ)
-        rest = [p for p in env.get("FLYTE_DEPLOY_PLUGINS", "").split(",") if p and p not in self.names]
-        if rest:
-            env["FLYTE_DEPLOY_PLUGINS"] = ",".join(rest)
-        else:
-            env.pop("FLYTE_DEPLOY_PLUGINS", None)
+        for variable in ("FLYTE_DEPLOY_PLUGINS", "FLYTE_DEPLOY_POLICY"):
+            rest = [p for p in env.get(variable, "").split(",") if p and p not in self.names]
+            if rest:
+                env[variable] = ",".join(rest)
+            else:
+                env.pop(variable, None)
         return env
 
 
 @pytest.fixture
 def register_plugin(monkeypatch: pytest.MonkeyPatch, deploy_isolation: DeployIsolation) -> Iterator[PluginRegistry]:
-    """``register_plugin(obj, name=None) -> name``: a plugin object or module active for
-    this test only, in ``plugin_manager`` and in every in-process deploy."""
+    """``register_plugin(obj, name=None, policy=False) -> name``: a plugin object or module
+    active for this test only, in ``plugin_manager`` and in every in-process deploy."""
     registry = PluginRegistry(monkeypatch)
     yield registry
     registry.detach()
