@@ -143,13 +143,9 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
     session.hook.phase_finished(session=session, phase="serialize_task", duration=time.perf_counter() - started,
                                 detail=f"{len(plan.tasks)} task(s)")
 
-    started = time.perf_counter()
     violations = [v for batch in session.hook.check_plan(session=session, plan=plan) for v in batch]
     if violations:
         raise PolicyViolation(violations, plan=plan)
-    checkers = len(session.hook.check_plan.get_hookimpls())
-    session.hook.phase_finished(session=session, phase="check_plan", duration=time.perf_counter() - started,
-                                detail=f"no violations ({checkers} policy check(s))")
 
     backend = session.config.backend
     if session.dry_run:
