@@ -219,14 +219,16 @@ def plugin_manager(tmp_path_factory: pytest.TempPathFactory, register_plugin: Pl
 
 
 class HookCall:
-    """One recorded hook call: ``name``, ``kwargs`` (also as attributes), ``result``
-    (``None`` until it returned) and ``error`` (the exception it raised, if any)."""
+    """One recorded hook call: ``name``, its arguments (``kwargs``, and as attributes:
+    ``call.plan``), ``returned`` (what the hook call returned) and ``raised`` (the exception
+    it raised, if any). Argument names never clash: no hook has an argument called
+    ``name``, ``kwargs``, ``returned`` or ``raised``."""
 
     def __init__(self, name: str, kwargs: Mapping[str, Any]) -> None:
         self.name = name
         self.kwargs = dict(kwargs)
-        self.result: Any = None
-        self.error: BaseException | None = None
+        self.returned: Any = None
+        self.raised: BaseException | None = None
 
     def __getattr__(self, key: str) -> Any:
         try:
@@ -261,9 +263,9 @@ class HookRecorder:
         def after(outcome: Any, hook_name: str, hook_impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
             call = stack.pop()
             if outcome.exception is not None:
-                call.error = outcome.exception
+                call.raised = outcome.exception
             else:
-                call.result = outcome.get_result()
+                call.returned = outcome.get_result()
 
         self._undo.append(pm.add_hookcall_monitoring(before, after))
 
