@@ -278,7 +278,8 @@ def run_command(task: str, inputs: tuple[str, ...], version: str | None, root_di
 def run_cli(command: Callable[..., Any], args: Sequence[str] | None) -> int:
     """Run the click command and map outcomes to exit codes (see module docstring)."""
     try:
-        command.main(args=list(args) if args is not None else None, prog_name="flyte-deploy", standalone_mode=False)
+        returned = command.main(args=list(args) if args is not None else None, prog_name="flyte-deploy",
+                                standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -297,7 +298,8 @@ def run_cli(command: Callable[..., Any], args: Sequence[str] | None) -> int:
         traceback.print_exc()
         click.echo("error: internal error (this is a bug in flyte-deploy or a plugin)", err=True)
         return int(ExitCode.INTERNAL_ERROR)
-    return int(ExitCode.OK)
+    # without standalone mode, click returns the code of a ``ctx.exit(code)`` (as ``check`` does)
+    return returned if isinstance(returned, int) and not isinstance(returned, bool) else int(ExitCode.OK)
 
 
 def main(args: Sequence[str] | None = None) -> None:
