@@ -4,6 +4,7 @@ process id."""
 
 pytest_plugins = [
     "flyte_deploy.testing",
+    "pytester",
     "tests.fixtures.processes",
     "tests.fixtures.flyte_server",
     "tests.fixtures.gitrepos",

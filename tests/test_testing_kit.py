@@ -1,0 +1,198 @@
+"""The flyte_deploy.testing kit: isolation, plugin_manager, register_plugin, hook_recorder and
+deploy_project, checked in process and, for isolation between tests, in pytest sessions of
+their own (pytester)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+
+import pytest
+
+import flyte_deploy as fd
+from flyte_deploy.errors import PluginError
+from flyte_deploy.pluginmanager import BUILTIN_PLUGINS, DeployPluginManager
+
+ENVS = """
+import flyte_deploy as fd
+
+env = fd.TaskEnvironment(name="{name}", resources=fd.Resources(cpu=1, memory="1Gi"))
+
+@env.task
+def work(x: int) -> int:
+    return x + 1
+"""
+
+
+def version_plugin(version: str) -> types.ModuleType:
+    module = types.ModuleType("fixed_version")
+
+    @fd.hookimpl
+    def compute_version(session, plan):
+        return version
+
+    module.compute_version = compute_version
+    return module
+
+
+def test_plugin_manager_is_fresh_with_the_builtins(plugin_manager):
+    assert isinstance(plugin_manager, DeployPluginManager)
+    assert [n for n, _ in BUILTIN_PLUGINS] == [i.name for i in plugin_manager.infos.values()][:len(BUILTIN_PLUGINS)]
+    assert all(plugin_manager.infos[n].source == "builtin" for n, _ in BUILTIN_PLUGINS)
+    assert plugin_manager.hook.discover_environments.get_hookimpls()
+
+
+def test_register_plugin_reaches_plugin_manager_and_deploys(plugin_manager, register_plugin, deploy_project):
+    name = register_plugin(version_plugin("from-test"), "fixed_version")
+    assert name == "fixed_version"
+    assert plugin_manager.infos["fixed_version"].source == "env"  # registered after the manager was built
+    assert plugin_manager.hook.compute_version.get_hookimpls()[-1].plugin_name == "fixed_version"
+
+    deploy_project({"envs.py": ENVS.format(name="one")})
+    run = deploy_project.deploy("envs.py", "env").assert_ok()
+    assert run.json["version"] == "from-test"
+    assert run.deployed()[0]["version"] == "from-test"
+
+
+def test_register_plugin_refuses_clashes_and_misspelled_hooks(register_plugin, plugin_manager):
+    register_plugin(version_plugin("a"), "fixed_version")
+    with pytest.raises(ValueError, match="already registered"):
+        register_plugin(version_plugin("b"), "fixed_version")
+    with pytest.raises(ValueError, match="a module of that name is imported"):
+        register_plugin(version_plugin("c"), "os")
+
+    class Typo:
+        @fd.hookimpl
+        def compute_verison(self, session, plan):
+            return "x"
+
+    with pytest.raises(PluginError, match="compute_verison"):
+        register_plugin(Typo(), "typo")
+
+
+def test_hook_recorder_records_calls_in_order_with_arguments_and_results(deploy_project, hook_recorder):
+    deploy_project({"envs.py": ENVS.format(name="rec")})
+    run = deploy_project.deploy("envs.py", "env").assert_ok()
+
+    phases = [n for n in hook_recorder.names if n not in ("add_hookspecs", "phase_finished")]
+    assert phases == ["configure", "deploy_start", "discover_environments", "resolve_dependencies", "build_bundle",
+                      "compute_version", "serialize_task", "attach_source_link", "check_plan", "build_image",
+                      "upload_bundle", "register_environment", "deploy_finish", "unconfigure"]
+    assert hook_recorder.getcall("compute_version").returned == run.json["version"]
+    serialized = hook_recorder.getcall("serialize_task")
+    assert serialized.task.name == "rec.work" and serialized.environment.name == "rec"
+    assert serialized.returned.name == "rec.work"
+    assert [c.phase for c in hook_recorder.getcalls("phase_finished")][:2] == [
+        "discover_environments", "resolve_dependencies"]
+    assert len(hook_recorder.getcalls("build_bundle compute_version")) == 2
+    with pytest.raises(AttributeError, match="no argument 'nope'"):
+        serialized.nope  # noqa: B018
+
+
+def test_hook_recorder_records_errors(deploy_project, hook_recorder):
+    deploy_project({"envs.py": "raise RuntimeError('broken on purpose')\n"})
+    deploy_project.deploy("envs.py", "env").assert_exit(5)
+    discover = hook_recorder.getcall("discover_environments")
+    assert discover.returned is None and "broken on purpose" in str(discover.raised)
+    assert hook_recorder.getcall("deploy_finish").error is discover.raised
+
+
+def test_hook_recorder_attaches_to_plugin_manager(plugin_manager, hook_recorder):
+    plugin_manager.hook.unconfigure(config=None)
+    assert hook_recorder.getcall("unconfigure").config is None
+
+
+def test_same_named_modules_of_two_projects_deploy_in_one_test(deploy_project):
+    first = deploy_project({"envs.py": ENVS.format(name="first")})
+    second = deploy_project.new("second", {"envs.py": ENVS.format(name="second")})
+    assert first.deploy("envs.py", "env").assert_ok().json["environments"][0]["name"] == "first"
+    assert second.deploy("envs.py", "env").assert_ok().json["environments"][0]["name"] == "second"
+    assert "envs" not in sys.modules, "the kit forgets project modules after each run"
+    assert str(first.root) not in sys.path and str(second.root) not in sys.path
+    assert first.deploy_api("envs.py:env", version="v1").version == "v1"
+    assert second.deploy_api("envs.py:env", version="v1").environments == ("second",)
+
+
+def test_deploy_run_reports_store_json_and_output(deploy_project, tmp_path):
+    deploy_project({"envs.py": ENVS.format(name="store")})
+    store = tmp_path / "elsewhere"
+    run = deploy_project.deploy("envs.py", "env", "--store", store.as_uri(), "--version", "v9").assert_ok()
+    assert run.store == store and run.ok
+    assert [(r["environment"], r["version"]) for r in run.deployed()] == [("store", "v9")]
+    assert not deploy_project.store.exists()
+    assert "register_environment" in run.stderr  # progress lines go to stderr
+    table = deploy_project.deploy("envs.py", "env", "--output", "table", "--version", "v9", "--store", store.as_uri())
+    assert table.json is None and "Deployed version v9" in table.assert_ok().stdout
+
+
+def test_run_subprocess_does_not_pass_in_memory_plugins(deploy_project, register_plugin):
+    register_plugin(version_plugin("in-memory"), "fixed_version")
+    deploy_project({"envs.py": ENVS.format(name="sub")})
+    assert deploy_project.deploy("envs.py", "env").assert_ok().json["version"] == "in-memory"
+    run = deploy_project.run_subprocess("deploy", "envs.py", "env", "--output", "json").assert_ok()
+    assert run.json["version"] != "in-memory"
+
+
+KIT_SESSION = '''
+import os, sys
+import pytest
+import flyte_deploy as fd
+
+ENVS = """
+import flyte_deploy as fd
+env = fd.TaskEnvironment(name="{name}", resources=fd.Resources(cpu=1, memory="1Gi"))
+
+@env.task
+def work(x: int) -> int:
+    return x
+"""
+
+PATH = list(sys.path)
+
+
+class FixedVersion:
+    @fd.hookimpl
+    def compute_version(self, session, plan):
+        return "pinned"
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+def test_same_module_name_in_every_test(deploy_project, register_plugin, name):
+    assert "FLYTE_DEPLOY_BACKEND" not in os.environ and os.environ["NO_COLOR"] == "1"
+    if name == "alpha":
+        register_plugin(FixedVersion(), "pinned")
+    deploy_project({"envs.py": ENVS.format(name=name)})
+    run = deploy_project.deploy("envs.py", "env").assert_ok()
+    assert run.json["environments"][0]["name"] == name
+    assert (run.json["version"] == "pinned") == (name == "alpha")
+    deploy_project.import_module("envs.py")
+    assert "envs" in sys.modules
+
+
+def test_nothing_leaked(plugin_manager):
+    assert "envs" not in sys.modules and "pinned" not in sys.modules
+    assert "FLYTE_DEPLOY_PLUGINS" not in os.environ
+    assert sys.path == PATH
+    assert "pinned" not in plugin_manager.infos
+'''
+
+
+def test_isolation_between_tests_in_a_session_of_its_own(pytester, monkeypatch):
+    monkeypatch.setenv("FLYTE_DEPLOY_BACKEND", "not-a-backend")  # must not reach the kit's tests
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(p) for p in sys.path if p]))
+    pytester.makeconftest('pytest_plugins = ["flyte_deploy.testing"]\n')
+    pytester.makepyfile(test_kit_session=KIT_SESSION)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=3)
+
+
+def test_the_kit_is_opt_in_not_a_pytest11_entry_point(pytester, monkeypatch):
+    from importlib import metadata
+
+    assert not [ep for ep in metadata.entry_points(group="pytest11") if ep.value.startswith("flyte_deploy")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(p) for p in sys.path if p]))
+    pytester.makepyfile(test_no_kit="def test_uses_kit(deploy_project):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'deploy_project' not found*"])
