@@ -30,6 +30,7 @@ import importlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -337,11 +338,11 @@ class DeployRun:
     def ok(self) -> bool:
         return self.exit_code == 0
 
-    def assert_ok(self) -> "DeployRun":
+    def assert_ok(self) -> DeployRun:
         assert self.exit_code == 0, f"flyte-deploy {' '.join(self.args)} exited {self.exit_code}:\n{self.stderr}"
         return self
 
-    def assert_exit(self, code: int) -> "DeployRun":
+    def assert_exit(self, code: int) -> DeployRun:
         assert self.exit_code == int(code), (f"flyte-deploy {' '.join(self.args)} exited {self.exit_code},"
                                              f" expected {int(code)}:\n{self.stdout}\n{self.stderr}")
         return self
@@ -381,10 +382,10 @@ class DeployProject:
         self._tmp = tmp_path_factory
         isolation.add_root(root)
 
-    def __call__(self, files: Mapping[str, str | bytes] | None = None, **named: str | bytes) -> "DeployProject":
+    def __call__(self, files: Mapping[str, str | bytes] | None = None, **named: str | bytes) -> DeployProject:
         return self.write(files, **named)
 
-    def write(self, files: Mapping[str, str | bytes] | None = None, **named: str | bytes) -> "DeployProject":
+    def write(self, files: Mapping[str, str | bytes] | None = None, **named: str | bytes) -> DeployProject:
         """Write ``files`` (relative path -> text, dedented, or bytes) under the root."""
         for relative, content in {**(files or {}), **named}.items():
             path = self.root / relative
@@ -396,7 +397,15 @@ class DeployProject:
         importlib.invalidate_caches()
         return self
 
-    def new(self, name: str, files: Mapping[str, str | bytes] | None = None) -> "DeployProject":
+    def copy(self, source: str | os.PathLike[str]) -> DeployProject:
+        """Copy the files of directory ``source`` (e.g. an example project) into the root,
+        skipping caches and the local store."""
+        shutil.copytree(source, self.root, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".flyte-deploy"))
+        importlib.invalidate_caches()
+        return self
+
+    def new(self, name: str, files: Mapping[str, str | bytes] | None = None) -> DeployProject:
         """Another project in a fresh temporary directory."""
         project = DeployProject(self._tmp.mktemp(name), self._isolation, self._plugins, self._monkeypatch,
                                 self._tmp)
