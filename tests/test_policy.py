@@ -193,3 +193,21 @@ def test_a_policy_returning_the_wrong_type_is_a_plugin_error_naming_it(deploy_pr
     register_plugin(module, "sloppy", policy=True)
     run = deploy_project.deploy("app.py", "app").assert_exit(ExitCode.PLUGIN_ERROR)
     assert "plugin 'sloppy' (policy sloppy) returned a str in the list from check_plan, expected Violation" in run.stderr
+
+
+def test_a_policy_module_from_the_environment_gets_its_distribution_version(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    info = site / "acme_rules-2.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-rules\nVersion: 2.0\n")
+    (info / "top_level.txt").write_text("acme_rules_mod\n")
+    (site / "acme_rules_mod.py").write_text("import flyte_deploy as fd\n\n@fd.hookimpl\n"
+                                            "def check_plan(session, plan):\n    return []\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("FLYTE_DEPLOY_POLICY", "acme_rules_mod")
+    (tmp_path / "pyproject.toml").write_text('[tool.flyte-deploy]\nrequired_plugins = ["acme_rules_mod>=2"]\n')
+    pm = build_plugin_manager(Config.load(tmp_path))
+    assert pm.infos["acme_rules_mod"].version == "acme-rules 2.0"
+    (tmp_path / "pyproject.toml").write_text('[tool.flyte-deploy]\nrequired_plugins = ["acme_rules_mod>=3"]\n')
+    with pytest.raises(UsageError, match="needs version >= 3, found acme-rules 2.0"):
+        build_plugin_manager(Config.load(tmp_path))

@@ -5,8 +5,10 @@ their own (pytester)."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -196,3 +198,19 @@ def test_the_kit_is_opt_in_not_a_pytest11_entry_point(pytester, monkeypatch):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'deploy_project' not found*"])
+
+
+def test_the_examples_in_the_testing_docs_pass(pytester, monkeypatch):
+    """docs/plugins/testing.md's conftest.py, first test module and policy test, run as written."""
+    repo = Path(__file__).resolve().parent.parent
+    text = (repo / "docs" / "plugins" / "testing.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    conftest = next(b for b in blocks if b.startswith("# conftest.py"))
+    first = next(b for b in blocks if b.startswith("# test_my_plugin.py"))
+    policy = next(b for b in blocks if b.startswith("import flyte_deploy_policy"))
+    pythonpath = [str(repo / "plugins" / "flyte-deploy-policy" / "src"), *(str(p) for p in sys.path if p)]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(pythonpath))
+    pytester.makeconftest(conftest)
+    pytester.makepyfile(test_my_plugin=first, test_policy_snippet=policy)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=3)
