@@ -26,13 +26,14 @@ def work(x: int) -> int:
 
 @pytest.fixture(scope="session")
 def policy_python(tmp_path_factory) -> Path:
-    """The python of a virtualenv (with system site packages) where flyte-deploy-policy is
-    pip-installed from a copy of its source (so no build files land in the repository)."""
+    """The python of a throwaway virtualenv (seeing this machine's packages and their pip, so
+    no ensurepip is needed) where flyte-deploy-policy is pip-installed from a copy of its
+    source (so no build files land in the repository)."""
     base = tmp_path_factory.mktemp("policy-venv")
     source = base / "src"
     shutil.copytree(PLUGIN_DIR, source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
                               "--no-build-isolation", str(source)], capture_output=True, text=True)
