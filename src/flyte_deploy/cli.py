@@ -102,16 +102,19 @@ def deploy_command(path: Path, env_vars: tuple[str, ...], all_envs: bool, recurs
         render_summary(result, Console())
 
 
-def check_command(path: Path, env_vars: tuple[str, ...], all_envs: bool, recursive: bool, copy_style: str | None,
-                  root_dir: Path | None, version: str | None, images: tuple[str, ...], project: str | None,
-                  domain: str | None, backend: str | None, store: str | None, output: str, quiet: bool,
-                  plugins: tuple[str, ...]) -> None:
+def check_command(**params: Any) -> None:
     """Check a deploy without doing it: every phase up to the policies, nothing uploaded,
     pushed, registered or stored. Exits 6 when a policy plugin reports a violation."""
-    request = _deploy_request(path, env_vars, all_envs, recursive)
-    options = {"project": project, "domain": domain, "backend": backend, "store": store,
-               "quiet": quiet or None}
-    overrides = _parse_pairs(images, "--image")
+    request = _deploy_request(params.pop("path"), params.pop("env_vars"), params.pop("all_envs"),
+                              params.pop("recursive"))
+    root_dir, version, copy_style = params.pop("root_dir"), params.pop("version"), params.pop("copy_style")
+    overrides = _parse_pairs(params.pop("images"), "--image")
+    output, plugins = params.pop("output"), params.pop("plugins")
+    options = {"project": params.pop("project"), "domain": params.pop("domain"), "backend": params.pop("backend"),
+               "store": params.pop("store"), "quiet": params.pop("quiet") or None,
+               "config": params.pop("config_file")}
+    if params:  # a deploy option check does not know yet: fail loudly rather than ignore it
+        raise TypeError(f"check does not handle the deploy option(s) {', '.join(sorted(params))}")
     violations: list[Violation] = []
     with open_session(root_dir, options=options, plugins=plugins, dry_run=True) as session:
         try:

@@ -16,7 +16,7 @@ PLUGIN_DIR = Path(__file__).resolve().parents[1]
 GOOD = """
 import flyte_deploy as fd
 
-env = fd.TaskEnvironment(name="svc", resources=fd.Resources(cpu=1, memory="1Gi"))
+env = fd.TaskEnvironment(name="svc", resources=fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi")))
 
 @env.task
 def work(x: int) -> int:
@@ -63,7 +63,7 @@ def test_it_cannot_be_disabled(deploy_project, policy_python):
 
 
 def test_it_rejects_a_bad_deploy_and_passes_a_good_one(deploy_project, policy_python):
-    deploy_project({"app.py": GOOD.replace(', resources=fd.Resources(cpu=1, memory="1Gi")', ""),
+    deploy_project({"app.py": GOOD.replace(', resources=fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi"))', ""),
                     "pyproject.toml": '[tool.flyte-deploy]\nrequired_plugins = ["org_policy>=0.1"]\n'})
     bad = deploy_project.run_subprocess("deploy", "app.py", "env", python=policy_python).assert_exit(6)
     assert "resources.limits: svc.work: declares no cpu or memory limit" in bad.stderr

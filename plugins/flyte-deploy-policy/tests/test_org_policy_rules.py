@@ -21,7 +21,7 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "ml_pipeline"
 GOOD = """
 import flyte_deploy as fd
 
-env = fd.TaskEnvironment(name="good", resources=fd.Resources(cpu=1, memory="1Gi"),
+env = fd.TaskEnvironment(name="good", resources=fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi")),
                          env_vars={"LOG_LEVEL": "info", "MAX_TOKENS": "512", "TOKEN_FILE": "/var/run/token"})
 
 @env.task
@@ -54,10 +54,15 @@ def test_a_compliant_project_deploys(project):
     assert [r["status"] for r in run.json["registrations"]] == ["created"]
 
 
-def test_the_bundled_example_passes_the_default_rules(project):
-    project.copy(EXAMPLE)
-    run = project.check("workflow.py", "viz_env").assert_ok()
-    assert run.violations == [] and len(run.json["environments"]) == 3
+def test_the_bundled_example_is_told_which_tasks_lack_limits(project):
+    project.copy(EXAMPLE)  # its environments request cpu and memory but set no limits
+    run = project.check("workflow.py", "viz_env").assert_exit(6)
+    assert rules(run) == [("resources.limits", "ml_training.train"), ("resources.limits", "preprocessing.clean"),
+                          ("resources.limits", "visualization.report")]
+    assert len(run.json["environments"]) == 3
+    project({"pyproject.toml": (EXAMPLE / "pyproject.toml").read_text()
+             + settings(require_limits="[]")})
+    project.check("workflow.py", "viz_env").assert_ok()
 
 
 # -- resources.limits -------------------------------------------------------------------------
@@ -67,13 +72,13 @@ def test_every_task_must_declare_cpu_and_memory_limits(project):
     project({"app.py": """
         import flyte_deploy as fd
 
-        env = fd.TaskEnvironment(name="limits", resources=fd.Resources(cpu=1))
+        env = fd.TaskEnvironment(name="limits", resources=fd.Resources(cpu=(1, 1)))
 
         @env.task
         def no_memory(x: int) -> int:
             return x
 
-        @env.task(resources=fd.Resources(memory="2Gi"))
+        @env.task(resources=fd.Resources(memory=("1Gi", "2Gi")))
         def both(x: int) -> int:
             return x
 
@@ -88,7 +93,7 @@ def test_every_task_must_declare_cpu_and_memory_limits(project):
     messages = {v["subject"]: v["message"] for v in run.violations}
     assert messages["limits.no_memory"].startswith("declares no memory limit (defined at app.py:5)")
     assert "declares no cpu or memory limit (defined at app.py:15)" in messages["bare.nothing"]
-    assert "set resources=Resources(cpu=..., memory=...)" in messages["bare.nothing"]
+    assert "set resources=Resources(cpu=(request, limit), memory=(request, limit)) on the task or environment 'bare'" in messages["bare.nothing"]
     assert not run.store.exists()
 
     deploy = project.deploy("--all", "app.py").assert_exit(6)
@@ -97,16 +102,16 @@ def test_every_task_must_declare_cpu_and_memory_limits(project):
 
 
 def test_a_request_without_a_limit_is_not_a_limit(project):
-    project({"app.py": GOOD.replace('cpu=1, memory="1Gi"', 'cpu=(1, None), memory="1Gi"')})
+    project({"app.py": GOOD.replace('cpu=(1, 2), memory=("1Gi", "2Gi")', 'cpu=1, memory=("1Gi", None)')})
     run = project.check("app.py", "env").assert_exit(6)
-    assert run.violations[0]["message"].startswith("declares no cpu limit")
+    assert run.violations[0]["message"].startswith("declares no cpu or memory limit")
 
 
 def test_required_limits_are_configurable(project):
     project({"app.py": GOOD, "pyproject.toml": settings(require_limits='["cpu", "memory", "gpu"]')})
     assert rules(project.check("app.py", "env").assert_exit(6)) == [("resources.limits", "good.work")]
     project({"pyproject.toml": settings(require_limits="[]")})
-    project({"app.py": GOOD.replace(', resources=fd.Resources(cpu=1, memory="1Gi")', "")})
+    project({"app.py": GOOD.replace(', resources=fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi"))', "")})
     project.check("app.py", "env").assert_ok()
 
 
@@ -136,7 +141,7 @@ def test_images_only_from_allowed_registries(project):
              "app.py": """
         import flyte_deploy as fd
 
-        limits = fd.Resources(cpu=1, memory="1Gi")
+        limits = fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi"))
         ok = fd.TaskEnvironment(name="ok", resources=limits, image="ghcr.io/acme/base:1")
         port = fd.TaskEnvironment(name="port", resources=limits, image="registry.acme.internal:5000/x/y:2")
         lookalike = fd.TaskEnvironment(name="lookalike", resources=limits, image="ghcr.io/acmecorp/base:1")
@@ -189,7 +194,7 @@ SECRETS = """
 import flyte_deploy as fd
 
 env = fd.TaskEnvironment(
-    name="leaky", resources=fd.Resources(cpu=1, memory="1Gi"),
+    name="leaky", resources=fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi")),
     env_vars={"DB_PASSWORD": "hunter2-very-secret", "API_KEY": "${API_KEY}", "LOG_LEVEL": "debug",
               "UPSTREAM": "https://bot:s3cr3tpass@git.acme.internal/repo.git"},
     image=fd.Image.from_debian_base().with_env_vars({"GH": "ghp_" + "a" * 36}),
@@ -286,7 +291,7 @@ def test_versions_match_the_pattern(project):
 
 
 def test_every_rule_reports_in_one_run(project):
-    project({"app.py": SECRETS.replace(', resources=fd.Resources(cpu=1, memory="1Gi")', ""),
+    project({"app.py": SECRETS.replace(', resources=fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi"))', ""),
              ".env": "X=1\n",
              "pyproject.toml": settings(allowed_registries='["ghcr.io/acme"]', version_pattern="'v.*'",
                                         max_bundle_size="100")})

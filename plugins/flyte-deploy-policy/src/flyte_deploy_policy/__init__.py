@@ -6,8 +6,9 @@ its ``check_plan`` sees the whole plan before anything is built, uploaded or reg
 
 Rules (ids as reported), configured in ``[tool.flyte-deploy.plugin.org_policy]``:
 
-* ``resources.limits``: every task declares a limit for each of ``require_limits``
-  (default ``["cpu", "memory"]``; ``[]`` turns the rule off).
+* ``resources.limits``: every task's container sets a limit for each of ``require_limits``
+  (default ``["cpu", "memory"]``; ``[]`` turns the rule off). A single value in
+  ``Resources`` is a request; ``(request, limit)`` sets the limit.
 * ``image.registry``: every image a task runs comes from one of ``allowed_registries``
   (``"host"`` or ``"host/path"`` prefixes; unset: any registry).
 * ``env.secret``: no environment variable (environment, task, container or image) holds a
@@ -172,35 +173,35 @@ def _where(task: Task, root: Path) -> str:
     return f"{path}:{task.func.__code__.co_firstlineno}"
 
 
-def _serialized_limits(serialized: SerializedTask | None) -> set[str] | None:
-    """Limit names of the serialized container, or None when it carries no resources."""
-    if serialized is None or not serialized.spec.task_template.HasField("container"):
-        return None
-    resources = serialized.spec.task_template.container.resources
-    if not resources.requests and not resources.limits:
-        return None
+def container_limits(serialized: SerializedTask) -> set[str]:
+    """Names of the resources the serialized container sets a limit for."""
+    template = serialized.spec.task_template
+    if not template.HasField("container"):
+        return set()
+    resources = template.container.resources
     names = type(resources).ResourceName
     return {LIMIT_NAMES.get(names.Name(entry.name), names.Name(entry.name).lower()) for entry in resources.limits}
 
 
 def check_limits(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violation]:
-    """``resources.limits``: the limits of each task's serialized container (or, when the
-    serializer emits none, the task's declared ``Resources``) cover ``require_limits``."""
+    """``resources.limits``: each task's serialized container (what is registered) sets a
+    limit for every resource in ``require_limits``. A request alone is not a limit: in
+    ``Resources(cpu=1)`` the 1 is a request; ``Resources(cpu=(1, 2))`` also limits it."""
     if not config.require_limits:
         return
-    serialized = {t.name: t for t in plan.tasks}
-    for env in plan.environments:
-        for task in env.tasks.values():
-            limits = _serialized_limits(serialized.get(task.name))
-            if limits is None:
-                limits = set(task.effective_resources.requests_and_limits()[1])
-            missing = [name for name in config.require_limits if name not in limits]
-            if missing:
-                yield Violation(
-                    "resources.limits", task.name,
-                    f"declares no {' or '.join(missing)} limit (defined at {_where(task, plan.root_dir)});"
-                    f" set resources=Resources({', '.join(f'{m}=...' for m in missing)}) on the task or"
-                    f" environment {env.name!r}")
+    tasks = {task.name: (env, task) for env in plan.environments for task in env.tasks.values()}
+    for serialized in plan.tasks:
+        limits = container_limits(serialized)
+        missing = [name for name in config.require_limits if name not in limits]
+        if not missing:
+            continue
+        env, task = tasks.get(serialized.name, (None, None))
+        where = f" (defined at {_where(task, plan.root_dir)})" if task is not None else ""
+        owner = f" or environment {env.name!r}" if env is not None else ""
+        yield Violation(
+            "resources.limits", serialized.name,
+            f"declares no {' or '.join(missing)} limit{where}; set"
+            f" resources=Resources({', '.join(f'{m}=(request, limit)' for m in missing)}) on the task{owner}")
 
 
 def image_repository(uri: str) -> str | None:
