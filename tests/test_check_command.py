@@ -111,3 +111,18 @@ def test_discovery_errors_keep_their_own_exit_code(deploy_project):
     deploy_project({"app.py": APP})
     run = deploy_project.check("app.py", "missing").assert_exit(ExitCode.DISCOVERY_FAILED)
     assert "no TaskEnvironment variable 'missing'" in run.stderr
+
+
+def test_check_takes_every_deploy_option_but_dry_run():
+    from flyte_deploy.cli import cli
+
+    deploy = {p.name for p in cli.commands["deploy"].params}
+    check = {p.name for p in cli.commands["check"].params}
+    assert check == deploy - {"dry_run"}
+
+
+def test_check_reads_the_flyte_config_file_like_deploy(deploy_project, hook_recorder):
+    deploy_project({"app.py": APP, "other.yaml": "task:\n  project: from-config\n  domain: staging\n"})
+    deploy_project.check("app.py", "env", "--config", "other.yaml").assert_ok()
+    template = hook_recorder.getcall("serialize_task").returned.spec.task_template
+    assert (template.id.project, template.id.domain) == ("from-config", "staging")
