@@ -211,10 +211,10 @@ def test_no_secret_looking_values_in_environment_variables(project):
     run = project.check("app.py", "env").assert_exit(6)
     found = {(v["subject"], v["message"].split(" holds")[0]) for v in run.violations}
     assert found == {
-        ("leaky", "environment environment variable DB_PASSWORD"),
-        ("leaky", "environment environment variable UPSTREAM"),
-        ("leaky", "image environment variable GH"),
-        ("leaky.work", "task environment variable AWS_ID"),
+        ("leaky", "environment variable DB_PASSWORD (set on the environment)"),
+        ("leaky", "environment variable UPSTREAM (set on the environment)"),
+        ("leaky", "environment variable GH (set on the image)"),
+        ("leaky.work", "environment variable AWS_ID (set on the task)"),
     }
     reasons = " ".join(v["message"] for v in run.violations)
     assert "looks like an AWS access key id" in reasons and "looks like a GitHub token" in reasons

@@ -280,7 +280,7 @@ def check_env_secrets(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violat
                 continue
             reported.add((environment, name))
             yield Violation("env.secret", subject,
-                            f"{where} environment variable {name} holds a secret-looking value ({reason});"
+                            f"environment variable {name} (set on the {where}) holds a secret-looking value ({reason});"
                             " pass secrets with Secret(key=..., as_env_var=...) instead")
 
 
