@@ -130,17 +130,10 @@ def check_command(**params: Any) -> None:
             {"rule": v.rule, "subject": v.subject, "message": v.message, "plugin": v.plugin} for v in violations
         ]}, indent=2))
     else:
-        console = Console()
-        render_summary(result, console)
-        if violations:
-            table = Table(title=f"{len(violations)} policy violation(s)", title_justify="left")
-            for column in ("rule", "subject", "message", "plugin"):
-                table.add_column(column)
-            for v in violations:
-                table.add_row(v.rule, v.subject, v.message, v.plugin or "-")
-            console.print(table)
-        else:
-            console.print("no violations")
+        render_summary(result, Console())
+        # one line per violation, as in the deploy error: readable in narrow terminals and CI logs
+        click.echo("\n".join([f"{len(violations)} policy violation(s):"] + [f"  {v}" for v in violations])
+                   if violations else "no violations")
     if violations:
         plugins_at_fault = ", ".join(sorted({v.plugin for v in violations if v.plugin})) or "unknown plugin"
         click.echo(f"error: {len(violations)} policy violation(s) reported by {plugins_at_fault}", err=True)
