@@ -195,7 +195,8 @@ def check_plan(session: "DeploySession", plan: "DeployPlan") -> "Sequence[Violat
     """Police the whole plan before anything is built, uploaded, pushed or registered.
 
     Collecting hook: every plugin returns a list of ``Violation`` (or an empty list).
-    All violations of all plugins are reported together and the deploy stops with exit
+    Each violation's ``plugin`` is set to the name of the plugin that returned it. All
+    violations of all plugins are reported together and the deploy stops with exit
     code 6. ``flyte-deploy check`` runs everything up to and including this hook.
 
     :returns: the violations found (possibly empty).
