@@ -307,8 +307,16 @@ def _policy_sources(config: Config) -> list[tuple[Callable[[], object], PluginIn
 
 
 def _module_dist_version(module: str) -> str | None:
-    """``"dist version"`` of the installed distribution providing ``module``, if any."""
-    dists = metadata.packages_distributions().get(module.split(".")[0], [])
+    """``"dist version"`` of the installed distribution providing ``module``, if any: first
+    a distribution named like the top-level package (cheap), else a scan of every installed
+    distribution's top-level names (about 0.2 s)."""
+    top = module.split(".")[0]
+    try:
+        dist = metadata.distribution(top)
+        return f"{dist.metadata['Name']} {dist.version}"
+    except metadata.PackageNotFoundError:
+        pass
+    dists = metadata.packages_distributions().get(top, [])
     if not dists:
         return None
     try:
