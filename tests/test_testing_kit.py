@@ -57,12 +57,21 @@ def test_register_plugin_reaches_plugin_manager_and_deploys(plugin_manager, regi
     assert run.deployed()[0]["version"] == "from-test"
 
 
-def test_register_plugin_refuses_clashes_and_misspelled_hooks(register_plugin, plugin_manager):
+def test_register_plugin_refuses_clashes_and_misspelled_hooks(register_plugin, plugin_manager, tmp_path, monkeypatch):
     register_plugin(version_plugin("a"), "fixed_version")
     with pytest.raises(ValueError, match="already registered"):
         register_plugin(version_plugin("b"), "fixed_version")
     with pytest.raises(ValueError, match="a module of that name is imported"):
         register_plugin(version_plugin("c"), "os")
+
+    site = tmp_path / "site"
+    info = site / "shadow-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shadow\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[flyte_deploy]\nshadowed = shadow_plugin\n")
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(ValueError, match="an installed flyte_deploy entry point of that name"):
+        register_plugin(version_plugin("d"), "shadowed")
 
     class Typo:
         @fd.hookimpl

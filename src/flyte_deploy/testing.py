@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator, Mapping, Sequence
@@ -47,7 +48,9 @@ from .builtin import local_backend
 from .builtin.discover import import_file
 from .cli import cli, run_cli
 from .config import Config
-from .pluginmanager import DeployPluginManager, PluginInfo, build_plugin_manager
+from .pluginmanager import (
+    ENTRY_POINT_GROUP, POLICY_ENTRY_POINT_GROUP, DeployPluginManager, PluginInfo, build_plugin_manager,
+)
 from .sdk import TaskEnvironment
 from .types import DeployResult
 
@@ -155,6 +158,11 @@ class PluginRegistry:
         if existing is not None and existing is not plugin:
             raise ValueError(f"cannot register a plugin as {name!r}: a module of that name is imported;"
                              " pass name=...")
+        group = POLICY_ENTRY_POINT_GROUP if policy else ENTRY_POINT_GROUP
+        installed = {ep.name: ep.value for ep in metadata.entry_points(group=group)}
+        if name in installed and installed[name] != getattr(plugin, "__name__", None):
+            raise ValueError(f"cannot register a plugin as {name!r}: an installed {group} entry point of that"
+                             f" name ({installed[name]}) would load instead; pass name=...")
         self.monkeypatch.setitem(sys.modules, name, plugin)
         self.names.append(name)
         (self.policy_names if policy else self.plugin_names).append(name)
