@@ -76,7 +76,6 @@ class DeployIsolation:
     ``FLYTE_DEPLOY_*`` settings. ``roots`` are the directories whose modules are forgotten."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, roots: Sequence[Path]) -> None:
-        self.monkeypatch = monkeypatch
         self.roots = [Path(r).resolve() for r in roots]
         self._path = list(sys.path)
         self._modules = set(sys.modules)
@@ -381,21 +380,20 @@ class DeployProject:
     ``run_cli(*args)``, ``run_subprocess(*args)`` or ``deploy_api(*envs)``."""
 
     def __init__(self, root: Path, isolation: DeployIsolation, plugins: PluginRegistry,
-                 monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+                 tmp_path_factory: pytest.TempPathFactory) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self._isolation = isolation
         self._plugins = plugins
-        self._monkeypatch = monkeypatch
         self._tmp = tmp_path_factory
         isolation.add_root(root)
 
-    def __call__(self, files: Mapping[str, str | bytes] | None = None, **named: str | bytes) -> DeployProject:
-        return self.write(files, **named)
+    def __call__(self, files: Mapping[str, str | bytes] | None = None) -> DeployProject:
+        return self.write(files)
 
-    def write(self, files: Mapping[str, str | bytes] | None = None, **named: str | bytes) -> DeployProject:
+    def write(self, files: Mapping[str, str | bytes] | None = None) -> DeployProject:
         """Write ``files`` (relative path -> text, dedented, or bytes) under the root."""
-        for relative, content in {**(files or {}), **named}.items():
+        for relative, content in (files or {}).items():
             path = self.root / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(content, bytes):
@@ -415,8 +413,7 @@ class DeployProject:
 
     def new(self, name: str, files: Mapping[str, str | bytes] | None = None) -> DeployProject:
         """Another project in a fresh temporary directory."""
-        project = DeployProject(self._tmp.mktemp(name), self._isolation, self._plugins, self._monkeypatch,
-                                self._tmp)
+        project = DeployProject(self._tmp.mktemp(name), self._isolation, self._plugins, self._tmp)
         return project.write(files)
 
     @property
@@ -489,9 +486,9 @@ class DeployProject:
 
 @pytest.fixture
 def deploy_project(tmp_path: Path, deploy_isolation: DeployIsolation, register_plugin: PluginRegistry,
-                   monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> DeployProject:
+                   tmp_path_factory: pytest.TempPathFactory) -> DeployProject:
     """An empty project in ``tmp_path/project``; call it with ``{path: text}`` to add files."""
-    return DeployProject(tmp_path / "project", deploy_isolation, register_plugin, monkeypatch, tmp_path_factory)
+    return DeployProject(tmp_path / "project", deploy_isolation, register_plugin, tmp_path_factory)
 
 
 __all__ = [
