@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,20 +17,10 @@ EXAMPLE = REPO / "examples" / "ml_pipeline"
 
 
 @pytest.fixture(autouse=True)
-def isolated_imports(monkeypatch):
-    """Discovery imports user files by module name: restore sys.modules and sys.path after
-    each test so two tests' ``envs.py`` never meet; clear FLYTE_DEPLOY_* settings."""
-    modules = dict(sys.modules)
-    path = list(sys.path)
-    for key in [k for k in os.environ if k.startswith("FLYTE_DEPLOY_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "200")
-    yield
-    for name in [n for n in sys.modules if n not in modules]:
-        del sys.modules[name]
-    sys.modules.update(modules)
-    sys.path[:] = path
+def isolated_imports(deploy_isolation):
+    """Every test runs under the kit's ``deploy_isolation``: discovery imports user files by
+    module name, so two tests' ``envs.py`` must never meet; FLYTE_DEPLOY_* is cleared."""
+    return deploy_isolation
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
