@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -143,6 +144,36 @@ def test_run_subprocess_does_not_pass_in_memory_plugins(deploy_project, register
     assert deploy_project.deploy("envs.py", "env").assert_ok().json["version"] == "in-memory"
     run = deploy_project.run_subprocess("deploy", "envs.py", "env", "--output", "json").assert_ok()
     assert run.json["version"] != "in-memory"
+
+
+def test_subprocess_env_is_what_run_subprocess_uses(deploy_project, register_plugin, monkeypatch):
+    register_plugin(version_plugin("in-memory"), "fixed_version")
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    environ = deploy_project.subprocess_env({"EXTRA": "1"})
+    assert environ["PYTHONPATH"].split(os.pathsep) == [str(Path(fd.__file__).resolve().parent.parent), "/elsewhere"]
+    assert environ["EXTRA"] == "1" and "FLYTE_DEPLOY_PLUGINS" not in environ
+    code = "import flyte_deploy, os; print(flyte_deploy.__file__, os.environ['EXTRA'])"
+    done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == [str(Path(fd.__file__).resolve()), "1"]
+
+
+def test_git_init_commits_the_project_for_source_links_ignoring_the_machines_git_config(
+        deploy_project, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()  # a user whose git config rewrites push URLs and names another author
+    (home / ".gitconfig").write_text('[url "https://mirror.example/"]\n\tpushInsteadOf = https://github.com/\n'
+                                     "[user]\n\tname = Machine User\n")
+    monkeypatch.setenv("HOME", str(home))
+    deploy_project({"envs.py": ENVS.format(name="linked")})
+    sha = deploy_project.git_init(remote="https://github.com/acme/demo.git")
+    assert re.fullmatch(r"[0-9a-f]{40}", sha) and deploy_project.git("log", "--format=%an") == "flyte-deploy test"
+    link = f"https://github.com/acme/demo/blob/{sha}/envs.py#L{ENVS.splitlines().index('def work(x: int) -> int:')}"
+    run = deploy_project.deploy("envs.py", "env").assert_ok()
+    assert run.json["environments"][0]["tasks"][0]["source_link"] == link
+    assert deploy_project.git("status", "--porcelain") == ""  # the store and __pycache__ are ignored
+    sub = deploy_project.run_subprocess("deploy", "envs.py", "env", "--output", "json").assert_ok()
+    assert sub.json["environments"][0]["tasks"][0]["source_link"] == link
+    assert deploy_project.new("bare", {"a.txt": "x"}).git_init(commit=False) is None
 
 
 KIT_SESSION = '''

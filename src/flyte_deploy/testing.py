@@ -19,7 +19,8 @@ Fixtures:
 * ``deploy_project``: a temporary project builder (``DeployProject``) that deploys through
   the CLI in process (``deploy``, ``check``, ``run_cli``), in a subprocess
   (``run_subprocess``) or through the Python API (``deploy_api``), into a throwaway local
-  store, returning ``DeployRun`` results to assert on.
+  store, returning ``DeployRun`` results to assert on; ``git_init`` makes it a git
+  repository (for source links), isolated from the machine's git configuration.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from .builtin import local_backend
 from .builtin.discover import import_file
 from .cli import cli, run_cli
 from .config import Config
+from .gitstatus import REPOSITORY_ENV_VARS
 from .pluginmanager import (
     ENTRY_POINT_GROUP, POLICY_ENTRY_POINT_GROUP, DeployPluginManager, PluginInfo, build_plugin_manager,
 )
@@ -77,6 +79,7 @@ class DeployIsolation:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, roots: Sequence[Path]) -> None:
         self.roots = [Path(r).resolve() for r in roots]
+        self.monkeypatch = monkeypatch
         self._path = list(sys.path)
         self._modules = set(sys.modules)
         for name in [n for n in os.environ if n.startswith("FLYTE_DEPLOY_")]:
@@ -87,6 +90,19 @@ class DeployIsolation:
 
     def add_root(self, root: Path) -> None:
         self.roots.append(Path(root).resolve())
+
+    def isolate_git(self) -> None:
+        """For the rest of the test, in this process and its children: no global or system
+        git configuration, a fixed author, and no variables pointing git at another repository."""
+        if shutil.which("git") is None:
+            pytest.skip("the git CLI is not installed")
+        self.monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+        self.monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        for role in ("AUTHOR", "COMMITTER"):
+            self.monkeypatch.setenv(f"GIT_{role}_NAME", "flyte-deploy test")
+            self.monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@flyte-deploy.invalid")
+        for name in REPOSITORY_ENV_VARS:
+            self.monkeypatch.delenv(name, raising=False)
 
     def _owned(self, module: Any, keep: Path | None) -> bool:
         file = getattr(module, "__file__", None)
@@ -451,17 +467,48 @@ class DeployProject:
         """``flyte-deploy check ARGS --root-dir ROOT --output json`` in process."""
         return self.run_cli(*self._with_defaults("check", args))
 
-    def run_subprocess(self, *args: str, python: str | os.PathLike[str] | None = None,
-                       env: Mapping[str, str] | None = None, timeout: float = 240) -> DeployRun:
-        """Run ``python -m flyte_deploy ARGS`` in a child process (``python`` defaults to this
-        interpreter), with this flyte_deploy on ``PYTHONPATH``; plugins registered in memory
-        are not passed on."""
+    def subprocess_env(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment ``run_subprocess`` gives a child process: this process's, updated
+        with ``env``, with this flyte_deploy first on ``PYTHONPATH`` and without the plugins
+        registered in memory. Use it to run other programs the same way."""
         environ = self._plugins.subprocess_environ({**os.environ, **(env or {})})
         environ["PYTHONPATH"] = os.pathsep.join(
             [str(PACKAGE_ROOT)] + [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+        return environ
+
+    def run_subprocess(self, *args: str, python: str | os.PathLike[str] | None = None,
+                       env: Mapping[str, str] | None = None, timeout: float = 240) -> DeployRun:
+        """Run ``python -m flyte_deploy ARGS`` in a child process (``python`` defaults to this
+        interpreter) in the project directory, with ``subprocess_env(env)``."""
         proc = subprocess.run([str(python or sys.executable), "-m", "flyte_deploy", *args], cwd=self.root, check=False,
-                              env=environ, capture_output=True, text=True, timeout=timeout)
+                              env=self.subprocess_env(env), capture_output=True, text=True, timeout=timeout)
         return DeployRun(tuple(args), proc.returncode, proc.stdout, proc.stderr, self._store_of(args))
+
+    def git(self, *args: str) -> str:
+        """Run ``git ARGS`` in the project directory (isolated as ``git_init`` describes) and
+        return its output, stripped; a failing git fails the test with git's error."""
+        self._isolation.isolate_git()
+        proc = subprocess.run(["git", "-c", "init.defaultBranch=main", *args], cwd=self.root, check=False,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.fail(f"git {' '.join(args)} failed in {self.root}: {proc.stderr.strip()}")
+        return proc.stdout.strip()
+
+    def git_init(self, remote: str | None = None, *, commit: bool = True) -> str | None:
+        """Make the project a git repository (branch ``main``; ``.flyte-deploy/`` and
+        ``__pycache__/`` ignored) with ``remote`` as ``origin``, and commit its files unless
+        ``commit=False``; returns the commit sha (``None`` when nothing was committed). From
+        then on, git in this test and its subprocesses ignores the machine's global and
+        system configuration and commits as a fixed author."""
+        self.git("init", "-q")
+        (self.root / ".git" / "info" / "exclude").write_text(".flyte-deploy/\n__pycache__/\n")
+        if remote is not None:
+            self.git("remote", "add", "origin", remote)
+        if not commit:
+            return None
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", "flyte-deploy test project")
+        return self.git("rev-parse", "HEAD")
 
     def import_module(self, relative: str) -> ModuleType:
         """Import a project file the way discovery does (module name from the root)."""

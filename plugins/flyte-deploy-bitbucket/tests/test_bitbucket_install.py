@@ -1,10 +1,11 @@
 """The plugin installed the way a user installs it: ``pip install`` of its directory into a
-virtualenv, found through its ``flyte_deploy`` entry point. The same deploy gains
-Bitbucket links only where it is installed, and ``-p no:bitbucket`` turns it off."""
+throwaway virtualenv, found through its ``flyte_deploy`` entry point, run with the
+flyte_deploy.testing kit (``deploy_project.git_init`` and ``run_subprocess(python=...)``).
+The same deploy gains Bitbucket links only where it is installed; ``-p no:bitbucket`` turns
+it off."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from tests.fixtures.gitrepos import GitRepos, deploy_env
+import flyte_deploy
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 PLUGIN_VERSION = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text())["project"]["version"]
@@ -48,81 +49,77 @@ def def_line(name: str) -> int:
 
 @pytest.fixture(scope="session")
 def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtualenv seeing the system's packages (flyte-deploy's dependencies) with the
-    plugin pip-installed from a copy of its directory; built once per test session."""
-    base = tmp_path_factory.mktemp("bitbucket-plugin")
-    source = base / "flyte-deploy-bitbucket"
+    """The python of a throwaway virtualenv (seeing this machine's packages and their pip)
+    where the plugin is pip-installed from a copy of its directory (so no build files land
+    in the repository); built once per test session."""
+    base = tmp_path_factory.mktemp("bitbucket-venv")
+    source = base / "src"
     shutil.copytree(PLUGIN_DIR, source, ignore=shutil.ignore_patterns(
-        "build", "*.egg-info", "__pycache__", ".pytest_cache", "tests"))
+        "tests", "build", "*.egg-info", "__pycache__", ".pytest_cache"))
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    done = subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--ignore-installed",
-         "--no-input", "--disable-pip-version-check", "-q", str(source)],
-        capture_output=True, text=True, check=False, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                              "--no-build-isolation", "--ignore-installed", str(source)],
+                             capture_output=True, text=True, check=False, timeout=300)
+    assert install.returncode == 0, f"pip install failed:\n{install.stdout}\n{install.stderr}"
     return python
 
 
-def flyte_deploy(python: Path | str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """``python -m flyte_deploy args`` with this checkout's flyte_deploy first on the path."""
-    return subprocess.run([str(python), "-m", "flyte_deploy", *args], cwd=cwd, capture_output=True, text=True,
-                          check=False, env=deploy_env(), timeout=120)
-
-
-def links(python: Path | str, project: Path, *args: str) -> dict[str, str | None]:
-    done = flyte_deploy(python, project, "deploy", "tasks.py", "env", "--output", "json", "-q", *args)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    return {t["name"]: t["source_link"] for e in result["environments"] for t in e["tasks"]}
-
-
-def plugins(python: Path | str, project: Path, *args: str) -> dict[str, dict]:
-    done = flyte_deploy(python, project, "plugins", "--json", *args)
-    assert done.returncode == 0, done.stderr
-    return {p["name"]: p for p in json.loads(done.stdout)["plugins"]}
-
-
 @pytest.fixture
-def bitbucket_project(git_repos: GitRepos) -> Path:
-    return git_repos.init("bb", {"tasks.py": TASKS_PY}, remote="git@bitbucket.org:acme/pipelines.git")
+def bitbucket_commit(deploy_project) -> str:
+    """``deploy_project`` holding tasks.py, committed in a git repository whose origin is on
+    bitbucket.org; returns the commit sha."""
+    deploy_project({"tasks.py": TASKS_PY})
+    return deploy_project.git_init(remote="git@bitbucket.org:acme/pipelines.git")
 
 
-def test_the_venv_imports_this_checkouts_flyte_deploy(plugin_python: Path, tmp_path: Path) -> None:
-    done = subprocess.run([str(plugin_python), "-c", "import flyte_deploy, flyte_deploy_bitbucket as b;"
-                           "print(flyte_deploy.__file__); print(b.__file__)"],
-                          capture_output=True, text=True, check=False, env=deploy_env(), cwd=tmp_path)
-    ours, plugin = done.stdout.split()
-    assert Path(ours).is_relative_to(PLUGIN_DIR.parents[1] / "src")
-    assert Path(plugin).is_relative_to(plugin_python.parents[1])  # installed into the venv, not the source
+def links(project, *args: str, python: Path | str | None = None) -> dict[str, str | None]:
+    """task name -> source link of ``flyte-deploy deploy tasks.py env ARGS`` in a subprocess."""
+    run = project.run_subprocess("deploy", "tasks.py", "env", "--output", "json", "-q", *args, python=python)
+    return {t["name"]: t["source_link"] for e in run.assert_ok().json["environments"] for t in e["tasks"]}
 
 
-def test_installed_plugin_adds_bitbucket_links(plugin_python: Path, git_repos: GitRepos,
-                                               bitbucket_project: Path) -> None:
-    sha = git_repos.head(bitbucket_project)
-    expected = {f"bb.{name}": f"https://bitbucket.org/acme/pipelines/src/{sha}/tasks.py#lines-{def_line(name)}"
-                for name in ("clean", "train")}
-    assert links(plugin_python, bitbucket_project) == expected
-    listed = json.loads(flyte_deploy(plugin_python, bitbucket_project, "ls", "--output", "json").stdout)
+def plugins(project, *args: str, python: Path | str | None = None) -> dict[str, dict]:
+    run = project.run_subprocess("plugins", "--json", *args, python=python)
+    return {p["name"]: p for p in run.assert_ok().json["plugins"]}
+
+
+def test_the_venv_imports_this_checkouts_flyte_deploy(plugin_python: Path, deploy_project) -> None:
+    code = "import flyte_deploy, flyte_deploy_bitbucket as b; print(flyte_deploy.__file__); print(b.__file__)"
+    done = subprocess.run([str(plugin_python), "-c", code], cwd=deploy_project.root,
+                          env=deploy_project.subprocess_env(), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    ours, plugin = map(Path, done.stdout.split())
+    assert ours.resolve() == Path(flyte_deploy.__file__).resolve()
+    assert plugin.is_relative_to(plugin_python.parents[1])  # installed into the venv, not the source
+
+
+def test_installed_plugin_adds_bitbucket_links(plugin_python: Path, deploy_project, bitbucket_commit: str) -> None:
+    expected = {f"bb.{name}": f"https://bitbucket.org/acme/pipelines/src/{bitbucket_commit}/tasks.py"
+                              f"#lines-{def_line(name)}" for name in ("clean", "train")}
+    assert links(deploy_project, python=plugin_python) == expected
+    listed = deploy_project.run_subprocess("ls", "--output", "json", python=plugin_python).assert_ok().json
     assert {t["name"]: t["source_link"] for r in listed for t in r["tasks"]} == expected
 
 
-def test_without_the_plugin_the_same_deploy_has_no_links(bitbucket_project: Path) -> None:
-    installed = plugins(sys.executable, bitbucket_project)
-    assert "bitbucket" not in installed, (
+@pytest.mark.usefixtures("bitbucket_commit")
+def test_without_the_plugin_the_same_deploy_has_no_links(deploy_project) -> None:
+    assert "bitbucket" not in plugins(deploy_project), (
         "flyte-deploy-bitbucket is installed in the interpreter running the tests; its tests install it into"
         " a virtualenv themselves, so do not install it system-wide")
-    assert set(links(sys.executable, bitbucket_project).values()) == {None}
+    assert set(links(deploy_project).values()) == {None}
 
 
-def test_p_no_bitbucket_turns_it_off(plugin_python: Path, bitbucket_project: Path) -> None:
-    assert set(links(plugin_python, bitbucket_project, "-p", "no:bitbucket").values()) == {None}
-    assert plugins(plugin_python, bitbucket_project, "-p", "no:bitbucket")["bitbucket"]["status"] == "disabled"
+@pytest.mark.usefixtures("bitbucket_commit")
+def test_p_no_bitbucket_turns_it_off(plugin_python: Path, deploy_project) -> None:
+    assert set(links(deploy_project, "-p", "no:bitbucket", python=plugin_python).values()) == {None}
+    assert plugins(deploy_project, "-p", "no:bitbucket", python=plugin_python)["bitbucket"]["status"] == "disabled"
 
 
-def test_plugins_lists_it_with_its_entry_point_and_version(plugin_python: Path, bitbucket_project: Path) -> None:
-    info = plugins(plugin_python, bitbucket_project)["bitbucket"]
+@pytest.mark.usefixtures("bitbucket_commit")
+def test_plugins_lists_it_with_its_entry_point_and_version(plugin_python: Path, deploy_project) -> None:
+    info = plugins(deploy_project, python=plugin_python)["bitbucket"]
     assert info["source"] == "entrypoint"
     assert info["version"] == f"flyte-deploy-bitbucket {PLUGIN_VERSION}"
     assert info["location"] == "flyte_deploy_bitbucket"
@@ -130,59 +127,27 @@ def test_plugins_lists_it_with_its_entry_point_and_version(plugin_python: Path, 
     assert {"attach_source_link", "configure"} <= set(info["hooks"])
 
 
-def test_dirty_tree_drops_the_line_anchor(plugin_python: Path, git_repos: GitRepos, bitbucket_project: Path) -> None:
-    (bitbucket_project / "notes.txt").write_text("not committed\n")
-    sha = git_repos.head(bitbucket_project)
-    assert set(links(plugin_python, bitbucket_project).values()) == \
-        {f"https://bitbucket.org/acme/pipelines/src/{sha}/tasks.py"}
+def test_dirty_tree_drops_the_line_anchor(plugin_python: Path, deploy_project, bitbucket_commit: str) -> None:
+    deploy_project({"notes.txt": "not committed\n"})
+    assert set(links(deploy_project, python=plugin_python).values()) == \
+        {f"https://bitbucket.org/acme/pipelines/src/{bitbucket_commit}/tasks.py"}
 
 
-def test_github_remotes_stay_with_the_built_in(plugin_python: Path, git_repos: GitRepos) -> None:
-    project = git_repos.init("gh", {"tasks.py": TASKS_PY}, remote="https://github.com/acme/pipelines.git")
-    sha = git_repos.head(project)
-    assert links(plugin_python, project)["bb.clean"] == \
+def test_github_remotes_stay_with_the_built_in(plugin_python: Path, deploy_project) -> None:
+    deploy_project({"tasks.py": TASKS_PY})
+    sha = deploy_project.git_init(remote="https://github.com/acme/pipelines.git")
+    assert links(deploy_project, python=plugin_python)["bb.clean"] == \
         f"https://github.com/acme/pipelines/blob/{sha}/tasks.py#L{def_line('clean')}"
 
 
-HOSTS_TOML = '''\
-[tool.flyte-deploy.plugin.bitbucket.hosts]
-"git.corp.example" = "bitbucket-server"
-"ghe.corp.example" = { flavour = "github-enterprise", web_url = "https://github.corp.example" }
-"gitea.corp.example" = "gitea"
-'''
-
-
-@pytest.mark.parametrize("remote, expected", [
-    ("https://builder:s3cr3t@git.corp.example/scm/DATA/pipelines.git",
-     "https://git.corp.example/projects/DATA/repos/pipelines/browse/tasks.py?at={sha}#{line}"),
-    ("ssh://git@git.corp.example:7999/data/pipelines.git",
-     "https://git.corp.example/projects/DATA/repos/pipelines/browse/tasks.py?at={sha}#{line}"),
-    ("git@ghe.corp.example:acme/pipelines.git", "https://github.corp.example/acme/pipelines/blob/{sha}/tasks.py#L{line}"),
-    ("https://gitea.corp.example/acme/pipelines.git",
-     "https://gitea.corp.example/acme/pipelines/src/commit/{sha}/tasks.py#L{line}"),
-    ("https://unmapped.corp.example/acme/pipelines.git", None),
-], ids=["bitbucket-server-https", "bitbucket-server-ssh", "github-enterprise", "gitea", "unmapped"])
-def test_self_hosted_forges_mapped_in_pyproject(plugin_python: Path, git_repos: GitRepos, remote: str,
-                                                expected: str | None) -> None:
-    project = git_repos.init("corp", {"tasks.py": TASKS_PY, "pyproject.toml": HOSTS_TOML}, remote=remote)
-    sha = git_repos.head(project)
-    done = flyte_deploy(plugin_python, project, "deploy", "tasks.py", "env", "--output", "json")
-    assert done.returncode == 0, done.stderr
-    assert "s3cr3t" not in done.stdout + done.stderr
-    result = json.loads(done.stdout)
-    got = {t["name"]: t["source_link"] for e in result["environments"] for t in e["tasks"]}
-    assert got["bb.clean"] == (expected.format(sha=sha, line=def_line("clean")) if expected else None)
-
-
-def test_a_bad_host_table_fails_with_one_line_naming_the_file(plugin_python: Path, git_repos: GitRepos) -> None:
+def test_a_bad_host_table_fails_with_one_line_naming_the_file(plugin_python: Path, deploy_project) -> None:
     toml = '[tool.flyte-deploy.plugin.bitbucket.hosts]\n"git.corp.example" = "bitbucket-srever"\n'
-    project = git_repos.init("typo", {"tasks.py": TASKS_PY, "pyproject.toml": toml},
-                             remote="https://git.corp.example/scm/DATA/pipelines.git")
+    deploy_project({"tasks.py": TASKS_PY, "pyproject.toml": toml})
+    deploy_project.git_init(remote="https://git.corp.example/scm/DATA/pipelines.git")
     for args in (("deploy", "tasks.py", "env"), ("plugins",)):
-        done = flyte_deploy(plugin_python, project, *args)
-        assert done.returncode == 4, done.stderr
-        assert done.stderr.strip().splitlines() == [
-            f"error: {project / 'pyproject.toml'}: [tool.flyte-deploy.plugin.bitbucket]: host 'git.corp.example'"
-            " has flavour 'bitbucket-srever'; choose one of bitbucket-cloud, bitbucket-server, github-enterprise,"
-            " gitea, gitlab"]
-    assert not (project / ".flyte-deploy").exists()
+        run = deploy_project.run_subprocess(*args, python=plugin_python).assert_exit(4)
+        assert run.stderr.strip().splitlines() == [(
+            f"error: {deploy_project.root / 'pyproject.toml'}: [tool.flyte-deploy.plugin.bitbucket]: host"
+            " 'git.corp.example' has flavour 'bitbucket-srever'; choose one of bitbucket-cloud, bitbucket-server,"
+            " github-enterprise, gitea, gitlab")]
+        assert not run.store.exists()
