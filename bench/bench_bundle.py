@@ -28,9 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from flyte_deploy.builtin import bundle as bundle_phase  # noqa: E402
-from flyte_deploy.builtin.discover import discover  # noqa: E402
-from flyte_deploy.types import DeployPlan, DeployRequest  # noqa: E402
+from flyte_deploy.builtin import bundle as bundle_phase
+from flyte_deploy.builtin.discover import discover
+from flyte_deploy.types import DeployPlan, DeployRequest
 
 PACKAGES, MODULES_PER_PACKAGE = 20, 100
 DATA_DIRS, DATA_FILES = 100, 20_000
@@ -108,15 +108,16 @@ def main() -> None:
             plan = DeployPlan(request=DeployRequest(mode="all", path=root / "envs.py"), root_dir=root,
                               copy_style=style, scratch_dir=work, discovery=discovery,
                               environments=discovery.selected)
-            seconds, selected = best(args.repeat, lambda: bundle_phase.select_files(plan))
+            seconds, selected = best(args.repeat, lambda plan=plan: bundle_phase.select_files(plan))
             selected_size = sum(os.path.getsize(p) for p in selected.values())
             rows.append((f"{style}: select", len(selected), selected_size, seconds, None))
-            seconds, built = best(args.repeat, lambda: bundle_phase.build(plan))
+            seconds, built = best(args.repeat, lambda plan=plan: bundle_phase.build(plan))
             rows.append((f"{style}: build", len(built.files), selected_size, seconds, built.size))
             env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
-            seconds, _ = best(args.repeat, lambda: subprocess.run(
-                [sys.executable, "-m", "flyte_deploy", "deploy", "--all", "envs.py", "--copy-style", style,
-                 "--dry-run", "--output", "json", "-q"], cwd=root, env=env, check=True, capture_output=True))
+            command = [sys.executable, "-m", "flyte_deploy", "deploy", "--all", "envs.py", "--copy-style", style,
+                       "--dry-run", "--output", "json", "-q"]
+            seconds, _ = best(args.repeat, lambda command=command, env=env: subprocess.run(
+                command, cwd=root, env=env, check=True, capture_output=True))
             rows.append((f"{style}: cli --dry-run", len(built.files), selected_size, seconds, None))
 
         print(f"\n{'what':<28}{'files':>8}{'MB':>8}{'seconds':>9}{'files/s':>10}{'MB/s':>8}{'gz MB':>8}")

@@ -9,8 +9,9 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -80,7 +81,7 @@ def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
     """``flyte-deploy ARGS`` in a fresh process with this worktree's code."""
     return subprocess.run([sys.executable, "-m", "flyte_deploy", *args], cwd=cwd, env=cli_env(env),
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=240, check=False)
 
 
 def deploy_json(args: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -103,4 +104,4 @@ def run_in_bundle(extracted: Path, code: str, workdir: Path) -> subprocess.Compl
     env.update({"PYTHONPATH": os.pathsep.join([str(extracted), str(SRC)]), "PYTHONDONTWRITEBYTECODE": "1"})
     workdir.mkdir(parents=True, exist_ok=True)
     return subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from flyte_deploy.builtin.bundle import all_files, extract_archive, tar_header, write_archive
+from flyte_deploy.builtin.bundle import (
+    all_files,
+    extract_archive,
+    tar_header,
+    write_archive,
+)
 from flyte_deploy.errors import BundleError
 
 FILES = {"app.py": "print('hi')\n", "pkg/__init__.py": "", "pkg/mod.py": "X = 1\n", "run.sh": "#!/bin/sh\n",

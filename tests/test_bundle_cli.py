@@ -14,7 +14,14 @@ import pytest
 from flyte_deploy.builtin.bundle import extract_archive
 from flyte_deploy.errors import ExitCode
 
-from .bundle_helpers import cli, deploy_json, local_archive, make_project, run_in_bundle, write
+from .bundle_helpers import (
+    cli,
+    deploy_json,
+    local_archive,
+    make_project,
+    run_in_bundle,
+    write,
+)
 
 LOADED = ["flows.py", "helpers/__init__.py", "helpers/numbers.py", "helpers/text.py"]
 

@@ -11,7 +11,8 @@ import fsspec
 import pytest
 
 from flyte_deploy.builtin.upload import upload
-from flyte_deploy.cli import cli as cli_group, run_cli
+from flyte_deploy.cli import cli as cli_group
+from flyte_deploy.cli import run_cli
 from flyte_deploy.config import Config
 from flyte_deploy.errors import ExitCode, UploadError, UsageError
 from flyte_deploy.storage import redact_url, scrub, storage_options

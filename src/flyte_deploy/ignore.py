@@ -75,7 +75,7 @@ class IgnoreRules:
 
     levels: tuple[_Level, ...] = ()
 
-    def enter(self, directory: Path, prefix: str, names: set[str] | frozenset[str]) -> "IgnoreRules":
+    def enter(self, directory: Path, prefix: str, names: set[str] | frozenset[str]) -> IgnoreRules:
         """The rules for ``directory`` (``prefix`` relative to the root, ``names`` its
         entries): these rules plus the directory's own ignore files, if any."""
         present = [directory / name for name in IGNORE_FILES if name in names]

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import fsspec
@@ -52,7 +53,7 @@ def join(url: str, *parts: str) -> str:
     return "/".join([url.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
-def storage_options(config: "Config") -> dict[str, Any]:
+def storage_options(config: Config) -> dict[str, Any]:
     """The filesystem options for the bundle storage (module docstring)."""
     table = config.pyproject.get(OPTIONS_TABLE, config.pyproject.get("storage-options", {}))
     if not isinstance(table, dict):

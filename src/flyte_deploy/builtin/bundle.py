@@ -38,10 +38,11 @@ import os
 import re
 import sys
 import tarfile
-from pathlib import Path
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO
 
 from ..config import Config
 from ..errors import BundleError

@@ -7,7 +7,7 @@
   object stores publish an object only once its upload completes. After the upload the
   object's size is checked.
 * Retries: failures other than permanent ones (permission denied, missing bucket, bad
-  options, HTTP 4xx) are retried ``upload.retries`` times (default 4) with exponential
+  options, HTTP 4xx) are retried ``upload.retries`` times (default 3) with exponential
   backoff starting at ``upload.backoff`` seconds (default 0.5, capped at 8).
 * Otherwise an ``UploadError`` names the URL, without credentials; the lifecycle stops
   before registering anything.
@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import UploadError, UsageError
 from ..hookspecs import hookimpl
@@ -28,7 +29,7 @@ from ..session import DeploySession
 from ..storage import filesystem, redact_url, scrub, storage_options
 from ..types import Bundle
 
-DEFAULT_RETRIES = 4
+DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
 MAX_DELAY = 8.0
 PERMANENT_ERRORS = (PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError, ImportError,
@@ -82,7 +83,7 @@ def upload(bundle: Bundle, uri: str, options: Mapping[str, Any] | None = None, *
     shown = redact_url(uri)
     try:
         fs, path = filesystem(uri, options)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to open the storage is the user's to see
         raise UploadError(f"cannot open the storage for {shown}: {scrub(f'{type(exc).__name__}: {exc}', options)}"
                           ) from None
     attempts = max(1, retries + 1)
@@ -96,7 +97,7 @@ def upload(bundle: Bundle, uri: str, options: Mapping[str, Any] | None = None, *
             if size != bundle.size:
                 raise _IncompleteUpload(f"the stored object has {size} bytes, the bundle {bundle.size}")
             return uri
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - classified below: permanent or retried
             last = exc
             if is_permanent(exc):
                 break
