@@ -139,3 +139,13 @@ def test_extraction_unpacks_a_built_bundle(tmp_path: Path) -> None:
     assert (out / "pkg" / "mod.py").read_text() == "X = 1\n"
     assert os.access(out / "run.sh", os.X_OK)
     shutil.rmtree(out)
+
+
+def test_a_file_vanishing_while_bundling_is_a_bundle_error(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "p", sorted(FILES), umask=0o022, mtime=0)
+    files = all_files(root)
+    (root / "pkg" / "mod.py").unlink()
+    with pytest.raises(BundleError, match=r"pkg/mod\.py: cannot read it for the bundle: No such file"):
+        write_archive(files, tmp_path / "b.tar.gz")
+    with pytest.raises(BundleError, match="cannot write the bundle"):
+        write_archive({"app.py": str(root / "app.py")}, tmp_path / "missing-dir" / "b.tar.gz")

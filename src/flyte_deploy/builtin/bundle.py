@@ -40,7 +40,7 @@ import sys
 import tarfile
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import IO
 
@@ -253,9 +253,10 @@ def write_archive(files: Mapping[str, str], destination: Path) -> tuple[str, int
 
     The tar stream is cut into 1 MiB chunks that a second thread compresses and hashes
     (zlib and hashlib release the GIL) while this one reads the next files."""
-    with open(destination, "wb") as out, ThreadPoolExecutor(max_workers=1) as compressor:
-        sink = _HashingWriter(out)
-        with gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=COMPRESS_LEVEL) as gz:
+    try:
+        with open(destination, "wb") as out, ThreadPoolExecutor(max_workers=1) as compressor:
+            sink = _HashingWriter(out)
+            gz = gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=COMPRESS_LEVEL)
             pending: deque[Future[int]] = deque()
 
             def emit(chunk: bytes) -> None:
@@ -263,19 +264,25 @@ def write_archive(files: Mapping[str, str], destination: Path) -> tuple[str, int
                 while len(pending) > _PENDING_CHUNKS:
                     pending.popleft().result()
 
-            buffer = bytearray()
-            written = 0
-            for name in sorted(files):
-                written += _add_file(buffer, emit, name, files[name])
-                if len(buffer) >= _FLUSH_AT:
-                    emit(bytes(buffer))
-                    buffer.clear()
-            end = 2 * _BLOCK
-            end += -(written + end) % _RECORD
-            buffer += bytes(end)
-            emit(bytes(buffer))
+            try:
+                buffer = bytearray()
+                written = 0
+                for name in sorted(files):
+                    written += _add_file(buffer, emit, name, files[name])
+                    if len(buffer) >= _FLUSH_AT:
+                        emit(bytes(buffer))
+                        buffer.clear()
+                end = 2 * _BLOCK
+                end += -(written + end) % _RECORD
+                buffer += bytes(end)
+                emit(bytes(buffer))
+            finally:
+                wait(pending)  # never close the stream under the compressing thread
             while pending:
                 pending.popleft().result()
+            gz.close()
+    except OSError as exc:
+        raise BundleError(f"{destination}: cannot write the bundle: {exc.strerror or exc}") from None
     return sink.sha256.hexdigest(), sink.size
 
 
