@@ -120,3 +120,20 @@ def test_root_dir_drives_bundling_and_a_task_outside_it_is_an_error(project: Pat
     assert f"is defined in {project / 'flows.py'}, outside the root dir {other}" in refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "task shop.total (environment shop)" in errors[0]
+
+
+def test_flyte_deploy_run_catches_what_loaded_modules_missed(project: Path) -> None:
+    """``run`` loads tasks from the uploaded bundle only: the dynamic import and the data
+    file fail under loaded_modules and work under all."""
+    deploy_json(["flows.py", "audit", "--version", "lm"], project)
+    deploy_json(["flows.py", "audit", "--version", "all", "--copy-style", "all"], project)
+    missed = cli(["run", "shop.plugin_name", "--version", "lm"], project)
+    assert missed.returncode == ExitCode.RUN_FAILED
+    assert "ModuleNotFoundError: No module named 'dynamic'" in missed.stderr
+    no_data = cli(["run", "shop.total", "--version", "lm"], project)
+    assert no_data.returncode == ExitCode.RUN_FAILED and "prices.json" in no_data.stderr
+    caught = cli(["run", "shop.plugin_name", "--version", "all", "--output", "json"], project)
+    assert caught.returncode == 0, caught.stderr
+    assert json.loads(caught.stdout)["outputs"] == {"o0": "extra-plugin"}
+    total = cli(["run", "shop.total", "--version", "all", "--output", "json"], project)
+    assert json.loads(total.stdout)["outputs"] == {"o0": 3.75}
