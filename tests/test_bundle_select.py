@@ -88,11 +88,12 @@ def test_all_always_skips_vcs_caches_virtualenvs_and_the_deploy_store(tmp_path: 
         "app.py": "", ".git/HEAD": "ref", "pkg/__pycache__/m.cpython-311.pyc": "", "pkg/m.py": "",
         "pkg/stale.pyc": "", "venv/pyvenv.cfg": "home = /usr", "venv/lib/site.py": "",
         "conda/conda-meta/history": "", "conda/lib/x.py": "", ".flyte-deploy/bundles/x.tar.gz": "",
+        "sub/.flyte-deploy/bundles/y.tar.gz": "",
         ".mypy_cache/CACHEDIR.TAG": "Signature: 8a477f597d28d172789f06886806bc55\n", ".mypy_cache/x.json": "",
         "notcache/CACHEDIR.TAG": "not a real tag\n", "store/envs/x.json": "", "sub/.git": "gitdir: ../.git",
         ".env.example": "A=1\n",
     })
-    assert sorted(all_files(tmp_path, skip=(".flyte-deploy", "store"))) == [
+    assert sorted(all_files(tmp_path, skip=("store",))) == [
         ".env.example", "app.py", "notcache/CACHEDIR.TAG", "pkg/m.py"]
 
 

@@ -11,8 +11,9 @@ Which files (all relative to the root dir, ``--root-dir``, default the current d
 * ``all``: every file under the root dir, honouring ``.gitignore`` and ``.flyteignore``
   files in any directory (see ``flyte_deploy.ignore``), and always skipping ``.git``,
   ``.hg``, ``.svn``, ``__pycache__``, ``*.pyc``, virtualenvs (a ``pyvenv.cfg`` or
-  ``conda-meta`` inside), cache directories tagged with ``CACHEDIR.TAG``, and the local
-  deploy store (``.flyte-deploy`` and a configured local ``store``/``storage``).
+  ``conda-meta`` inside), cache directories tagged with ``CACHEDIR.TAG``, and local deploy
+  stores (any ``.flyte-deploy`` directory, and the configured ``store``/``storage`` when
+  they are local paths under the root dir).
 * ``none``: no bundle (the lifecycle requires an explicit ``--version``).
 
 A task whose source file lies outside the root dir is a ``BundleError`` that says so.
@@ -54,7 +55,7 @@ from ..types import Bundle, DeployPlan
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 LOCAL_STORE_DIR = ".flyte-deploy"
-ALWAYS_SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__"})
+ALWAYS_SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", LOCAL_STORE_DIR})
 NOT_CODE_DIRS = frozenset({"site-packages", "dist-packages"})
 CACHEDIR_SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
 ARCHIVE_NAME = "bundle.tar.gz"
@@ -100,11 +101,11 @@ def _inside(path: str, root: str) -> bool:
 
 
 def loaded_module_files(module_names: Iterable[str], root_dir: Path,
-                        skip: Iterable[str] = (LOCAL_STORE_DIR,)) -> FileMap:
+                        skip: Iterable[str] = ()) -> FileMap:
     """The source files of the loaded modules ``module_names`` that lie under ``root_dir``,
     plus the ``__init__.py`` of the packages needed to import them.
 
-    ``skip`` holds root-relative directories never bundled (the local deploy store).
+    ``skip`` holds root-relative directories never bundled (a configured local store).
     """
     root = os.path.realpath(root_dir)
     skipped = tuple(s.strip("/") + "/" for s in skip)
@@ -170,7 +171,7 @@ def loaded_module_files(module_names: Iterable[str], root_dir: Path,
     return dict(sorted(files.items()))
 
 
-def all_files(root_dir: Path, skip: Iterable[str] = (LOCAL_STORE_DIR,)) -> FileMap:
+def all_files(root_dir: Path, skip: Iterable[str] = ()) -> FileMap:
     """Every file under ``root_dir`` that the ignore files and the always-skipped
     directories (module docstring) leave in; symlinks as the docstring says."""
     root = os.path.realpath(root_dir)
@@ -354,7 +355,7 @@ def extract_archive(archive: Path, destination: Path) -> list[str]:
 def store_dirs(config: Config) -> tuple[str, ...]:
     """Root-relative directories of the local deploy store and bundle storage, which
     are never bundled."""
-    skipped = {LOCAL_STORE_DIR}
+    skipped: set[str] = set()
     root = os.path.realpath(config.root_dir)
     for url in (config.store_url, config.storage_url):
         path = local_path(url)
@@ -365,7 +366,7 @@ def store_dirs(config: Config) -> tuple[str, ...]:
     return tuple(sorted(skipped))
 
 
-def select_files(plan: DeployPlan, skip: Iterable[str] = (LOCAL_STORE_DIR,)) -> FileMap:
+def select_files(plan: DeployPlan, skip: Iterable[str] = ()) -> FileMap:
     """The files of ``plan``'s bundle for its copy style (``all`` or ``loaded_modules``)."""
     if plan.copy_style == "all":
         return all_files(plan.root_dir, skip)
@@ -384,7 +385,7 @@ def check_sources_inside_root(plan: DeployPlan) -> None:
                                   f" root dir {root}; pass --root-dir with a directory that contains it")
 
 
-def build(plan: DeployPlan, skip: Iterable[str] = (LOCAL_STORE_DIR,)) -> Bundle:
+def build(plan: DeployPlan, skip: Iterable[str] = ()) -> Bundle:
     """The bundle for ``plan``, written to ``plan.scratch_dir/bundle.tar.gz``."""
     if plan.copy_style == "none":
         return Bundle(copy_style="none")
