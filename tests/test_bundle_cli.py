@@ -73,6 +73,13 @@ def test_all_never_bundles_the_local_store_or_caches(project: Path) -> None:
     names = members(archive)
     assert "README.md" not in names and ".gitignore" in names
     assert not [n for n in names if n.startswith(".flyte-deploy") or "__pycache__" in n]
+    # a configured store and storage under the root are skipped too
+    store = ["--store", (project / "state").as_uri()]
+    env = {"FLYTE_DEPLOY_STORAGE": (project / "blobs").as_uri()}
+    deploy_json(["flows.py", "shop", "--copy-style", "all", *store], project, env)
+    assert (project / "state" / "environments").is_dir() and any((project / "blobs").iterdir())
+    again = deploy_json(["flows.py", "shop", "--copy-style", "all", "--dry-run", *store], project, env)
+    assert again["bundle"]["files"] == len(names)
 
 
 def test_all_environments_share_one_bundle(project: Path) -> None:
