@@ -75,6 +75,27 @@ def test_all_honours_nested_gitignore_exactly_like_git(tmp_path: Path) -> None:
                 "sub/nested/n.py"} & kept
 
 
+def test_a_root_inside_a_git_work_tree_honours_the_ignore_files_above_it(tmp_path: Path) -> None:
+    """A monorepo deployed with --root-dir services/a: the repository's .gitignore files
+    above the root apply, as git applies them (git is the oracle again)."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    write(repo, {".gitignore": "*.log\n/services/a/local.txt\nsecret.env\nbuild/\n",
+                 "services/.gitignore": "!keep.log\n/a/tmp/\n", "services/a/.gitignore": "*.bak\n",
+                 "services/a/app.py": "", "services/a/x.log": "", "services/a/keep.log": "",
+                 "services/a/local.txt": "", "services/a/sub/local.txt": "", "services/a/secret.env": "",
+                 "services/a/build/out.py": "", "services/a/tmp/t.py": "", "services/a/old.bak": "",
+                 "services/b/other.py": ""})
+    env = {**os.environ, "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
+    root = repo / "services" / "a"
+    listed = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=root, env=env,
+                            check=True, capture_output=True, text=True).stdout
+    assert sorted(all_files(root)) == sorted(n for n in listed.split("\0") if n)
+    assert sorted(all_files(root)) == [".gitignore", "app.py", "keep.log", "sub/local.txt"]
+
+
 def test_flyteignore_adds_patterns_and_can_reinclude(tmp_path: Path) -> None:
     write(tmp_path, {"app.py": "", "secrets.env": "TOKEN=x\n", "big/blob.bin": "x", "sub/model.ckpt": "m",
                      "sub/weights.ckpt": "w", "sub/.flyteignore": "*.ckpt\n!weights.ckpt\n",

@@ -211,7 +211,7 @@ def all_files(root_dir: Path, skip: Iterable[str] = ()) -> FileMap:
                     continue
                 files[relative] = entry.path
 
-    walk(root, root, "", IgnoreRules(), frozenset({root}))
+    walk(root, root, "", IgnoreRules.above(Path(root)), frozenset({root}))
     return dict(sorted(files.items()))
 
 
