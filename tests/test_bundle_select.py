@@ -134,6 +134,9 @@ def test_symlinks_inside_root_are_followed_outside_never(tmp_path: Path) -> None
     (root / "leak.txt").symlink_to(outside / "secret.txt")
     (root / "leakdir").symlink_to(outside / "pkg", target_is_directory=True)
     (root / "dangling.py").symlink_to(root / "missing.py")
+    write(root, {".git/config": "[remote]\n url = https://user:token@example.com/r.git\n"})
+    (root / "gitconfig").symlink_to(".git/config")
+    (root / "gitdir").symlink_to(".git", target_is_directory=True)
     files = all_files(root)
     assert sorted(files) == ["alias.py", "conf/settings.toml", "conf_link/settings.toml", "lib/real.py"]
     assert Path(files["alias.py"]).read_text() == "REAL = 1\n"

@@ -20,10 +20,11 @@ A task whose source file lies outside the root dir is a ``BundleError`` that say
 
 Symlinks: a link whose target resolves inside the root dir is followed and stored as what
 it points to (a regular file, or a directory's files), under the link's own path, so a
-bundle never depends on which link targets happened to be selected; a directory link back
-into its own ancestry is skipped (no cycles). A link pointing outside the root dir, or
-dangling, is never followed and never stored. The archive therefore holds only regular
-files with relative names, never absolute paths, ``..`` or links.
+bundle never depends on which link targets happened to be selected. A directory link
+back into its own ancestry, a link into ``.git``, ``__pycache__`` or a deploy store, a
+link pointing outside the root dir and a dangling link are never followed and never
+stored. The archive therefore holds only regular files with relative names, never
+absolute paths, ``..`` or links.
 
 Determinism: members sorted by name; mtime 0, uid/gid 0, no user or group names; mode
 0o755 when the owner may execute the file and 0o644 otherwise (umask and ownership play
@@ -80,8 +81,7 @@ FileMap = dict[str, str]
 # -- which files ----------------------------------------------------------------------
 
 
-def _is_virtualenv(names: Iterable[str] | set[str], directory: str) -> bool:
-    names = set(names)
+def _is_virtualenv(names: set[str], directory: str) -> bool:
     return ("pyvenv.cfg" in names and os.path.isfile(os.path.join(directory, "pyvenv.cfg"))) or (
         "conda-meta" in names and os.path.isdir(os.path.join(directory, "conda-meta")))
 
@@ -98,6 +98,11 @@ def _is_cache_dir(names: set[str], directory: str) -> bool:
 
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root + os.sep)
+
+
+def _in_skipped_dir(relative: str) -> bool:
+    """Whether a root-relative path lies in (or is) an always-skipped directory."""
+    return any(part in ALWAYS_SKIPPED_DIRS for part in relative.split(os.sep))
 
 
 def loaded_module_files(module_names: Iterable[str], root_dir: Path,
@@ -192,8 +197,8 @@ def all_files(root_dir: Path, skip: Iterable[str] = ()) -> FileMap:
             relative = prefix + entry.name
             if entry.is_symlink():
                 target = os.path.realpath(entry.path)
-                if not _inside(target, root):
-                    continue  # outside the root (or dangling): never followed
+                if not _inside(target, root) or _in_skipped_dir(target[len(root) + 1:]):
+                    continue  # outside the root (or dangling), or into .git and the like: never followed
                 is_dir, is_file = os.path.isdir(target), os.path.isfile(target)
             else:
                 target = ""
