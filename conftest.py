@@ -8,4 +8,6 @@ pytest_plugins = [
     "tests.fixtures.processes",
     "tests.fixtures.flyte_server",
     "tests.fixtures.gitrepos",
+    "tests.fixtures.s3",
+    "tests.fixtures.gcs",
 ]

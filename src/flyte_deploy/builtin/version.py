@@ -1,12 +1,16 @@
-"""Built-in ``compute_version``: a 32-hex-digit hash of the bundle digest, the image URIs
-and the environments' settings, so any change in code, image or settings gives a new
-version and no change gives the same one."""
+"""Built-in ``compute_version``: a 32-hex-digit sha256 prefix over the bundle digest, the
+image URI of every planned environment, every environment's settings and tasks, and the
+flyte-deploy release (whose serialization the version names). Any change in code, image
+or settings gives a new version; no change gives the same one, on any machine and in any
+discovery order.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import inspect
 import json
+from importlib import metadata
 from typing import Any
 
 from ..hookspecs import hookimpl
@@ -14,10 +18,21 @@ from ..sdk import Task, TaskEnvironment
 from ..session import DeploySession
 from ..types import DeployPlan
 
+#: bumped when what goes into the hash changes meaning
+SCHEME = "flyte-deploy-version/1"
+
+
+def _tool_release() -> str:
+    try:
+        return metadata.version("flyte-deploy")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
 
 def _task_identity(task: Task) -> dict[str, Any]:
     return {
-        "name": task.name, "module": task.module, "signature": str(inspect.signature(task.func)),
+        "name": task.name, "short_name": task.short_name, "module": task.module, "function": task.function_name,
+        "signature": str(inspect.signature(task.func)), "async": task.is_async,
         "retries": task.retries, "timeout": task.timeout.total_seconds() if task.timeout else None,
         "cache": repr(task.cache), "interruptible": task.interruptible,
         "resources": repr(task.effective_resources), "env": task.effective_env_vars,
@@ -28,19 +43,27 @@ def _task_identity(task: Task) -> dict[str, Any]:
 def environment_identity(env: TaskEnvironment) -> dict[str, Any]:
     """The settings of ``env`` that a deployed version depends on, as JSON-able data."""
     return {
-        "name": env.name, "depends_on": sorted(d.name for d in env.depends_on),
+        "name": env.name, "description": env.description, "interruptible": env.interruptible,
+        "cache": repr(env.cache), "resources": repr(env.resources), "env": env.env_vars,
+        "secrets": [repr(s) for s in env.secrets], "depends_on": sorted(d.name for d in env.depends_on),
         "tasks": [_task_identity(t) for _, t in sorted(env.tasks.items())],
     }
 
 
+def version_inputs(plan: DeployPlan) -> dict[str, Any]:
+    """Everything the derived version hashes, as JSON-able data."""
+    return {
+        "scheme": SCHEME,
+        "flyte_deploy": _tool_release(),
+        "bundle": plan.bundle.digest if plan.bundle else None,
+        "images": {name: plan.images[name].uri for name in sorted(plan.images)},
+        "environments": [environment_identity(e) for e in sorted(plan.environments, key=lambda e: e.name)],
+    }
+
+
 def derive_version(plan: DeployPlan) -> str:
-    digest = hashlib.sha256()
-    digest.update((plan.bundle.digest if plan.bundle and plan.bundle.digest else "-").encode())
-    for name in sorted(plan.images):
-        digest.update(f"{name}={plan.images[name].uri}".encode())
-    envs = [environment_identity(e) for e in sorted(plan.environments, key=lambda e: e.name)]
-    digest.update(json.dumps(envs, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:32]
+    data = json.dumps(version_inputs(plan), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(data.encode()).hexdigest()[:32]
 
 
 @hookimpl(trylast=True)
