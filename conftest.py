@@ -8,4 +8,7 @@ pytest_plugins = [
     "tests.fixtures.processes",
     "tests.fixtures.flyte_server",
     "tests.fixtures.gitrepos",
+    "tests.fixtures.registry",
+    "tests.fixtures.dockerd",
+    "tests.fixtures.base_image",
 ]

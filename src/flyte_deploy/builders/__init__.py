@@ -46,5 +46,8 @@ def existing_digest(config: "Config", uri: str) -> str | None:
 
 
 def report(session: "DeploySession", environment: str, message: str) -> None:
-    """One progress line for one image (builds run concurrently, one line per step)."""
+    """One progress line for one image (builds run concurrently, one line per step);
+    silent with ``quiet``."""
+    if session.config.get("quiet"):
+        return
     session.console.print(f"[bold]image[/bold] [cyan]{environment}[/cyan]: {escape(message)}", highlight=False)
