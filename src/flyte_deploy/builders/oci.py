@@ -140,7 +140,16 @@ def refuse_run_steps(image: Image, environment: str) -> None:
                           " builder)")
 
 
-def assemble(session: DeploySession, environment: str, image: Image, work: Path) -> tuple[BaseImage, list[LayerBlob]]:
+@dataclass
+class Assembly:
+    """The base, the new layers (in order) and whether any carries Python content."""
+
+    base: BaseImage
+    layers: list[LayerBlob]
+    python: bool
+
+
+def assemble(session: DeploySession, environment: str, image: Image, work: Path) -> Assembly:
     """Read the base and write the new layers under ``work``."""
     base_uri = image.base_uri(session.config.get("image.base_registry"))
     if not base_uri:
@@ -154,17 +163,19 @@ def assemble(session: DeploySession, environment: str, image: Image, work: Path)
     if image.install_runtime:
         runtime = write_runtime(work / "runtime")
         layers.append(write_layer([(RUNTIME_DIR, runtime)], work / "layers" / "runtime.tar.gz"))
+    python = bool(layers)
     for index, (src, dst) in enumerate(source_folders(image)):
         layers.append(write_layer([(image_path(image, dst), src)], work / "layers" / f"source-{index}.tar.gz"))
-    return base, layers
+    return Assembly(base, layers, python)
 
 
-def image_config(image: Image, base: BaseImage, layers: list[LayerBlob]) -> dict[str, Any]:
+def image_config(image: Image, assembly: Assembly) -> dict[str, Any]:
     """The new image config: the base's plus diff_ids, Env, WorkingDir, labels, history."""
+    base, layers = assembly.base, assembly.layers
     config = json.loads(json.dumps(base.config))
     inner = config.setdefault("config", {})
     env = dict(item.split("=", 1) for item in inner.get("Env") or [] if "=" in item)
-    if layers or image.install_runtime:
+    if assembly.python:
         env.update(python_env(inner.get("Env")))
     for layer in image.layers:
         if layer.kind == "env":
@@ -192,8 +203,9 @@ def build(session: DeploySession, environment: str, image: Image) -> ImageRef:
     target = Reference.parse(image.uri)
     with tempfile.TemporaryDirectory(prefix="flyte-deploy-oci-") as tmp, \
             registry_client(session.config, target.registry) as client:
-        base, layers = assemble(session, environment, image, Path(tmp))
-        config_bytes = canonical_json(image_config(image, base, layers))
+        assembly = assemble(session, environment, image, Path(tmp))
+        base, layers = assembly.base, assembly.layers
+        config_bytes = canonical_json(image_config(image, assembly))
         manifest = {
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config_bytes), "size": len(config_bytes)},
