@@ -77,7 +77,10 @@ def prepare_context(image: Image, base: str | None, directory: Path, log: Path) 
         return BuildContext(dockerfile.parent, dockerfile.name)
     assert base is not None, "a generated Dockerfile needs a base"
     directory.mkdir(parents=True, exist_ok=True)
-    has_packages = install_packages(image, directory / "site-packages", log)
+    site = install_packages(image, log)
+    has_packages = site is not None
+    if site is not None:
+        shutil.copytree(site, directory / "site-packages", symlinks=True)
     if image.install_runtime:
         write_runtime(directory / "runtime")
     for index, (src, _) in enumerate(source_folders(image)):

@@ -156,9 +156,9 @@ def assemble(session: DeploySession, environment: str, image: Image, work: Path)
         raise ImageBuildError(f"image for environment {environment!r} has no base image")
     base = load_base(session, base_uri, image.platform)
     layers: list[LayerBlob] = []
-    site = work / "site-packages"
-    if install_packages(image, site, work / "build.log"):
-        report(session, environment, "python packages installed for " + image.platform)
+    site = install_packages(image, work / "build.log")
+    if site is not None:
+        report(session, environment, "python packages ready for " + image.platform)
         layers.append(write_layer([(SITE_PACKAGES, site)], work / "layers" / "packages.tar.gz"))
     if image.install_runtime:
         runtime = write_runtime(work / "runtime")

@@ -4,7 +4,11 @@
   dependencies) are resolved once, on the build host, with ``pip install --target`` for the
   image's platform (``--platform manylinux_2_X_<arch> --python-version X --implementation cp
   --only-binary=:all:``): no compiler, network or pip is needed inside the image, and the
-  result is one reproducible layer at ``SITE_PACKAGES``.
+  result is one reproducible layer at ``SITE_PACKAGES``. Installed sets are cached under
+  ``$FLYTE_DEPLOY_CACHE_DIR`` (default ``~/.cache/flyte-deploy``), keyed by the requirements,
+  the content of requirement files, the platform and the Python version, so a rebuild
+  whose Python requirements did not change (e.g. only code changed) skips pip, as Docker's
+  layer cache would.
 * The runtime: images from ``Image.from_debian_base`` carry the running flyte-deploy package
   (its source files and a dist-info, at ``RUNTIME_DIR``) so the image runs exactly the code
   that serialized the tasks; its dependencies are pinned to the versions installed here.
@@ -16,9 +20,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,15 +148,15 @@ def image_requirements(image: "Image") -> tuple[list[str], list[Path]]:
     return packages, files
 
 
-def install_packages(image: "Image", target: Path, log: Path) -> bool:
-    """``pip install --target`` the image's requirements for its platform into ``target``.
+def cache_dir() -> Path:
+    """Where built content is cached between builds."""
+    explicit = os.environ.get("FLYTE_DEPLOY_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flyte-deploy"
 
-    Returns ``False`` when there is nothing to install. A failure raises
-    ``ImageBuildError`` with pip's last lines.
-    """
-    packages, files = image_requirements(image)
-    if not packages and not files:
-        return False
+
+def _pip_argv(image: "Image", target: Path, packages: list[str], files: list[Path]) -> list[str]:
     argv = [sys.executable, "-m", "pip", "install", "--target", str(target), "--python-version",
             image.python_version, "--implementation", "cp", "--only-binary=:all:", "--no-compile",
             "--disable-pip-version-check", "--no-warn-script-location", "--no-input"]
@@ -156,16 +164,45 @@ def install_packages(image: "Image", target: Path, log: Path) -> bool:
         argv += ["--platform", platform]
     for file in files:
         argv += ["-r", str(file)]
-    argv += packages
-    with log.open("ab") as out:
-        out.write(b"$ pip install " + " ".join(packages + [f"-r {f}" for f in files]).encode() + b"\n")
-        out.flush()
-        proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        raise ImageBuildError(f"image {image.name}: step 'pip install' failed (exit {proc.returncode})"
-                              + log_tail(log))
-    _fix_scripts(target / "bin")
-    return True
+    return argv + packages
+
+
+def install_packages(image: "Image", log: Path) -> Path | None:
+    """The directory holding the image's requirements installed for its platform (from the
+    cache, or ``pip install --target`` now), or ``None`` when there is nothing to install.
+
+    A failure raises ``ImageBuildError`` with pip's last lines; nothing is cached then.
+    """
+    packages, files = image_requirements(image)
+    if not packages and not files:
+        return None
+    key = hashlib.sha256(json.dumps([packages, [f.read_text(encoding="utf-8") for f in files],
+                                     pip_platforms(image.platform), image.python_version]).encode()).hexdigest()
+    cached = cache_dir() / "site-packages" / key[:32]
+    if cached.is_dir():
+        with log.open("a", encoding="utf-8") as out:
+            out.write(f"python packages from cache {cached}\n")
+        return cached
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cached.parent))
+    try:
+        with log.open("ab") as out:
+            out.write(b"$ pip install " + " ".join(packages + [f"-r {f}" for f in files]).encode() + b"\n")
+            out.flush()
+            proc = subprocess.run(_pip_argv(image, staging, packages, files), stdout=out,
+                                  stderr=subprocess.STDOUT, check=False)
+        if proc.returncode != 0:
+            raise ImageBuildError(f"image {image.name}: step 'pip install' failed (exit {proc.returncode})"
+                                  + log_tail(log))
+        _fix_scripts(staging / "bin")
+        try:
+            staging.rename(cached)
+        except OSError:  # a concurrent build cached the same set first
+            if not cached.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return cached
 
 
 def _fix_scripts(bin_dir: Path) -> None:
