@@ -50,4 +50,5 @@ def report(session: "DeploySession", environment: str, message: str) -> None:
     silent with ``quiet``."""
     if session.config.get("quiet"):
         return
-    session.console.print(f"[bold]image[/bold] [cyan]{environment}[/cyan]: {escape(message)}", highlight=False)
+    session.console.print(f"[bold]image[/bold] [cyan]{environment}[/cyan]: {escape(message)}", highlight=False,
+                          soft_wrap=True)
