@@ -45,13 +45,14 @@ def run(dockerd, uri, code):
         client.close()
 
 
-def test_generated_dockerfile_build_push_and_run(docker_env, base_registry, tmp_path):
+def test_generated_dockerfile_build_push_and_run(docker_env, base_registry, tmp_path, capsys):
     project = task_project(tmp_path / "project")
     addr = base_registry.address
     image = (Image.from_debian_base().with_pip_packages("six").with_env_vars({"GREETING": "hello"})
              .with_commands("echo from-run > /built-by-run").with_source_folder(project).with_name("docker/full"))
     ref = build(project, addr, image, options={"image.base_registry": addr})
     assert ref.built and ref.builder == "docker" and ref.uri == f"{addr}/docker/full:{image.tag}"
+    assert f"image prep: built {ref.uri} (buildkit builder), pushing" in capsys.readouterr().err
     assert pull_back(ref.uri, tmp_path / "pulled").manifest_digest == ref.digest
     assert run(docker_env, ref.uri, CHECK).split() == ["42", "six", "hello", "from-run", "/root"]
 
@@ -72,14 +73,18 @@ def test_users_dockerfile(docker_env, base_registry, tmp_path):
     assert run(docker_env, ref.uri, code).split() == ["custom", "built", "/app"]
 
 
-def test_failing_step_is_named_with_its_log_tail(docker_env, base_registry, tmp_path):
+@pytest.mark.parametrize("buildkit, cause", [
+    (True, "exit code: 3"),  # BuildKit: "executor failed running [/bin/sh -c ...]: exit code: 3"
+    (False, "The command '/bin/sh -c echo about-to-fail && exit 3' returned a non-zero code: 3"),
+], ids=["buildkit", "classic"])
+def test_failing_step_is_named_with_its_log_tail(docker_env, base_registry, tmp_path, buildkit, cause):
     image = (Image.from_base(f"{base_registry.address}/{BASE_REPOSITORY}:{BASE_TAG}")
              .with_commands("echo about-to-fail && exit 3").with_name("docker/failing"))
     with pytest.raises(ImageBuildError) as info:
-        build(tmp_path, base_registry.address, image)
+        build(tmp_path, base_registry.address, image, options={"image.docker_buildkit": buildkit})
     first, *tail = str(info.value).splitlines()
-    assert first.startswith("image for environment 'prep': step 'RUN echo about-to-fail && exit 3' failed:")
-    assert "returned a non-zero code: 3" in first
+    assert first.startswith("image for environment 'prep': step 'RUN echo about-to-fail && exit 3' failed: ")
+    assert first.endswith(cause)
     assert any("about-to-fail" in line for line in tail) and all(line.startswith("  | ") for line in tail)
     assert "docker/failing" not in base_registry.catalog()
 

@@ -8,7 +8,6 @@ import pytest
 
 from flyte_deploy import Image, ImageBuildError, TaskEnvironment
 from flyte_deploy.api import open_session
-from flyte_deploy.builders import oci
 from flyte_deploy.builders.python import RUNTIME_DIR, SITE_PACKAGES
 from flyte_deploy.builders.registry import ImageNotFound, RegistryAuthError, RegistryUnreachable
 from tests.fixtures.base_image import BASE_TAG
