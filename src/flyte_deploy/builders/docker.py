@@ -216,7 +216,7 @@ def _build(client: Any, config: Config, context: Any, image: Image, environment:
     """Build with BuildKit when the daemon has it (and it is not switched off), else with
     the classic builder; returns which one built."""
     labels = {"dev.flyte-deploy.spec": image.content_hash}
-    if str(config.get("image.docker_buildkit", True)).lower() not in ("false", "0", "no"):
+    if str(config.get("image.docker_buildkit")).lower() not in ("false", "0", "no"):
         from docker.errors import APIError
 
         try:
