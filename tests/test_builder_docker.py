@@ -11,6 +11,7 @@ import pytest
 
 from flyte_deploy import Image, ImageBuildError, TaskEnvironment
 from flyte_deploy.api import open_session
+from flyte_deploy.builders.registry import ImageNotFound
 from tests.fixtures.base_image import BASE_REPOSITORY, BASE_TAG
 from tests.imaging import pull_back, task_project
 
@@ -87,6 +88,14 @@ def test_failing_step_is_named_with_its_log_tail(docker_env, base_registry, tmp_
     assert first.endswith(cause)
     assert any("about-to-fail" in line for line in tail) and all(line.startswith("  | ") for line in tail)
     assert "docker/failing" not in base_registry.catalog()
+
+
+def test_missing_base_image(docker_env, registry, tmp_path):
+    image = Image.from_base(f"{registry.address}/missing/base:1").with_commands("true").with_name("docker/nobase")
+    with pytest.raises(ImageNotFound) as info:
+        build(tmp_path, registry.address, image)
+    assert str(info.value) == f"base image {registry.address}/missing/base:1 not found in registry {registry.address}"
+    assert "docker/nobase" not in registry.catalog()
 
 
 def test_push_with_credentials_from_the_docker_config(docker_env, base_registry, auth_registry, tmp_path):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
-from .registry import Credentials, Reference, RegistryClient
+from .registry import Credentials, ImageNotFound, Reference, RegistryClient
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -43,6 +43,14 @@ def existing_digest(config: "Config", uri: str) -> str | None:
     ref = Reference.parse(uri)
     with registry_client(config, ref.registry) as client:
         return client.manifest_digest(ref.repository, ref.ref)
+
+
+def require_base(config: "Config", uri: str) -> None:
+    """Raise ``ImageNotFound`` (one line) unless the base image ``uri`` is in its registry."""
+    ref = Reference.parse(uri)
+    with registry_client(config, ref.registry) as client:
+        if client.manifest_digest(ref.repository, ref.ref) is None:
+            raise ImageNotFound(f"base image {uri} not found in registry {ref.registry}")
 
 
 def report(session: "DeploySession", environment: str, message: str) -> None:

@@ -28,7 +28,7 @@ from ..errors import ImageBuildError
 from ..image import Image
 from ..session import DeploySession
 from ..types import ImageBuilder, ImageRef
-from . import existing_digest, registry_client, report
+from . import existing_digest, registry_client, report, require_base
 from .dockerfile import prepare_context
 from .python import log_tail
 from .registry import Reference
@@ -268,6 +268,8 @@ def build(session: DeploySession, environment: str, image: Image) -> ImageRef:
     if base and base.startswith("oci:"):
         raise ImageBuildError(f"image for environment {environment!r}: base {base} is an OCI layout, which the"
                               " docker builder cannot pull; push it to a registry or use image.builder = \"oci\"")
+    if base and not image.dockerfile:
+        require_base(config, base)
     report(session, environment, f"building {image.uri} (docker)")
     with tempfile.TemporaryDirectory(prefix="flyte-deploy-docker-") as tmp:
         log = Path(tmp) / "build.log"
