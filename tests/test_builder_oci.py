@@ -40,6 +40,8 @@ def test_debian_base_image_with_packages_runtime_and_code(base_registry, project
     assert pulled.manifest_digest == ref.digest
     base = pull_back(f"{addr}/library/python:{BASE_TAG}", tmp_path / "base")
     assert pulled.manifest["layers"][0] == base.manifest["layers"][0]  # the base layer, reused as is
+    assert pulled.manifest["annotations"] == {"org.opencontainers.image.base.name": "python:3.11-slim-bookworm",
+                                              "org.opencontainers.image.base.digest": base.manifest_digest}
     assert len(pulled.manifest["layers"]) == 4  # base, python packages, runtime, code
     assert f"{SITE_PACKAGES.lstrip('/')}/six.py" in pulled.layer_files(1)
     runtime = pulled.layer_files(2)

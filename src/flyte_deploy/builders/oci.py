@@ -45,9 +45,11 @@ def canonical_json(obj: Any) -> bytes:
 
 @dataclass
 class BaseImage:
-    """A base image's manifest and config, and how to copy one of its blobs into a registry."""
+    """A base image's manifest (and its digest) and config, and how to copy one of its blobs
+    into a registry."""
 
     uri: str
+    digest: str
     manifest: dict[str, Any]
     config: dict[str, Any]
     copy_blob: Callable[[RegistryClient, str, dict[str, Any]], None]
@@ -65,7 +67,7 @@ def load_base(session: DeploySession, uri: str, platform: str) -> BaseImage:
     ref = Reference.parse(uri)
     source = registry_client(session.config, ref.registry)
     try:
-        manifest, _, _ = source.image_manifest(ref.repository, ref.ref, platform)
+        manifest, _, digest = source.image_manifest(ref.repository, ref.ref, platform)
     except ImageNotFound:
         raise ImageNotFound(f"base image {uri} not found in registry {ref.registry}") from None
     config = json.loads(source.get_blob(ref.repository, manifest["config"]["digest"]))
@@ -80,7 +82,7 @@ def load_base(session: DeploySession, uri: str, platform: str) -> BaseImage:
             path = source.download_blob(ref.repository, digest, Path(tmp) / "blob")
             target.push_blob(repository, digest, path)
 
-    return BaseImage(uri, manifest, config, copy_blob)
+    return BaseImage(uri, digest, manifest, config, copy_blob)
 
 
 def _layout_base(uri: str, platform: str) -> BaseImage:
@@ -105,14 +107,16 @@ def _layout_base(uri: str, platform: str) -> BaseImage:
     if len(entries) != 1:
         raise ImageNotFound(f"base image {uri}: the layout has {len(entries)} images"
                             f"{' tagged ' + repr(tag) if tag else ''}; name exactly one with oci:PATH:TAG")
-    manifest = json.loads(read(entries[0]["digest"]))
+    digest = entries[0]["digest"]
+    manifest = json.loads(read(digest))
     if entries[0].get("mediaType") in INDEX_TYPES or "manifests" in manifest:
         os_name, arch = platform.split("/")[:2]
         match = [m for m in manifest["manifests"]
                  if m.get("platform", {}).get("os") == os_name and m["platform"].get("architecture") == arch]
         if not match:
             raise ImageNotFound(f"base image {uri} has no {platform} variant")
-        manifest = json.loads(read(match[0]["digest"]))
+        digest = match[0]["digest"]
+        manifest = json.loads(read(digest))
     config = json.loads(read(manifest["config"]["digest"]))
 
     def copy_blob(target: RegistryClient, repository: str, descriptor: dict[str, Any]) -> None:
@@ -122,7 +126,7 @@ def _layout_base(uri: str, platform: str) -> BaseImage:
             raise ImageNotFound(f"base image {uri}: blob {descriptor['digest']} is missing from the layout")
         target.push_blob(repository, descriptor["digest"], blob)
 
-    return BaseImage(uri, manifest, config, copy_blob)
+    return BaseImage(uri, digest, manifest, config, copy_blob)
 
 
 def refuse_run_steps(image: Image, environment: str) -> None:
@@ -210,7 +214,9 @@ def build(session: DeploySession, environment: str, image: Image) -> ImageRef:
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config_bytes), "size": len(config_bytes)},
             "layers": base.layers + [layer.descriptor() for layer in layers],
-            "annotations": {"org.opencontainers.image.base.name": base.uri},
+            # the spec's base name (not the mirror it came from) keeps digests location-independent
+            "annotations": {"org.opencontainers.image.base.name": str(image.base),
+                            "org.opencontainers.image.base.digest": base.digest},
         }
         for descriptor in base.layers:
             base.copy_blob(client, target.repository, descriptor)
