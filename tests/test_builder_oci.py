@@ -119,3 +119,18 @@ def test_failing_pip_step_shows_its_log_tail(base_registry, project):
     assert tail and all(line.startswith("  | ") for line in tail)
     assert any("six==0.0.0.999" in line for line in tail)
     assert "oci/badpip" not in base_registry.catalog()
+
+
+def test_token_auth_registry_with_cross_repository_mounts(token_registry, base_image_layout, project, tmp_path):
+    from tests.fixtures.base_image import BASE_REPOSITORY, push_layout
+
+    addr = token_registry.address
+    push_layout(base_image_layout, f"{addr}/{BASE_REPOSITORY}:{BASE_TAG}", creds=token_registry.creds)
+    image = Image.from_debian_base().with_source_folder(project).with_name("oci/token")
+    options = {"image.base_registry": addr, "image.registry_username": token_registry.username,
+               "image.registry_password": token_registry.password}
+    ref = build(project, addr, image, options=options)
+    assert pull_back(ref.uri, tmp_path / "pulled", creds=token_registry.creds).manifest_digest == ref.digest
+    # the base layer was mounted from library/python, with a token for both repositories
+    assert any(sorted(r["scope"]) == [f"repository:{BASE_REPOSITORY}:pull", "repository:oci/token:pull,push"]
+               for r in token_registry.issuer.requests)

@@ -138,3 +138,19 @@ def test_credential_helpers_are_asked(auth_registry, tmp_path, monkeypatch):
     with RegistryClient(auth_registry.address) as client:
         client.ping()
         assert client.credentials == Credentials(auth_registry.username, auth_registry.password)
+
+
+def test_bearer_token_auth(token_registry):
+    creds = Credentials(token_registry.username, token_registry.password)
+    with RegistryClient(token_registry.address, credentials=creds) as client:
+        _, manifest, digest = _push_image(client, "token/app", "v1")
+        assert client.get_manifest("token/app", "v1")[2] == digest
+    scopes = [scope for r in token_registry.issuer.requests if r["user"] for scope in r["scope"]]
+    assert "repository:token/app:pull,push" in scopes and "repository:token/app:pull" in scopes
+
+
+def test_bearer_token_auth_refused(token_registry):
+    with RegistryClient(token_registry.address, credentials=Credentials("flyte", "bad-token-pw")) as client:
+        with pytest.raises(RegistryAuthError, match=f"^registry {token_registry.address} refused authentication"
+                                                    r" \(user 'flyte'\)$"):
+            client.manifest_digest("token/app", "v1")

@@ -235,9 +235,7 @@ class RegistryClient:
             return
         if scheme != "bearer" or "realm" not in params:
             raise RegistryAuthError(f"registry {self.registry} asks for unsupported auth {scheme!r}")
-        query = {"service": params.get("service", self.registry)}
-        if scope:
-            query["scope"] = scope
+        query = [("service", params.get("service", self.registry))] + [("scope", s) for s in scope.split()]
         auth = (creds.username, creds.password) if creds else None
         try:
             resp = self._http.get(params["realm"], params=query, auth=auth)
