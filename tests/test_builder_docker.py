@@ -124,3 +124,50 @@ def test_image_from_the_oci_builder_runs_under_docker(docker_env, base_registry,
     ref = build(project, addr, image, options={"image.base_registry": addr}, builder="oci")
     code = CHECK.replace(", open('/built-by-run').read().strip()", "")
     assert run(docker_env, ref.uri, code).split() == ["42", "six", "oci", "/root"]
+
+
+def test_a_deployed_task_runs_in_its_image(docker_env, base_registry, tmp_path):
+    """Deploy with the docker builder, then run the stored task template's own command and
+    args inside the pushed image (network none): the runtime in the image fetches the bundle,
+    loads the task and writes its outputs."""
+    import os
+    import subprocess
+    import sys
+
+    from flyteidl2.task import common_pb2
+
+    from flyte_deploy.builtin.local_backend import load_task_spec
+    from flyte_deploy.builtin.serialize import INPUT_PLACEHOLDER, OUTPUT_PLACEHOLDER
+    from flyte_deploy.interface import literal_to_json, named_literals
+    from flyte_deploy.local_run import build_inputs
+    from flyte_deploy.runtime import INPUTS_FILE, OUTPUTS_FILE
+
+    project = task_project(tmp_path / "project")
+    addr = base_registry.address
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FLYTE_DEPLOY_IMAGE_BUILDER": "docker",
+           "FLYTE_DEPLOY_IMAGE_REGISTRY": f"{addr}/run", "FLYTE_DEPLOY_IMAGE_BASE_REGISTRY": addr}
+    deployed = subprocess.run([sys.executable, "-m", "flyte_deploy", "deploy", "tasks.py", "prep_env", "-q"],
+                              cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert deployed.returncode == 0, deployed.stderr
+    spec, _ = load_task_spec((project / ".flyte-deploy").as_uri(), "prep.double")
+    container = spec.task_template.container
+    assert container.image.startswith(f"{addr}/run/flyte-deploy:")
+
+    io_dir = tmp_path / "io"
+    (io_dir / "outputs").mkdir(parents=True)
+    (io_dir / INPUTS_FILE).write_bytes(
+        common_pb2.Inputs(literals=named_literals(build_inputs(spec, {"x": "21"}))).SerializeToString())
+    args = [a.replace(INPUT_PLACEHOLDER, f"file:///io/{INPUTS_FILE}").replace(OUTPUT_PLACEHOLDER, "file:///io/outputs")
+            for a in container.args]
+    client = docker_env.client()
+    try:
+        client.images.pull(container.image)
+        client.containers.run(container.image, list(container.command) + args, network_mode="none", remove=True,
+                              volumes={str(io_dir): {"bind": "/io", "mode": "rw"},
+                                       str(project / ".flyte-deploy"): {"bind": str(project / ".flyte-deploy"),
+                                                                        "mode": "ro"}})
+    finally:
+        client.close()
+    outputs = common_pb2.Outputs()
+    outputs.ParseFromString((io_dir / "outputs" / OUTPUTS_FILE).read_bytes())
+    assert {n.name: literal_to_json(n.value) for n in outputs.literals} == {"o0": 42}
