@@ -52,6 +52,10 @@ def test_debian_base_image_with_packages_runtime_and_code(base_registry, project
     assert f"PYTHONPATH={RUNTIME_DIR}:{SITE_PACKAGES}" in config["Env"]
     assert config["WorkingDir"] == "/root"
     assert config["Labels"]["dev.flyte-deploy.spec"] == image.content_hash
+    assert [h["created_by"] for h in pulled.config["history"][-3:]] == [
+        f"flyte-deploy oci builder: python packages at {SITE_PACKAGES}",
+        f"flyte-deploy oci builder: flyte-deploy runtime at {RUNTIME_DIR}",
+        "flyte-deploy oci builder: source folder at /root"]
 
     again = build(project, addr, image, options={"image.base_registry": addr})
     assert (again.built, again.note, again.digest) == (False, "already in registry", ref.digest)

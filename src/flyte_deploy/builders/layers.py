@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import stat
 import tarfile
@@ -23,13 +24,14 @@ SKIP_NAMES = frozenset({"__pycache__", ".git", ".DS_Store"})
 
 @dataclass(frozen=True)
 class LayerBlob:
-    """A compressed layer on disk with its digests."""
+    """A compressed layer on disk with its digests; ``label`` says what it holds."""
 
     path: Path
     digest: str
     diff_id: str
     size: int
     media_type: str = OCI_LAYER_GZIP
+    label: str = ""
 
     def descriptor(self) -> dict[str, object]:
         return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
@@ -81,7 +83,7 @@ def _tarinfo(name: str, path: Path | None) -> tarfile.TarInfo:
     return info
 
 
-def write_layer(entries: Iterable[tuple[str, Path]], dest: Path) -> LayerBlob:
+def write_layer(entries: Iterable[tuple[str, Path]], dest: Path, label: str = "") -> LayerBlob:
     """Write a layer holding each ``(path in image, local file or directory)`` to ``dest``.
 
     Directories are added recursively (without ``__pycache__``, ``.git`` and ``*.pyc``);
@@ -111,4 +113,18 @@ def write_layer(entries: Iterable[tuple[str, Path]], dest: Path) -> LayerBlob:
                     else:
                         tar.addfile(info)
     return LayerBlob(path=dest, digest=f"sha256:{compressed.sha.hexdigest()}",
-                     diff_id=f"sha256:{plain.sha.hexdigest()}", size=compressed.size)
+                     diff_id=f"sha256:{plain.sha.hexdigest()}", size=compressed.size, label=label)
+
+
+def cached_layer(image_path: str, source: Path, cache: Path, label: str = "") -> LayerBlob:
+    """The layer of an immutable ``source`` directory (a cached package set), written once
+    to ``cache`` (plus ``cache``.json with its digests) and reused afterwards."""
+    meta = cache.with_name(cache.name + ".json")
+    if cache.is_file() and meta.is_file():
+        data = json.loads(meta.read_text())
+        return LayerBlob(path=cache, digest=data["digest"], diff_id=data["diff_id"], size=data["size"], label=label)
+    staging = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    blob = write_layer([(image_path, source)], staging)
+    staging.replace(cache)
+    meta.write_text(json.dumps({"digest": blob.digest, "diff_id": blob.diff_id, "size": blob.size}))
+    return LayerBlob(path=cache, digest=blob.digest, diff_id=blob.diff_id, size=blob.size, label=label)

@@ -24,7 +24,7 @@ from ..session import DeploySession
 from ..types import ImageBuilder, ImageRef
 from . import existing_digest, registry_client, report
 from .dockerfile import image_path, source_folders
-from .layers import LayerBlob, write_layer
+from .layers import LayerBlob, cached_layer, write_layer
 from .python import RUNTIME_DIR, SITE_PACKAGES, install_packages, python_env, write_runtime
 from .registry import (
     INDEX_TYPES, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, ImageNotFound, Reference,
@@ -163,13 +163,16 @@ def assemble(session: DeploySession, environment: str, image: Image, work: Path)
     site = install_packages(image, work / "build.log")
     if site is not None:
         report(session, environment, "python packages ready for " + image.platform)
-        layers.append(write_layer([(SITE_PACKAGES, site)], work / "layers" / "packages.tar.gz"))
+        layers.append(cached_layer(SITE_PACKAGES, site, site.with_name(site.name + ".layer.tar.gz"),
+                                   label=f"python packages at {SITE_PACKAGES}"))
     if image.install_runtime:
         runtime = write_runtime(work / "runtime")
-        layers.append(write_layer([(RUNTIME_DIR, runtime)], work / "layers" / "runtime.tar.gz"))
+        layers.append(write_layer([(RUNTIME_DIR, runtime)], work / "layers" / "runtime.tar.gz",
+                                  label=f"flyte-deploy runtime at {RUNTIME_DIR}"))
     python = bool(layers)
     for index, (src, dst) in enumerate(source_folders(image)):
-        layers.append(write_layer([(image_path(image, dst), src)], work / "layers" / f"source-{index}.tar.gz"))
+        layers.append(write_layer([(image_path(image, dst), src)], work / "layers" / f"source-{index}.tar.gz",
+                                  label=f"source folder at {image_path(image, dst)}"))
     return Assembly(base, layers, python)
 
 
@@ -190,7 +193,7 @@ def image_config(image: Image, assembly: Assembly) -> dict[str, Any]:
     config["rootfs"] = {"type": "layers",
                         "diff_ids": list(config.get("rootfs", {}).get("diff_ids", [])) + [l.diff_id for l in layers]}
     config["history"] = list(config.get("history") or []) + [
-        {"created": EPOCH, "created_by": f"flyte-deploy oci builder: {layer.path.name}"} for layer in layers]
+        {"created": EPOCH, "created_by": f"flyte-deploy oci builder: {layer.label}"} for layer in layers]
     config["created"] = EPOCH
     return config
 
