@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterable
@@ -123,8 +124,11 @@ def cached_layer(image_path: str, source: Path, cache: Path, label: str = "") ->
     if cache.is_file() and meta.is_file():
         data = json.loads(meta.read_text())
         return LayerBlob(path=cache, digest=data["digest"], diff_id=data["diff_id"], size=data["size"], label=label)
-    staging = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-    blob = write_layer([(image_path, source)], staging)
-    staging.replace(cache)
-    meta.write_text(json.dumps({"digest": blob.digest, "diff_id": blob.diff_id, "size": blob.size}))
+    handle, name = tempfile.mkstemp(prefix=f".{cache.name}.", dir=cache.parent)  # concurrent builds each write their own
+    os.close(handle)
+    blob = write_layer([(image_path, source)], Path(name))
+    Path(name).replace(cache)
+    meta_tmp = Path(name).with_suffix(".json")
+    meta_tmp.write_text(json.dumps({"digest": blob.digest, "diff_id": blob.diff_id, "size": blob.size}))
+    meta_tmp.replace(meta)
     return LayerBlob(path=cache, digest=blob.digest, diff_id=blob.diff_id, size=blob.size, label=label)
