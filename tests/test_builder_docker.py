@@ -126,8 +126,9 @@ def test_image_from_the_oci_builder_runs_under_docker(docker_env, base_registry,
     assert run(docker_env, ref.uri, code).split() == ["42", "six", "oci", "/root"]
 
 
-def test_a_deployed_task_runs_in_its_image(docker_env, base_registry, tmp_path):
-    """Deploy with the docker builder, then run the stored task template's own command and
+@pytest.mark.parametrize("builder", ["docker", "oci"])
+def test_a_deployed_task_runs_in_its_image(docker_env, base_registry, tmp_path, builder):
+    """Deploy with each built-in builder, then run the stored task template's own command and
     args inside the pushed image (network none): the runtime in the image fetches the bundle,
     loads the task and writes its outputs."""
     import os
@@ -144,14 +145,14 @@ def test_a_deployed_task_runs_in_its_image(docker_env, base_registry, tmp_path):
 
     project = task_project(tmp_path / "project")
     addr = base_registry.address
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FLYTE_DEPLOY_IMAGE_BUILDER": "docker",
-           "FLYTE_DEPLOY_IMAGE_REGISTRY": f"{addr}/run", "FLYTE_DEPLOY_IMAGE_BASE_REGISTRY": addr}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FLYTE_DEPLOY_IMAGE_BUILDER": builder,
+           "FLYTE_DEPLOY_IMAGE_REGISTRY": f"{addr}/run-{builder}", "FLYTE_DEPLOY_IMAGE_BASE_REGISTRY": addr}
     deployed = subprocess.run([sys.executable, "-m", "flyte_deploy", "deploy", "tasks.py", "prep_env", "-q"],
                               cwd=project, env=env, capture_output=True, text=True, timeout=600)
     assert deployed.returncode == 0, deployed.stderr
     spec, _ = load_task_spec((project / ".flyte-deploy").as_uri(), "prep.double")
     container = spec.task_template.container
-    assert container.image.startswith(f"{addr}/run/flyte-deploy:")
+    assert container.image.startswith(f"{addr}/run-{builder}/flyte-deploy:")
 
     io_dir = tmp_path / "io"
     (io_dir / "outputs").mkdir(parents=True)
