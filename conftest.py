@@ -10,4 +10,7 @@ pytest_plugins = [
     "tests.fixtures.gitrepos",
     "tests.fixtures.s3",
     "tests.fixtures.gcs",
+    "tests.fixtures.registry",
+    "tests.fixtures.dockerd",
+    "tests.fixtures.base_image",
 ]

@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "storage": None,        # where bundles are uploaded (fsspec URL); default <store>/bundles
     "image.builder": "auto",
     "image.registry": None,
+    "image.base_registry": None,        # Docker Hub mirror for bases named without a registry
+    "image.insecure_registries": [],    # plain-HTTP registries besides loopback ones
+    "image.docker_buildkit": True,      # the docker builder uses BuildKit when the daemon has it
     "plugins": [],
     "disable_plugins": [],
     "required_plugins": [],

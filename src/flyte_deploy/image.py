@@ -21,6 +21,7 @@ from .errors import UsageError
 DEFAULT_PYTHON = "3.11"
 DEBIAN_BASE = "python:{py}-slim-bookworm"
 DEFAULT_NAME = "flyte-deploy"
+DEFAULT_WORKDIR = "/root"
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,10 @@ class Image:
 
     @classmethod
     def from_base(cls, uri: str) -> "Image":
-        """An existing image used as is (nothing is built unless layers are added)."""
+        """An existing image used as is (nothing is built unless layers are added).
+
+        ``uri`` is a registry reference, or ``oci:PATH[:TAG]`` for an OCI image layout on
+        disk (the daemonless builder reads it directly)."""
         if not isinstance(uri, str) or not uri.strip():
             raise UsageError(f"Image.from_base needs an image URI, got {uri!r}")
         return cls(base=uri, prebuilt=True, install_runtime=False)
@@ -157,7 +161,7 @@ class Image:
             "dockerfile": bool(self.dockerfile),
             "python": self.python_version,
             "platform": self.platform,
-            "runtime": self.install_runtime,
+            "runtime": _runtime_fingerprint() if self.install_runtime and not self.prebuilt else False,
             "layers": [[layer.kind, [v for v in layer.values if not _is_local_path(layer, v)]]
                        for layer in self.layers],
         }
@@ -185,11 +189,40 @@ class Image:
         prefix = f"{self.registry}/" if self.registry else ""
         return f"{prefix}{self.name}:{self.tag}"
 
+    @property
+    def workdir(self) -> str:
+        """The working directory of the built image: the last ``with_workdir``, else /root."""
+        found = [layer.values[0] for layer in self.layers if layer.kind == "workdir"]
+        return str(found[-1]) if found else DEFAULT_WORKDIR
+
+    def base_uri(self, base_registry: str | None = None) -> str | None:
+        """Where to pull the base from: a base named without a registry (Docker Hub, like
+        the Debian default) is looked up in ``base_registry`` (``image.base_registry``, a
+        Docker Hub mirror) when one is configured. Not part of the content hash."""
+        if not self.base or not base_registry or self.base.startswith("oci:"):
+            return self.base
+        first = self.base.split("/", 1)[0]
+        if "/" in self.base and ("." in first or ":" in first or first == "localhost"):
+            if first not in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+                return self.base
+            rest = self.base.split("/", 1)[1]
+        else:
+            rest = self.base
+        if "/" not in rest:
+            rest = f"library/{rest}"
+        return f"{base_registry.rstrip('/')}/{rest}"
+
     def resolved(self, registry: str | None) -> "Image":
         """This spec with ``registry`` filled in when it has none."""
         if self.prebuilt or self.registry or not registry:
             return self
         return replace(self, registry=registry.rstrip("/"))
+
+
+def _runtime_fingerprint() -> str:
+    from .builders.python import runtime_fingerprint
+
+    return runtime_fingerprint()
 
 
 def _is_local_path(layer: Layer, value: Any) -> bool:

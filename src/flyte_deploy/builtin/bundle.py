@@ -350,7 +350,9 @@ def extract_archive(archive: Path, destination: Path) -> list[str]:
                 link = (target.parent / member.linkname).resolve()
                 if member.linkname.startswith("/") or not link.is_relative_to(destination):
                     raise BundleError(f"{archive}: symlink {member.name!r} points outside the target directory")
-        tar.extractall(destination, members=members, filter="data")
+        # the "data" filter where this Python has it (3.11.4+; Debian bookworm's 3.11.2 has not)
+        safety = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(destination, members=members, **safety)
     return [m.name for m in members]
 
 

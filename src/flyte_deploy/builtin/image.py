@@ -1,18 +1,28 @@
 """Built-in ``build_image``: dispatch to the image builder named by ``image.builder``.
 
-Builders come from ``register_image_builders`` (built-in ones and plugins'). ``auto``
-picks the available builder with the lowest ``auto_priority``. A prebuilt image
-(``Image.from_base``) is used as is; an image with no registry is not built and says so.
+Builders come from ``register_image_builders``: this plugin offers ``docker`` (Docker
+Engine SDK, chosen by ``auto`` when a daemon answers) and ``oci`` (daemonless, the ``auto``
+fallback); plugins add more. ``auto`` picks the available builder with the lowest
+``auto_priority``. A prebuilt image (``Image.from_base``) is used as is; an image with no
+registry is not built and says so. Every build prints progress lines per image.
 """
 
 from __future__ import annotations
 
-from ..errors import ImageBuildError, PluginError, UsageError
+from ..builders import docker as docker_builder
+from ..builders import oci as oci_builder
+from ..builders import report
+from ..errors import FlyteDeployError, ImageBuildError, PluginError, UsageError
 from ..hookspecs import hookimpl
 from ..image import Image
 from ..sdk import TaskEnvironment
 from ..session import DeploySession
 from ..types import ImageBuilder, ImageRef
+
+
+@hookimpl
+def register_image_builders() -> list[ImageBuilder]:
+    return [docker_builder.BUILDER, oci_builder.BUILDER]
 
 
 def image_builders(session: DeploySession) -> dict[str, ImageBuilder]:
@@ -51,4 +61,9 @@ def build_image(session: DeploySession, environment: TaskEnvironment, image: Ima
     if not image.registry:
         return ImageRef(environment=environment.name, uri=image.uri, builder="-",
                         note="not built: no image.registry configured")
-    return select_builder(session).build(session, environment.name, image)
+    builder = select_builder(session)
+    try:
+        return builder.build(session, environment.name, image)
+    except FlyteDeployError as exc:
+        report(session, environment.name, f"failed: {str(exc).splitlines()[0]}")
+        raise
