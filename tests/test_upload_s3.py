@@ -102,3 +102,18 @@ def test_a_missing_bucket_fails_at_once(s3_server: S3Server, project: Path, flak
     assert "error: uploading the bundle to s3://no-such-bucket-flyte-deploy/bundles/" in result.stderr
     assert "attempt" not in result.stderr  # permanent: not retried
     assert not (project / ".flyte-deploy" / "environments").exists()
+
+
+def test_run_fetches_the_bundle_from_s3_with_the_projects_storage_options(s3_server: S3Server, bucket: str,
+                                                                          project: Path) -> None:
+    """`run` hands the storage options to the runtime, which fetches the bundle from the
+    custom S3 endpoint (never from the source tree)."""
+    with (project / "pyproject.toml").open("a") as handle:
+        handle.write(f'storage = "s3://{bucket}/run"\n\n[tool.flyte-deploy.storage_options]\n'
+                     f'endpoint_url = "{s3_server.endpoint}"\nkey = "{ACCESS_KEY}"\nsecret = "{SECRET_KEY}"\n')
+    result = deploy_json(["flows.py", "audit"], project)
+    assert result["bundle"]["uri"].startswith(f"s3://{bucket}/run/")
+    ran = cli(["run", "audit.check", "--output", "json"], project)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["outputs"]["o0"] == "OK!"
+    assert SECRET_KEY not in ran.stdout + ran.stderr

@@ -262,7 +262,9 @@ def run_command(task: str, inputs: tuple[str, ...], version: str | None, root_di
         raise RunError(str(exc)) from None
     if work_dir is not None and work_dir.exists() and any(work_dir.iterdir()):
         raise RunError(f"--work-dir {work_dir} is not empty")
-    result = run_task(spec, parse_inputs(inputs), keep_dir=work_dir)
+    from .storage import storage_options
+
+    result = run_task(spec, parse_inputs(inputs), keep_dir=work_dir, storage=storage_options(config))
     click.echo(result.stdout + result.stderr, err=True, nl=False)
     if output == "json":
         click.echo(json.dumps({"task": result.task, "version": result.version, "outputs": result.outputs}, indent=2))

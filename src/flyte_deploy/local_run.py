@@ -11,6 +11,7 @@ working directory off ``sys.path``. Any failure is a ``RunError`` naming the tas
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from .builtin.serialize import INPUT_PLACEHOLDER, OUTPUT_PLACEHOLDER
 from .errors import RunError
 from .interface import literal_from_text, literal_to_json, named_literals
 from .runtime import INPUTS_FILE, OUTPUTS_FILE
+from .storage import OPTIONS_ENV
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 #: environment variables that would let the user's environment leak into the runtime's imports
@@ -69,11 +71,14 @@ def build_inputs(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str]) -
     return literals
 
 
-def runtime_environment(spec: task_definition_pb2.TaskSpec) -> dict[str, str]:
+def runtime_environment(spec: task_definition_pb2.TaskSpec, storage: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The subprocess environment: ours without Python path settings, plus the template's
-    env vars, with flyte-deploy's own location as the only ``PYTHONPATH`` entry."""
+    env vars, with flyte-deploy's own location as the only ``PYTHONPATH`` entry, and the
+    project's storage options (the runtime fetches the bundle with them)."""
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
     env.update({kv.key: kv.value for kv in spec.task_template.container.env})
+    if storage:
+        env[OPTIONS_ENV] = json.dumps(dict(storage))
     env["PYTHONPATH"] = str(PACKAGE_PARENT)
     env["PYTHONSAFEPATH"] = "1"
     env["PYTHONNOUSERSITE"] = "1"
@@ -91,8 +96,10 @@ def command_line(spec: task_definition_pb2.TaskSpec, inputs_uri: str, outputs_ur
     return command + args
 
 
-def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, keep_dir: Path | None = None) -> RunResult:
-    """Run the task of ``spec`` with ``given`` inputs (name to command-line text)."""
+def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, keep_dir: Path | None = None,
+             storage: Mapping[str, Any] | None = None) -> RunResult:
+    """Run the task of ``spec`` with ``given`` inputs (name to command-line text);
+    ``storage`` are the fsspec options for fetching its bundle."""
     template = spec.task_template
     task = template.id.name
     literals = build_inputs(spec, given)
@@ -106,7 +113,7 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
         argv = command_line(spec, inputs_file.as_uri(), (io_dir / "outputs").as_uri())
         timeout = template.metadata.timeout.ToTimedelta().total_seconds() if template.metadata.HasField("timeout") else None
         try:
-            proc = subprocess.run(argv, cwd=work, env=runtime_environment(spec), capture_output=True, text=True,
+            proc = subprocess.run(argv, cwd=work, env=runtime_environment(spec, storage), capture_output=True, text=True,
                                   timeout=timeout or None)
         except subprocess.TimeoutExpired:
             raise RunError(f"task {task} timed out after {timeout:g}s") from None

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import json
 import os
 import sys
 import tempfile
@@ -33,7 +34,7 @@ from .interface import (
     UnsupportedType, a_type, from_literal, input_parameters, named_literals, output_types, to_literal,
 )
 from .sdk import Dir, File, Task
-from .storage import filesystem, join
+from .storage import OPTIONS_ENV, filesystem, join
 
 INPUTS_FILE = "inputs.pb"
 OUTPUTS_FILE = "outputs.pb"
@@ -52,13 +53,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def fetch_bundle(uri: str, dest: Path) -> list[str]:
-    """Download the bundle at ``uri`` through fsspec and unpack it into ``dest``."""
+    """Download the bundle at ``uri`` through fsspec and unpack it into ``dest``. Filesystem
+    options (an S3 endpoint, credentials) come from ``FLYTE_DEPLOY_STORAGE_OPTIONS`` (JSON)."""
     from .builtin.bundle import extract_archive  # the runtime needs no other built-in plugin
 
     with tempfile.TemporaryDirectory(prefix="flyte-deploy-bundle-") as scratch:
         local = Path(scratch) / "bundle.tar.gz"
         try:
-            fs, path = filesystem(uri)
+            options = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
+            fs, path = filesystem(uri, options)
             fs.get_file(path, str(local))
         except Exception as exc:
             raise RunError(f"cannot fetch the code bundle {uri}: {type(exc).__name__}: {exc}") from None
