@@ -8,7 +8,6 @@ One pass computes both the ``diff_id`` (uncompressed sha256) and the blob ``dige
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import stat
@@ -16,8 +15,9 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Iterable
+from typing import Iterable
 
+from ..hashing import HashingWriter
 from .registry import OCI_LAYER_GZIP
 
 SKIP_NAMES = frozenset({"__pycache__", ".git", ".DS_Store"})
@@ -37,22 +37,6 @@ class LayerBlob:
     def descriptor(self) -> dict[str, object]:
         return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
 
-
-class _HashingWriter:
-    """A write-only file that hashes and counts what passes through it."""
-
-    def __init__(self, target: BinaryIO) -> None:
-        self.target = target
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        self.size += len(data)
-        return self.target.write(data)
-
-    def flush(self) -> None:
-        self.target.flush()
 
 
 def _walk(source: Path, arcname: str) -> Iterable[tuple[str, Path]]:
@@ -101,9 +85,9 @@ def write_layer(entries: Iterable[tuple[str, Path]], dest: Path, label: str = ""
                 members[str(parent)] = None
     dest.parent.mkdir(parents=True, exist_ok=True)
     with dest.open("wb") as raw:
-        compressed = _HashingWriter(raw)
+        compressed = HashingWriter(raw)
         with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=6) as gz:
-            plain = _HashingWriter(gz)  # type: ignore[arg-type]
+            plain = HashingWriter(gz)  # type: ignore[arg-type]
             with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
                 for arc in sorted(members):
                     path = members[arc]
@@ -113,8 +97,8 @@ def write_layer(entries: Iterable[tuple[str, Path]], dest: Path, label: str = ""
                             tar.addfile(info, handle)
                     else:
                         tar.addfile(info)
-    return LayerBlob(path=dest, digest=f"sha256:{compressed.sha.hexdigest()}",
-                     diff_id=f"sha256:{plain.sha.hexdigest()}", size=compressed.size, label=label)
+    return LayerBlob(path=dest, digest=f"sha256:{compressed.sha256.hexdigest()}",
+                     diff_id=f"sha256:{plain.sha256.hexdigest()}", size=compressed.size, label=label)
 
 
 def cached_layer(image_path: str, source: Path, cache: Path, label: str = "") -> LayerBlob:

@@ -35,7 +35,6 @@ give the same bytes and sha256 whatever their mtimes, order on disk or owners.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import re
 import sys
@@ -44,10 +43,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import IO
 
 from ..config import Config
 from ..errors import BundleError
+from ..hashing import HashingWriter
 from ..hookspecs import hookimpl
 from ..ignore import IgnoreRules
 from ..session import DeploySession
@@ -223,22 +222,6 @@ def all_files(root_dir: Path, skip: Iterable[str] = ()) -> FileMap:
 # -- the archive ----------------------------------------------------------------------
 
 
-class _HashingWriter:
-    """A binary sink that writes to ``out`` and keeps the sha256 and size of all bytes."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self.out = out
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        return self.out.write(data)
-
-    def flush(self) -> None:
-        self.out.flush()
-
 
 def tar_header(name: str, size: int, mode: int) -> bytes:
     """The tar header of a regular file with the normalized metadata. Short ASCII names
@@ -261,7 +244,7 @@ def write_archive(files: Mapping[str, str], destination: Path) -> tuple[str, int
     (zlib and hashlib release the GIL) while this one reads the next files."""
     try:
         with open(destination, "wb") as out, ThreadPoolExecutor(max_workers=1) as compressor:
-            sink = _HashingWriter(out)
+            sink = HashingWriter(out)
             gz = gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=COMPRESS_LEVEL)
             pending: deque[Future[int]] = deque()
 
