@@ -156,6 +156,7 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
         plan.bundle_uri = call_phase(session, "upload_bundle", lambda uri: f"bundle at {uri}", bundle=plan.bundle,
                                      uri=plan.bundle_uri)
     registrations: list[Registration] = []
+    started = time.perf_counter()
     for index, env in enumerate(plan.environments):
         try:
             registrations += call_phase(session, "register_environment", environment=env,
@@ -166,7 +167,7 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
                                         hint=exc.hint)
             later = [t.name for e in plan.environments[index + 1:] for t in plan.tasks_of(e.name)]
             raise exc.with_progress([r.task for r in registrations], later) from exc
-    session.hook.phase_finished(session=session, phase="register_environment", duration=0.0,
+    session.hook.phase_finished(session=session, phase="register_environment", duration=time.perf_counter() - started,
                                 detail=f"{len(registrations)} task(s) registered with {backend}")
     return _result(plan, backend, images, tuple(registrations), dry_run=False)
 
