@@ -30,6 +30,11 @@ plugin_option = click.option("-p", "plugins", multiple=True, metavar="NAME",
 config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
                              help="A Flyte config.yaml (admin.endpoint, task.project, ...). Default: FLYTE_DEPLOY_CONFIG,"
                                   " then config.yaml in the root dir, then ~/.flyte/config.yaml.")
+project_option = click.option("--project", default=None, help="Flyte project (default: task.project, else flytesnacks).")
+domain_option = click.option("--domain", default=None, help="Flyte domain (default: task.domain, else development).")
+backend_option = click.option("--backend", default=None,
+                              help="local (default), remote (a Flyte control plane; the default when an endpoint is"
+                                   " configured) or a backend a plugin provides.")
 root_option = click.option("--root-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                            help="Project root: bundling, module names, pyproject.toml. Default: current directory.")
 
@@ -75,11 +80,9 @@ def _deploy_request(path: Path, env_vars: tuple[str, ...], all_envs: bool, recur
 @click.option("--dry-run", is_flag=True, help="Print the plan; upload, build and register nothing.")
 @click.option("--image", "images", multiple=True, metavar="NAME=URI",
               help="Use URI as the image of environment (or image name) NAME.")
-@click.option("--project", default=None)
-@click.option("--domain", default=None)
-@click.option("--backend", default=None,
-              help="local (default), remote (a Flyte control plane; the default when an endpoint is configured)"
-                   " or a backend a plugin provides.")
+@project_option
+@domain_option
+@backend_option
 @click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
@@ -171,8 +174,8 @@ def plugins_command(as_json: bool, root_dir: Path | None, plugins: tuple[str, ..
 @click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("--remote", is_flag=True, help="List the tasks and versions deployed on the Flyte control plane.")
-@click.option("--project", default=None)
-@click.option("--domain", default=None)
+@project_option
+@domain_option
 @config_option
 def ls_command(root_dir: Path | None, store: str | None, output: str, remote: bool, project: str | None,
                domain: str | None, config_file: Path | None) -> None:
@@ -235,36 +238,43 @@ def _list_remote(config: Any, output: str) -> None:
 @click.argument("task")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=VALUE",
               help="A task input; lists, dicts and structs as JSON. Defaults come from the deployed spec.")
-@click.option("--version", "version", default=None, help="Deployed version to run (default: the newest).")
+@click.option("--version", "version", default=None,
+              help="Deployed version to run (default: the newest; on a control plane the latest deployed_at).")
 @root_option
 @click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
+@project_option
+@domain_option
+@backend_option
+@config_option
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run in this new directory and keep it (default: a temporary one, removed afterwards).")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 def run_command(task: str, inputs: tuple[str, ...], version: str | None, root_dir: Path | None, store: str | None,
+                project: str | None, domain: str | None, backend: str | None, config_file: Path | None,
                 work_dir: Path | None, output: str) -> None:
     """Run a deployed task ENV.TASK from its code bundle, as a remote runtime would.
 
-    The bundle is fetched from its storage URL and unpacked into a fresh directory; a clean
-    Python process loads the task from there, so a module missing from the bundle fails here
-    and not in production. The task's output goes to stderr, its results to stdout.
+    The spec comes from the configured backend, as for deploy: the local store, or the
+    control plane (remote). The bundle is fetched from its storage URL and unpacked into a
+    fresh directory; a clean Python process loads the task from there, so a module missing
+    from the bundle fails here and not in production. The task's output goes to stderr,
+    its results to stdout.
     """
     from .config import Config
-    from .errors import RegistrationError, RunError
+    from .errors import RunError
     from .local_run import parse_inputs, run_task
+    from .storage import storage_options
+    from .task_specs import find_task_spec
 
     if "." not in task:
         raise RunError(f"name the task as ENV.TASK, got {task!r}")
-    config = Config.load(root_dir, {"store": store})
-    try:
-        spec, _ = local_backend.load_task_spec(config.store_url, task, version)
-    except RegistrationError as exc:
-        raise RunError(str(exc)) from None
+    given = parse_inputs(inputs)
     if work_dir is not None and work_dir.exists() and any(work_dir.iterdir()):
         raise RunError(f"--work-dir {work_dir} is not empty")
-    from .storage import storage_options
-
-    result = run_task(spec, parse_inputs(inputs), keep_dir=work_dir, storage=storage_options(config))
+    config = Config.load(root_dir, {"store": store, "project": project, "domain": domain, "backend": backend,
+                                    "config": config_file})
+    spec = find_task_spec(config, task, version)
+    result = run_task(spec, given, keep_dir=work_dir, storage=storage_options(config))
     click.echo(result.stdout + result.stderr, err=True, nl=False)
     if output == "json":
         click.echo(json.dumps({"task": result.task, "version": result.version, "outputs": result.outputs}, indent=2))

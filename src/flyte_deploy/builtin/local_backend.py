@@ -70,17 +70,20 @@ def list_deployments(store_url: str) -> list[dict[str, Any]]:
     return records
 
 
-def load_task_spec(store_url: str, task_name: str, version: str | None = None) -> tuple[task_definition_pb2.TaskSpec, dict]:
-    """The stored spec of ``env.task`` (newest deployed version when none is given) and
-    its environment record."""
+def load_task_spec(store_url: str, task_name: str, version: str | None = None, *, project: str | None = None,
+                   domain: str | None = None) -> tuple[task_definition_pb2.TaskSpec, dict]:
+    """The stored spec of ``env.task`` (newest deployed version when none is given, only
+    deployments to ``project``/``domain`` when given) and its environment record."""
     env_name, _, short = task_name.partition(".")
     records = [r for r in list_deployments(store_url) if r["environment"] == env_name]
     if version is not None:
         records = [r for r in records if r["version"] == version]
-    records = [r for r in records if any(t["name"] == task_name for t in r["tasks"])]
+    records = [r for r in records if any(t["name"] == task_name for t in r["tasks"])
+               and project in (None, r["project"]) and domain in (None, r["domain"])]
     if not records:
+        scope = "/".join(part for part in (project, domain) if part)
         raise RegistrationError(f"task {task_name}{' version ' + version if version else ''} is not deployed"
-                                f" in {store_url}")
+                                f"{' to ' + scope if scope else ''} in {store_url}")
     record = max(records, key=lambda r: float(r["modified"] or 0)) if version is None else records[0]
     fs, base = filesystem(join(store_url, "environments", env_name, record["version"], f"{short}.pb"))
     spec = task_definition_pb2.TaskSpec()

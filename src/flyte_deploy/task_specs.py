@@ -1,0 +1,78 @@
+"""Where ``flyte-deploy run`` finds the ``TaskSpec`` to run: the backend the project is
+configured for, by the same rules as ``deploy`` (``--backend``, else ``remote`` when the
+project configures an endpoint, else ``local``).
+
+* ``local``: the local backend's store (``--store``), newest deployed version by default;
+* ``remote``: the control plane's ``TaskService``: ``GetTaskDetails`` for ``--version``, or
+  for the latest version, which is the one ``ListVersions`` reports with the most recent
+  ``deployed_at`` (ties go to the greater version string; a version without ``deployed_at``
+  ranks below every version with one). The local store is neither read nor written.
+
+A task or version that is not deployed is a ``RunError`` naming the task, the version and
+where it looked; a control plane that cannot be reached or refuses the request is a
+``ControlPlaneError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from flyteidl2.task import task_definition_pb2
+
+from .builtin import local_backend
+from .config import Config
+from .errors import RegistrationError, RunError, UsageError
+
+
+def find_task_spec(config: Config, task_name: str, version: str | None) -> task_definition_pb2.TaskSpec:
+    """The deployed spec of ``task_name`` (``ENV.TASK``) at ``version`` (None: the latest)."""
+    backend = config.backend
+    if backend == "remote":
+        if config.options.get("store") is not None:
+            raise UsageError("--store names the local backend's store; the remote backend runs what the control"
+                             " plane holds (pass --backend local to run from the store)")
+        return remote_task_spec(config, task_name, version)
+    if backend != "local":
+        raise UsageError(f"run reads tasks from the local or the remote backend, not {backend!r}"
+                         f" ({config.source_of('backend')})")
+    try:
+        spec, _ = local_backend.load_task_spec(config.store_url, task_name, version,
+                                               project=config.options.get("project"),
+                                               domain=config.options.get("domain"))
+    except RegistrationError as exc:
+        raise RunError(str(exc)) from None
+    return spec
+
+
+def remote_task_spec(config: Config, task_name: str, version: str | None) -> task_definition_pb2.TaskSpec:
+    """The spec the control plane holds for ``task_name`` in the configured project and
+    domain, with the same settings, TLS and token as a remote deploy."""
+    from .remote import RemoteSettings, TaskServiceConnection, read_token
+
+    settings = RemoteSettings.from_config(config)
+    task_id = task_definition_pb2.TaskIdentifier(org=settings.org, project=settings.project, domain=settings.domain,
+                                                 name=task_name, version=version or "")
+    where = f"on the control plane at {settings.address} ({settings.project}/{settings.domain})"
+    with TaskServiceConnection(settings, read_token(settings, config.environ)) as connection:
+        if version is None:
+            rows = connection.list_versions(task_id)
+            if not rows:
+                raise RunError(f"task {task_name} is not deployed {where}")
+            task_id.version = latest_version(rows)
+        spec = connection.get_spec(task_id)
+        if spec is None:
+            known = ", ".join(row.version for row in connection.list_versions(task_id)) or "none"
+            raise RunError(f"task {task_name} version {task_id.version} is not deployed {where}"
+                           f" (deployed versions: {known})")
+    return spec
+
+
+def latest_version(versions: Sequence[Any]) -> str:
+    """The version with the most recent ``deployed_at`` of ``ListVersions`` rows (module
+    docstring for ties and rows without a time)."""
+
+    def rank(row: Any) -> tuple[bool, int, int, str]:
+        stamped = row.HasField("deployed_at")
+        return stamped, row.deployed_at.seconds, row.deployed_at.nanos, row.version
+
+    return max(versions, key=rank).version
