@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
 import os
 import shutil
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from flyte_deploy.builtin.bundle import (
+    WrittenArchive,
     all_files,
     extract_archive,
     tar_header,
@@ -37,10 +40,10 @@ def make_tree(root: Path, order: list[str], umask: int, mtime: int) -> Path:
     return root
 
 
-def archive_of(root: Path, tmp: Path, name: str) -> tuple[str, int, bytes]:
+def archive_of(root: Path, tmp: Path, name: str, level: int = 1) -> tuple[WrittenArchive, bytes]:
     destination = tmp / f"{name}.tar.gz"
-    digest, size = write_archive(all_files(root), destination)
-    return digest, size, destination.read_bytes()
+    written = write_archive(all_files(root), destination, level)
+    return written, destination.read_bytes()
 
 
 def test_same_files_give_the_same_bytes_whatever_mtime_order_umask_and_owner(tmp_path: Path) -> None:
@@ -51,15 +54,30 @@ def test_same_files_give_the_same_bytes_whatever_mtime_order_umask_and_owner(tmp
             os.chown(path, 4321, 8765)
     one, two = archive_of(first, tmp_path, "one"), archive_of(second, tmp_path, "two")
     assert one == two
-    assert one[0] == __import__("hashlib").sha256(one[2]).hexdigest() and one[1] == len(one[2])
-    # a change of content is a change of bytes
+    written, data = one
+    assert written.archive_digest == hashlib.sha256(data).hexdigest() and written.size == len(data)
+    assert written.digest == hashlib.sha256(gzip.decompress(data)).hexdigest() != written.archive_digest
+    # a change of content is a change of both digests
     (second / "pkg" / "mod.py").write_text("X = 2\n")
-    assert archive_of(second, tmp_path, "three")[0] != one[0]
+    changed = archive_of(second, tmp_path, "three")[0]
+    assert changed.digest != written.digest and changed.archive_digest != written.archive_digest
+
+
+def test_the_content_digest_does_not_depend_on_the_compressor(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "p", sorted(FILES), umask=0o022, mtime=1_000_000)
+    (root / "big.bin").write_bytes(os.urandom(3 << 20) + bytes(9 << 20))  # streamed in chunks, compressible
+    fast, fast_data = archive_of(root, tmp_path, "fast", level=1)
+    best, best_data = archive_of(root, tmp_path, "best", level=9)
+    assert fast_data != best_data and fast.archive_digest != best.archive_digest and fast.size != best.size
+    assert fast.digest == best.digest
+    # the digest is that of the one tar stream both compress
+    stream = gzip.decompress(fast_data)
+    assert stream == gzip.decompress(best_data) and hashlib.sha256(stream).hexdigest() == fast.digest
 
 
 def test_members_have_normalized_metadata_and_relative_names(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "p", sorted(FILES), umask=0o002, mtime=123456789)
-    _, _, data = archive_of(root, tmp_path, "x")
+    _, data = archive_of(root, tmp_path, "x")
     assert data[:4] == b"\x1f\x8b\x08\x00" and data[4:8] == b"\0\0\0\0"  # gzip: no name, time 0
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         members = tar.getmembers()

@@ -3,15 +3,20 @@ rebuilds, and what a clean interpreter can run from the extracted bundle."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from flyte_deploy.builtin import bundle as bundle_phase
 from flyte_deploy.builtin.bundle import extract_archive
+from flyte_deploy.cli import cli as cli_group
+from flyte_deploy.cli import run_cli
 from flyte_deploy.errors import ExitCode
 
 from .bundle_helpers import (
@@ -103,6 +108,40 @@ def test_rebuilds_are_byte_identical_and_touching_files_changes_nothing(project:
     (copy / "helpers" / "numbers.py").write_text("def add_all(values):\n    return float(sum(values)) + 0\n")
     changed = deploy_json(["flows.py", "audit", "--copy-style", "all", "--dry-run"], copy)
     assert changed["bundle"]["digest"] != first["bundle"]["digest"] and changed["version"] != first["version"]
+
+
+def deploy_in_process(project: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
+    before = set(sys.modules)
+    try:
+        code = run_cli(cli_group, ["deploy", *args, "--output", "json", "-q"])
+    finally:
+        for name in set(sys.modules) - before:
+            del sys.modules[name]
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out)
+
+
+def test_another_compressor_gives_the_same_bundle_name_and_version_and_redeploys_nothing(
+        project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(project)
+    args = ["flows.py", "audit", "--copy-style", "all"]
+    first = deploy_in_process(project, args, capsys)
+    stored = Path(first["bundle"]["uri"].removeprefix("file://"))
+    assert stored.name == f"{first['bundle']['digest']}.tar.gz"
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == first["bundle"]["archive_digest"]
+    before = stored.stat()
+    # as on a machine whose zlib writes other bytes for the same stream
+    monkeypatch.setattr(bundle_phase, "COMPRESS_LEVEL", 9)
+    other = deploy_in_process(project, args, capsys)
+    assert other["bundle"]["archive_digest"] != first["bundle"]["archive_digest"]
+    assert other["bundle"]["size"] != first["bundle"]["size"]
+    assert other["bundle"]["digest"] == first["bundle"]["digest"] and other["bundle"]["uri"] == first["bundle"]["uri"]
+    assert other["version"] == first["version"]
+    assert {r["status"] for r in first["registrations"]} == {"created"}
+    assert {r["status"] for r in other["registrations"]} == {"unchanged"}
+    after = stored.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # the stored object is kept
 
 
 def test_copy_style_none_needs_a_version(project: Path) -> None:

@@ -23,7 +23,7 @@ def test_upload_to_gcs_and_skip_when_present(gcs_server: GcsServer, tmp_path: Pa
     path = f"{prefix}/{first['bundle']['digest']}.tar.gz"
     assert first["bundle"]["uri"] == f"gs://{path}"
     fs = gcs_server.filesystem()
-    assert hashlib.sha256(fs.cat_file(path)).hexdigest() == first["bundle"]["digest"]
+    assert hashlib.sha256(fs.cat_file(path)).hexdigest() == first["bundle"]["archive_digest"]
     generation = fs.info(path)["generation"]
     second = deploy_json(["--all", "flows.py", "--copy-style", "all"], project, env)
     assert second["bundle"]["uri"] == first["bundle"]["uri"] and second["version"] == first["version"]

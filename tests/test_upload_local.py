@@ -3,6 +3,7 @@ re-uploads, clean failures; storage options and credential scrubbing."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -29,7 +30,8 @@ def project(tmp_path: Path) -> Path:
 def archive(tmp_path: Path, data: bytes = b"bundle bytes") -> Bundle:
     path = tmp_path / "b.tar.gz"
     path.write_bytes(data)
-    return Bundle(copy_style="all", digest="d" * 64, path=path, size=len(data), files=("a.py",))
+    return Bundle(copy_style="all", digest="d" * 64, path=path, size=len(data), files=("a.py",),
+                  archive_digest=hashlib.sha256(data).hexdigest())
 
 
 def test_file_storage_is_content_addressed_and_not_uploaded_twice(project: Path, tmp_path: Path) -> None:
@@ -38,7 +40,7 @@ def test_file_storage_is_content_addressed_and_not_uploaded_twice(project: Path,
     first = deploy_json(["flows.py", "audit"], project, env)
     stored = storage / f"{first['bundle']['digest']}.tar.gz"
     assert first["bundle"]["uri"] == stored.as_uri()
-    assert __import__("hashlib").sha256(stored.read_bytes()).hexdigest() == first["bundle"]["digest"]
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == first["bundle"]["archive_digest"]
     before = stored.stat()
     second = deploy_json(["flows.py", "audit"], project, env)
     after = stored.stat()
@@ -47,13 +49,36 @@ def test_file_storage_is_content_addressed_and_not_uploaded_twice(project: Path,
     assert [p.name for p in storage.iterdir()] == [stored.name]  # no partial files left
 
 
-def test_a_truncated_object_is_replaced(tmp_path: Path) -> None:
+def test_an_object_at_the_content_address_is_kept_whatever_its_compression(tmp_path: Path) -> None:
     bundle = archive(tmp_path)
-    target = tmp_path / "store" / "x.tar.gz"
+    target = tmp_path / "store" / f"{bundle.digest}.tar.gz"
     target.parent.mkdir()
-    target.write_bytes(b"bundle")  # an interrupted earlier upload
+    target.write_bytes(b"the same files, gzipped by another zlib")  # another size, another sha256
     assert upload(bundle, target.as_uri()) == target.as_uri()
-    assert target.read_bytes() == b"bundle bytes"
+    assert target.read_bytes() == b"the same files, gzipped by another zlib"
+
+
+def test_a_local_copy_that_does_not_match_the_archive_is_never_published(tmp_path: Path) -> None:
+    bundle = archive(tmp_path)
+    wrong = Bundle(copy_style="all", digest=bundle.digest, path=bundle.path, size=bundle.size, files=bundle.files,
+                   archive_digest="0" * 64)
+    store = tmp_path / "store"
+    with pytest.raises(UploadError, match=r"after 2 attempt\(s\): _BadCopy: the copy's sha256 is "):
+        upload(wrong, (store / "x.tar.gz").as_uri(), retries=1, sleep=lambda _: None)
+    assert list(store.iterdir()) == []  # neither the object nor a partial file
+
+
+def test_an_object_store_upload_of_the_wrong_size_is_uploaded_again(tmp_path: Path) -> None:
+    bundle = archive(tmp_path)
+    wrong = Bundle(copy_style="all", digest=bundle.digest, path=bundle.path, size=bundle.size + 1,
+                   files=bundle.files, archive_digest=bundle.archive_digest)
+    uri = f"memory://flyte-deploy-tests/{tmp_path.name}/{bundle.digest}.tar.gz"
+    fs, path = fsspec.core.url_to_fs(uri)
+    # each attempt uploads again instead of trusting the object the previous one got wrong
+    with pytest.raises(UploadError, match=r"after 3 attempt\(s\): _BadCopy: the stored object has 12 bytes,"
+                                          r" the bundle 13"):
+        upload(wrong, uri, retries=2, sleep=lambda _: None)
+    fs.rm(path)
 
 
 def test_memory_storage_upload_and_skip(tmp_path: Path) -> None:

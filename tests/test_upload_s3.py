@@ -4,8 +4,10 @@ mid-upload, and a clean failure that registers nothing and leaks no credentials.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -45,11 +47,35 @@ def test_upload_to_s3_and_skip_when_present(s3_server: S3Server, bucket: str, pr
     key = f"{bucket}/bundles/{first['bundle']['digest']}.tar.gz"
     assert first["bundle"]["uri"] == f"s3://{key}"
     stored = s3_server.filesystem().cat_file(key)
-    assert hashlib.sha256(stored).hexdigest() == first["bundle"]["digest"] and len(stored) == first["bundle"]["size"]
+    assert hashlib.sha256(stored).hexdigest() == first["bundle"]["archive_digest"]
+    assert len(stored) == first["bundle"]["size"]
+    assert hashlib.sha256(gzip.decompress(stored)).hexdigest() == first["bundle"]["digest"]
     assert len(proxy.uploads()) == 1
     second = deploy_json(["flows.py", "audit", "--copy-style", "all"], project, env)
     assert second["bundle"]["uri"] == first["bundle"]["uri"]
     assert len(proxy.uploads()) == 1  # the second deploy found it and uploaded nothing
+
+
+def test_the_same_content_compressed_elsewhere_is_not_uploaded_again(s3_server: S3Server, bucket: str,
+                                                                     project: Path, tmp_path: Path,
+                                                                     flaky_proxy) -> None:
+    # the same code deployed from another checkout, here to local storage, gives the tar stream
+    other = tmp_path / "other-checkout"
+    shutil.copytree(project, other)
+    made = deploy_json(["flows.py", "audit"], other, {"FLYTE_DEPLOY_STORAGE": (tmp_path / "local").as_uri()})
+    stream = gzip.decompress(Path(made["bundle"]["uri"].removeprefix("file://")).read_bytes())
+    # which a machine with another zlib compressed differently and put at the content address
+    elsewhere = gzip.compress(stream, compresslevel=9, mtime=0)
+    key = f"{bucket}/bundles/{made['bundle']['digest']}.tar.gz"
+    fs = s3_server.filesystem()
+    fs.pipe_file(key, elsewhere)
+    proxy = flaky_proxy(s3_server.endpoint)
+    result = deploy_json(["flows.py", "audit"], project, storage_env(bucket, s3_server.options(proxy.endpoint)))
+    assert result["bundle"]["uri"] == f"s3://{key}" and result["version"] == made["version"]
+    assert result["bundle"]["size"] != len(elsewhere)
+    assert proxy.uploads() == []  # the object at the content address holds the same code
+    fs.invalidate_cache()
+    assert fs.cat_file(key) == elsewhere
 
 
 def test_storage_options_from_pyproject(s3_server: S3Server, bucket: str, project: Path) -> None:
@@ -72,7 +98,7 @@ def test_uploads_survive_a_server_failing_mid_upload(s3_server: S3Server, bucket
     outcomes = [outcome for _, _, outcome in proxy.uploads()]
     assert outcomes[:3] == ["dropped" if mode == "drop" else "503"] * 3 and outcomes[3:] == ["200"]
     stored = s3_server.filesystem().cat_file(result["bundle"]["uri"][len("s3://"):])
-    assert hashlib.sha256(stored).hexdigest() == result["bundle"]["digest"]
+    assert hashlib.sha256(stored).hexdigest() == result["bundle"]["archive_digest"]
     listed = json.loads(cli(["ls", "--output", "json"], project).stdout)
     assert {r["environment"] for r in listed} == {"shop", "audit"}
 

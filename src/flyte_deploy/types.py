@@ -48,16 +48,21 @@ class Discovery:
 @dataclass(frozen=True)
 class Bundle:
     """A built code bundle. ``path`` is the local archive (None for copy style none);
-    ``digest`` the sha256 of its bytes; ``files`` the archive member names, sorted."""
+    ``digest`` the content digest, the sha256 of the uncompressed tar stream, which names the
+    bundle and feeds the version whatever compressor wrote it; ``archive_digest`` and
+    ``size`` the sha256 and size of the compressed bytes at ``path`` (integrity checks);
+    ``files`` the archive member names, sorted."""
 
     copy_style: str
     digest: str | None = None
     path: Path | None = None
     size: int = 0
     files: tuple[str, ...] = ()
+    archive_digest: str | None = None
 
     @property
     def filename(self) -> str | None:
+        """The content-addressed storage name, ``<digest>.tar.gz``."""
         return f"{self.digest}.tar.gz" if self.digest else None
 
     @property
@@ -201,7 +206,7 @@ class DeployResult:
             "dry_run": self.dry_run,
             "bundle": None if self.bundle is None else {
                 "copy_style": self.bundle.copy_style, "digest": self.bundle.digest,
-                "size": self.bundle.size, "files": len(self.bundle.files), "uri": self.bundle_uri,
+                "archive_digest": self.bundle.archive_digest, "size": self.bundle.size, "files": len(self.bundle.files), "uri": self.bundle_uri,
             },
             "environments": [
                 {

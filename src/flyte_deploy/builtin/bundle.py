@@ -28,13 +28,16 @@ absolute paths, ``..`` or links.
 
 Determinism: members sorted by name; mtime 0, uid/gid 0, no user or group names; mode
 0o755 when the owner may execute the file and 0o644 otherwise (umask and ownership play
-no part); gzip header without file name or time, fixed compression level. The same files
-give the same bytes and sha256 whatever their mtimes, order on disk or owners.
+no part). The same files give the same tar stream whatever their mtimes, order on disk or
+owners, and its sha256 (``Bundle.digest``, the content digest) names the bundle. The gzip
+layer (no file name or time, fixed level) is deterministic only for one zlib build, so the
+sha256 of the compressed bytes (``Bundle.archive_digest``) serves integrity checks only.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
 import sys
@@ -43,6 +46,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import NamedTuple
 
 from ..config import Config
 from ..errors import BundleError
@@ -59,7 +63,7 @@ ALWAYS_SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", LOCAL_STO
 NOT_CODE_DIRS = frozenset({"site-packages", "dist-packages"})
 CACHEDIR_SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
 ARCHIVE_NAME = "bundle.tar.gz"
-#: fixed: a different level gives different bytes, so it is part of the format
+#: the level written; the bundle's identity (content digest) does not depend on it
 COMPRESS_LEVEL = 1
 _FLUSH_AT = 1 << 20
 _PENDING_CHUNKS = 4
@@ -236,20 +240,36 @@ def tar_header(name: str, size: int, mode: int) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-def write_archive(files: Mapping[str, str], destination: Path) -> tuple[str, int]:
-    """Write the deterministic tar.gz of ``files`` (archive name -> path to read) to
-    ``destination``, reading each file once; return the archive's sha256 and size.
+class WrittenArchive(NamedTuple):
+    """What ``write_archive`` wrote: ``digest``, the sha256 of the uncompressed tar stream
+    (the content digest, independent of the compressor); ``archive_digest`` and ``size``,
+    the sha256 and byte count of the compressed file."""
 
-    The tar stream is cut into 1 MiB chunks that a second thread compresses and hashes
-    (zlib and hashlib release the GIL) while this one reads the next files."""
+    digest: str
+    archive_digest: str
+    size: int
+
+
+def write_archive(files: Mapping[str, str], destination: Path,
+                  compresslevel: int = COMPRESS_LEVEL) -> WrittenArchive:
+    """Write the deterministic tar.gz of ``files`` (archive name -> path to read) to
+    ``destination``, reading each file once.
+
+    The tar stream is cut into 1 MiB chunks that a second thread hashes, compresses and
+    hashes again (zlib and hashlib release the GIL) while this one reads the next files."""
+    content = hashlib.sha256()
     try:
         with open(destination, "wb") as out, ThreadPoolExecutor(max_workers=1) as compressor:
             sink = HashingWriter(out)
-            gz = gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=COMPRESS_LEVEL)
+            gz = gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=compresslevel)
             pending: deque[Future[int]] = deque()
 
+            def compress(chunk: bytes) -> int:
+                content.update(chunk)
+                return gz.write(chunk)
+
             def emit(chunk: bytes) -> None:
-                pending.append(compressor.submit(gz.write, chunk))
+                pending.append(compressor.submit(compress, chunk))
                 while len(pending) > _PENDING_CHUNKS:
                     pending.popleft().result()
 
@@ -272,7 +292,7 @@ def write_archive(files: Mapping[str, str], destination: Path) -> tuple[str, int
             gz.close()
     except OSError as exc:
         raise BundleError(f"{destination}: cannot write the bundle: {exc.strerror or exc}") from None
-    return sink.sha256.hexdigest(), sink.size
+    return WrittenArchive(content.hexdigest(), sink.sha256.hexdigest(), sink.size)
 
 
 def _add_file(buffer: bytearray, emit: Callable[[bytes], None], name: str, path: str) -> int:
@@ -384,8 +404,9 @@ def build(plan: DeployPlan, skip: Iterable[str] = ()) -> Bundle:
     if not files:
         raise BundleError(f"no files to bundle under {plan.root_dir} (copy style {plan.copy_style})")
     destination = plan.scratch_dir / ARCHIVE_NAME
-    digest, size = write_archive(files, destination)
-    return Bundle(copy_style=plan.copy_style, digest=digest, path=destination, size=size, files=tuple(files))
+    written = write_archive(files, destination, COMPRESS_LEVEL)
+    return Bundle(copy_style=plan.copy_style, digest=written.digest, path=destination, size=written.size,
+                  files=tuple(files), archive_digest=written.archive_digest)
 
 
 @hookimpl(trylast=True)

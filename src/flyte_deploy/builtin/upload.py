@@ -1,11 +1,17 @@
 """Built-in ``upload_bundle``: put the bundle at its content-addressed fsspec URL
-(``<storage>/<sha256>.tar.gz``; file://, memory://, s3:// via s3fs, gs:// via gcsfs, ...).
+(``<storage>/<content digest>.tar.gz``; file://, memory://, s3:// via s3fs, gs:// via gcsfs, ...).
 
-* Skip: an object already at the URL with the bundle's size is the same bundle (its name
-  is the sha256 of its bytes), so nothing is uploaded again.
-* Atomic: on a local filesystem the archive is written under a temporary name and renamed;
-  object stores publish an object only once its upload completes. After the upload the
-  object's size is checked.
+* Skip: the name is the sha256 of the uncompressed tar stream, so any object already at the
+  URL holds the same files, possibly compressed by another zlib (another size, another
+  archive sha256): its presence alone means nothing is uploaded again. This is sound because
+  nothing publishes a partial object at the URL (next point).
+* Atomic: on a local filesystem the archive is copied under a temporary name, checked (size
+  and ``Bundle.archive_digest``) and only then renamed into place; object stores publish an
+  object only once its upload (a PUT, or a completed multipart or resumable upload) is
+  complete. A crashed upload therefore leaves no object, never a truncated one.
+* Checked: after an upload to an object store the stored size must be the bundle's (reading
+  the object back to hash it would cost a download). A mismatch is retried, and the retry
+  uploads again rather than trusting the object it found wrong.
 * Retries: failures other than permanent ones (permission denied, missing bucket, bad
   options, HTTP 4xx) are retried ``upload.retries`` times (default 3) with exponential
   backoff starting at ``upload.backoff`` seconds (default 0.5, capped at 8).
@@ -17,6 +23,7 @@ Filesystem options (endpoint, credentials) come from ``flyte_deploy.storage.stor
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
@@ -36,8 +43,8 @@ PERMANENT_ERRORS = (PermissionError, FileNotFoundError, IsADirectoryError, NotAD
                     ValueError, TypeError)
 
 
-class _IncompleteUpload(Exception):
-    """The object's size after an upload differs from the bundle's (retried)."""
+class _BadCopy(Exception):
+    """What an upload stored differs from the bundle's archive (retried)."""
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -55,6 +62,8 @@ def _is_local(fs: Any) -> bool:
 
 
 def _object_size(fs: Any, path: str) -> int | None:
+    """The size of the object at ``path``, None when there is none (other errors propagate,
+    so that a transient failure is retried rather than taken for absence)."""
     fs.invalidate_cache(path)
     try:
         return int(fs.size(path))
@@ -62,13 +71,30 @@ def _object_size(fs: Any, path: str) -> int | None:
         return None
 
 
-def _put(fs: Any, source: str, path: str) -> None:
+def _check_local_copy(copy: str, bundle: Bundle) -> None:
+    size = os.path.getsize(copy)
+    if size != bundle.size:
+        raise _BadCopy(f"the copy has {size} bytes, the bundle {bundle.size}")
+    if bundle.archive_digest:
+        with open(copy, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        if digest != bundle.archive_digest:
+            raise _BadCopy(f"the copy's sha256 is {digest}, the bundle's {bundle.archive_digest}")
+
+
+def _put(fs: Any, bundle: Bundle, path: str) -> None:
+    """Upload the archive to ``path``, checked as the module docstring says."""
+    source = str(bundle.path)
     if not _is_local(fs):
         fs.put_file(source, path)
+        size = _object_size(fs, path)
+        if size != bundle.size:
+            raise _BadCopy(f"the stored object has {size} bytes, the bundle {bundle.size}")
         return
     partial = f"{path}.partial-{uuid.uuid4().hex}"
     try:
         fs.put_file(source, partial)
+        _check_local_copy(partial, bundle)
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
@@ -77,7 +103,7 @@ def _put(fs: Any, source: str, path: str) -> None:
 
 def upload(bundle: Bundle, uri: str, options: Mapping[str, Any] | None = None, *, retries: int = DEFAULT_RETRIES,
            backoff: float = DEFAULT_BACKOFF, sleep: Callable[[float], None] = time.sleep) -> str:
-    """Put ``bundle`` at ``uri`` unless an object of its size is already there; return ``uri``."""
+    """Put ``bundle`` at ``uri`` unless an object is already there; return ``uri``."""
     if bundle.path is None:
         raise UploadError(f"bundle {bundle.digest} has no local archive to upload to {redact_url(uri)}")
     shown = redact_url(uri)
@@ -87,18 +113,17 @@ def upload(bundle: Bundle, uri: str, options: Mapping[str, Any] | None = None, *
         raise UploadError(f"cannot open the storage for {shown}: {scrub(f'{type(exc).__name__}: {exc}', options)}"
                           ) from None
     attempts = max(1, retries + 1)
+    trust_present = True
     last: BaseException | None = None
     for attempt in range(attempts):
         try:
-            if _object_size(fs, path) == bundle.size:
-                return uri
-            _put(fs, str(bundle.path), path)
-            size = _object_size(fs, path)
-            if size != bundle.size:
-                raise _IncompleteUpload(f"the stored object has {size} bytes, the bundle {bundle.size}")
+            if not (trust_present and _object_size(fs, path) is not None):
+                _put(fs, bundle, path)
             return uri
         except Exception as exc:  # noqa: BLE001 - classified below: permanent or retried
             last = exc
+            if isinstance(exc, _BadCopy):
+                trust_present = False  # what is at the URL may be what this upload got wrong
             if is_permanent(exc):
                 break
             if attempt + 1 < attempts:

@@ -1,8 +1,9 @@
-"""Built-in ``compute_version``: a 32-hex-digit sha256 prefix over the bundle digest, the
-image URI of every planned environment, every environment's settings and tasks, and the
-flyte-deploy release (whose serialization the version names). Any change in code, image
-or settings gives a new version; no change gives the same one, on any machine and in any
-discovery order.
+"""Built-in ``compute_version``: a 32-hex-digit sha256 prefix over the bundle's content
+digest (of the uncompressed tar stream, so the zlib build plays no part), the image URI of
+every planned environment, every environment's settings and tasks, and the flyte-deploy
+release (whose serialization the version names). Any change in code, image or settings
+gives a new version; no change gives the same one, on any machine and in any discovery
+order.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..session import DeploySession
 from ..types import DeployPlan
 
 #: bumped when what goes into the hash changes meaning
-SCHEME = "flyte-deploy-version/1"
+SCHEME = "flyte-deploy-version/2"  # 2: the bundle is named by its content digest
 
 
 def _tool_release() -> str:
