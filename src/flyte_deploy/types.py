@@ -206,7 +206,8 @@ class DeployResult:
             "dry_run": self.dry_run,
             "bundle": None if self.bundle is None else {
                 "copy_style": self.bundle.copy_style, "digest": self.bundle.digest,
-                "archive_digest": self.bundle.archive_digest, "size": self.bundle.size, "files": len(self.bundle.files), "uri": self.bundle_uri,
+                "archive_digest": self.bundle.archive_digest, "size": self.bundle.size,
+                "files": len(self.bundle.files), "uri": self.bundle_uri,
             },
             "environments": [
                 {
