@@ -157,3 +157,17 @@ def test_cli_discovery_errors_have_distinct_exit_codes(project, invoke, monkeypa
     result = invoke(*args)
     assert result.exit_code == code, result.stderr
     assert message in result.stderr
+
+
+def test_imported_files_index_follows_sys_modules(project):
+    from flyte_deploy.builtin.discover import ImportedFiles
+
+    root = project({"shared.py": "x = 1\n"})
+    index = ImportedFiles()
+    assert index.get(root / "shared.py") is None
+    sys.path.insert(0, str(root))
+    import shared
+
+    assert index.get(root / "shared.py") is shared  # found after the module was added
+    del sys.modules["shared"]
+    assert index.get(root / "shared.py") is None  # a removed module is not returned stale

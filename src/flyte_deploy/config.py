@@ -264,11 +264,11 @@ class Config:
             return str(self.config_file)
         return "default"
 
-    def get_list(self, key: str, sources: tuple[str, ...] = ("cli", "env", "pyproject")) -> list[str]:
-        """A list-valued key; environment variables are comma-separated. ``sources``
-        limits where it is read from (``plugins`` is pyproject-only, since its
-        environment variable FLYTE_DEPLOY_PLUGINS is a plugin source of its own)."""
-        if sources == ("pyproject",):
+    def get_list(self, key: str, *, pyproject_only: bool = False) -> list[str]:
+        """A list-valued key; environment variables are comma-separated. ``pyproject_only``
+        reads pyproject alone (for ``plugins``, whose environment variable
+        FLYTE_DEPLOY_PLUGINS is a plugin source of its own)."""
+        if pyproject_only:
             value = self._pyproject_flat().get(key) or []
         else:
             value = self.get(key) or []

@@ -258,7 +258,7 @@ def build_plugin_manager(config: Config, *, cmdline_plugins: Iterable[str] = ())
             info = PluginInfo(ep.name, "entrypoint", _dist_version(ep), ep.value)
             add(None if ep.name in blocked else _load_entry_point(ep, info), info)
 
-    for ref in config.get_list("plugins", sources=("pyproject",)):
+    for ref in config.get_list("plugins", pyproject_only=True):
         where = f"{config.pyproject_path or 'pyproject.toml'}"
         if ref.endswith(".py"):
             path = (config.root_dir / ref).resolve()

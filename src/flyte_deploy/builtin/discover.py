@@ -56,12 +56,34 @@ def module_name_for(path: Path, root_dir: Path) -> tuple[str, Path]:
     return ".".join(parts), base
 
 
-def _already_imported(path: Path) -> ModuleType | None:
-    for module in list(sys.modules.values()):
-        file = getattr(module, "__file__", None)
-        if file and Path(file).resolve() == path:
-            return module
-    return None
+class ImportedFiles:
+    """Which module (under any name) was imported from a resolved source file.
+
+    Scans only the ``sys.modules`` entries added since the previous look-up (dicts keep
+    insertion order), so discovering N files costs O(N + modules) path resolutions, not
+    O(N x modules); a removed or replaced module triggers a full rescan.
+    """
+
+    def __init__(self) -> None:
+        self._by_file: dict[Path, ModuleType] = {}
+        self._scanned = 0
+
+    def get(self, path: Path) -> ModuleType | None:
+        entries = list(sys.modules.items())
+        if len(entries) < self._scanned:
+            self._by_file.clear()
+            self._scanned = 0
+        for _, module in entries[self._scanned:]:
+            file = getattr(module, "__file__", None)
+            if file:
+                self._by_file.setdefault(Path(file).resolve(), module)
+        self._scanned = len(entries)
+        module = self._by_file.get(path)
+        if module is not None and sys.modules.get(module.__name__) is not module:
+            self._by_file.clear()
+            self._scanned = 0
+            return self.get(path)
+        return module
 
 
 def _error_location(exc: BaseException, path: Path) -> str:
@@ -73,12 +95,14 @@ def _error_location(exc: BaseException, path: Path) -> str:
     return f"{frame.filename}:{frame.lineno}" if frame else str(path)
 
 
-def import_file(path: Path, root_dir: Path) -> ModuleType:
-    """Import ``path`` once; an import failure is a ``DiscoveryError`` naming file and line."""
+def import_file(path: Path, root_dir: Path, imported: ImportedFiles | None = None) -> ModuleType:
+    """Import ``path`` once (reusing a module already imported from it under any name);
+    an import failure is a ``DiscoveryError`` naming file and line. Pass one ``imported``
+    index when importing many files."""
     path = path.resolve()
     if not path.is_file():
         raise DiscoveryError(f"{path}: no such file")
-    existing = _already_imported(path)
+    existing = (imported or ImportedFiles()).get(path)
     if existing is not None:
         return existing
     name, base = module_name_for(path, root_dir)
@@ -132,23 +156,19 @@ def discover(request: DeployRequest, root_dir: Path) -> Discovery:
             raise UsageError(f"{request.path}: no such file")
         files = [path]
 
-    found: list[TaskEnvironment] = []
-    per_file: dict[Path, dict[str, TaskEnvironment]] = {}
-    for file in files:
-        module = import_file(file, root_dir)
-        per_file[file] = environments_in(module)
-        found += per_file[file].values()
-    environments = _unique(found)
+    imported = ImportedFiles()
+    modules = {file: import_file(file, root_dir, imported) for file in files}
+    environments = _unique([env for module in modules.values() for env in environments_in(module).values()])
 
     if request.mode == "file":
-        module_envs = per_file[path]
-        module = _already_imported(path)
+        module = modules[path]
+        module_envs = environments_in(module)
         selected = []
         for var in request.env_names:
             env = module_envs.get(var)
             if env is None:
                 available = ", ".join(sorted(module_envs)) or "none"
-                if module is not None and hasattr(module, var):
+                if hasattr(module, var):
                     raise DiscoveryError(f"{request.path}: {var!r} is a {type(getattr(module, var)).__name__},"
                                          f" not a TaskEnvironment; environments in the file: {available}")
                 raise DiscoveryError(f"{request.path}: no TaskEnvironment variable {var!r};"
