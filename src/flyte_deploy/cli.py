@@ -83,7 +83,7 @@ def _deploy_request(path: Path, env_vars: tuple[str, ...], all_envs: bool, recur
 @project_option
 @domain_option
 @backend_option
-@click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
+@click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @config_option
@@ -171,7 +171,7 @@ def plugins_command(as_json: bool, root_dir: Path | None, plugins: tuple[str, ..
 
 @cli.command("ls")
 @root_option
-@click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
+@click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("--remote", is_flag=True, help="List the tasks and versions deployed on the Flyte control plane.")
 @project_option
@@ -182,24 +182,35 @@ def ls_command(root_dir: Path | None, store: str | None, output: str, remote: bo
     """List what is deployed: in the local backend (environments, versions, tasks, images),
     or with --remote on the control plane (tasks and their versions)."""
     from .config import Config
+    from .store import Store
 
     config = Config.load(root_dir, {"store": store, "config": config_file, "project": project, "domain": domain})
     if remote:
         _list_remote(config, output)
         return
-    records = local_backend.list_deployments(config.store_url)
+    store = Store.at(config.store_url)
+    records = local_backend.list_deployments(config.store_url, project=project, domain=domain)
     if output == "json":
         click.echo(json.dumps(records, indent=2))
         return
+    scope = "/".join(part for part in (project, domain) if part)
+    where = f"{store.path}" + (f" for {scope}" if scope else "")
     if not records:
-        click.echo(f"nothing deployed in {config.store_url}")
+        click.echo(f"nothing deployed in {where}")
         return
-    table = Table(title=f"Deployed in {config.store_url}", title_justify="left")
-    for column in ("environment", "version", "tasks", "image", "bundle"):
-        table.add_column(column, overflow="fold")
+    table = Table(title=f"Deployed in {where}", title_justify="left",
+                  caption="latest: the version `run ENV.TASK` picks in its project and domain (the latest deployed)",
+                  caption_justify="left")
+    for column in ("project/domain", "environment", "version", "deployed (UTC)", "latest", "tasks", "image",
+                   "bundle"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("deployed (UTC)", "latest"))
     for r in records:
         tasks = "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in r["tasks"])
-        table.add_row(r["environment"], r["version"], tasks, r["image"], r["bundle"] or "none")
+        picked = sum(t["latest"] for t in r["tasks"])
+        latest = "yes" if r["latest"] else f"{picked} of {len(r['tasks'])} tasks" if picked else ""
+        table.add_row(f"{r['project']}/{r['domain']}", r["environment"], r["version"],
+                      r["deployed_at"].replace("T", " ")[:19], latest, tasks, r["image"],
+                      f"sha256 {r['bundle_digest'][:12]}" if r["bundle_digest"] else r["bundle"] or "none")
     Console().print(table)
 
 
@@ -241,7 +252,7 @@ def _list_remote(config: Any, output: str) -> None:
 @click.option("--version", "version", default=None,
               help="Deployed version to run (default: the newest; on a control plane the latest deployed_at).")
 @root_option
-@click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
+@click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
 @project_option
 @domain_option
 @backend_option

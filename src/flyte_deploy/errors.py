@@ -44,6 +44,8 @@ class ExitCode(IntEnum):
     RUN_FAILED = 14
     #: the Flyte control plane could not be reached or answered with an error (outside a deploy)
     CONTROL_PLANE_FAILED = 15
+    #: the local backend's store is damaged, unreadable or cannot be migrated
+    STORE_FAILED = 16
 
 
 class FlyteDeployError(Exception):
@@ -114,6 +116,13 @@ class ControlPlaneError(FlyteDeployError):
     During a deploy the remote backend turns it into a ``RegistrationError``."""
 
     exit_code = ExitCode.CONTROL_PLANE_FAILED
+
+
+class StoreError(FlyteDeployError):
+    """The local backend's database cannot be used: damaged, written by a newer release,
+    not readable, or an old file layout that cannot be migrated. The message names the file."""
+
+    exit_code = ExitCode.STORE_FAILED
 
 
 class PluginError(FlyteDeployError):

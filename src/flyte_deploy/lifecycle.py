@@ -24,6 +24,7 @@ from .types import (
     COPY_STYLES, Bundle, DeployPlan, DeployRequest, DeployResult, Discovery, ImageRef, Registration,
     SerializedTask, SourceLink, Violation,
 )
+from .versions import check_version
 
 #: what each hook must return (besides None); checked for every implementation
 RESULT_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -98,6 +99,8 @@ def deploy(
     image_overrides: Mapping[str, str] | None = None,
 ) -> DeployResult:
     """Run one deploy (or a dry run / check when ``session.dry_run``) and return its result."""
+    if version is not None:
+        check_version(version, "--version")
     config = session.config
     style = copy_style or str(config.get("copy_style"))
     if style not in COPY_STYLES:
@@ -130,7 +133,10 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
     plan.bundle = call_phase(session, "build_bundle", lambda b: b.summary, plan=plan)
     if plan.bundle.digest:
         plan.bundle_uri = f"{session.config.storage_url.rstrip('/')}/{plan.bundle.filename}"
-    plan.version = version or call_phase(session, "compute_version", lambda v: f"version {v}", plan=plan)
+    if version is None:
+        derived = call_phase(session, "compute_version", lambda v: f"version {v}", plan=plan)
+        version = check_version(derived, "compute_version returned")
+    plan.version = version
 
     started = time.perf_counter()
     for env in plan.environments:

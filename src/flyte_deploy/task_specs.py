@@ -2,7 +2,9 @@
 configured for, by the same rules as ``deploy`` (``--backend``, else ``remote`` when the
 project configures an endpoint, else ``local``).
 
-* ``local``: the local backend's store (``--store``), newest deployed version by default;
+* ``local``: the local backend's store (``--store``), in the configured project and domain
+  (as deploy writes them): ``--version``, or the latest, the version with the most recent
+  ``deployed_at`` (first registration; ties go to the later commit, see flyte_deploy.store);
 * ``remote``: the control plane's ``TaskService``: ``GetTaskDetails`` for ``--version``, or
   for the latest version, which is the one ``ListVersions`` reports with the most recent
   ``deployed_at`` (ties go to the greater version string; a version without ``deployed_at``
@@ -15,17 +17,21 @@ where it looked; a control plane that cannot be reached or refuses the request i
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from flyteidl2.task import task_definition_pb2
 
 from .builtin import local_backend
 from .config import Config
 from .errors import RegistrationError, RunError, UsageError
+from .versions import check_version
 
 
 def find_task_spec(config: Config, task_name: str, version: str | None) -> task_definition_pb2.TaskSpec:
     """The deployed spec of ``task_name`` (``ENV.TASK``) at ``version`` (None: the latest)."""
+    if version is not None:
+        check_version(version, "--version")
     backend = config.backend
     if backend == "remote":
         if config.options.get("store") is not None:
@@ -37,8 +43,7 @@ def find_task_spec(config: Config, task_name: str, version: str | None) -> task_
                          f" ({config.source_of('backend')})")
     try:
         spec, _ = local_backend.load_task_spec(config.store_url, task_name, version,
-                                               project=config.options.get("project"),
-                                               domain=config.options.get("domain"))
+                                               project=str(config.get("project")), domain=str(config.get("domain")))
     except RegistrationError as exc:
         raise RunError(str(exc)) from None
     return spec
