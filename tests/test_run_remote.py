@@ -221,7 +221,7 @@ def test_remote_mode_neither_reads_nor_writes_the_local_store(tmp_path, flyte_se
     deploy_version(project, config, "v1")
     store = project / ".flyte-deploy"
     before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
-    assert any(p.suffix == ".pb" for p in before)
+    assert any(p.name == "deployments.db" for p in before)
 
     remote = outputs(run_report(project, "--config", str(config)))
     assert remote["outputs"]["o0"].startswith("remote loss=")

@@ -2,9 +2,11 @@
 configured for, by the same rules as ``deploy`` (``--backend``, else ``remote`` when the
 project configures an endpoint, else ``local``).
 
-* ``local``: the local backend's store (``--store``), in the configured project and domain
-  (as deploy writes them): ``--version``, or the latest, the version with the most recent
-  ``deployed_at`` (first registration; ties go to the later commit, see flyte_deploy.store);
+* ``local``: the local backend's store (``--store``), in the project and domain configured
+  as for deploy (``--project``, ``task.project``, ...; when neither is configured, wherever
+  the task is deployed, if that is one project and domain): ``--version``, or the latest,
+  the version with the most recent ``deployed_at`` (its first registration; ties go to the
+  later commit, see flyte_deploy.store);
 * ``remote``: the control plane's ``TaskService``: ``GetTaskDetails`` for ``--version``, or
   for the latest version, which is the one ``ListVersions`` reports with the most recent
   ``deployed_at`` (ties go to the greater version string; a version without ``deployed_at``
@@ -41,9 +43,10 @@ def find_task_spec(config: Config, task_name: str, version: str | None) -> task_
     if backend != "local":
         raise UsageError(f"run reads tasks from the local or the remote backend, not {backend!r}"
                          f" ({config.source_of('backend')})")
+    project, domain = (None if config.source_of(key) == "default" else str(config.get(key))
+                       for key in ("project", "domain"))
     try:
-        spec, _ = local_backend.load_task_spec(config.store_url, task_name, version,
-                                               project=str(config.get("project")), domain=str(config.get("domain")))
+        spec, _ = local_backend.load_task_spec(config.store_url, task_name, version, project=project, domain=domain)
     except RegistrationError as exc:
         raise RunError(str(exc)) from None
     return spec

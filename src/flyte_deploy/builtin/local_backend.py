@@ -74,20 +74,24 @@ def list_deployments(store_url: str, project: str | None = None, domain: str | N
 def load_task_spec(store_url: str, task_name: str, version: str | None = None, *, project: str | None = None,
                    domain: str | None = None) -> tuple[task_definition_pb2.TaskSpec, TaskRecord]:
     """The stored spec of ``task_name`` at ``version`` (None: the latest deployed) in
-    ``project``/``domain`` (None: any), and its record; a ``RegistrationError`` saying
-    where it is deployed instead when it is not there."""
+    ``project``/``domain`` (None: wherever it is, if that is one place), and its record; a
+    ``RegistrationError`` saying where it is deployed when it is not there, or when it is in
+    several projects or domains and none was named."""
     store = Store.at(store_url)
     found = store.find(name=task_name, version=version, project=project, domain=domain,
                        latest_only=version is None, with_spec=True)
-    if found:
-        record = max(found, key=lambda r: r.deployed_at)  # one per project/domain: the latest of them
-        return record.task_spec(), record
+    scopes = sorted({f"{r.project}/{r.domain}" for r in found})
+    if len(scopes) == 1:
+        return found[0].task_spec(), found[0]
+    what = f"task {task_name}{' version ' + version if version else ''}"
+    if scopes:
+        raise RegistrationError(f"{what} is deployed to {', '.join(scopes)} in {store.path}: pass --project and"
+                                " --domain to choose")
     scope = "/".join(part for part in (project, domain) if part)
-    elsewhere = store.find(name=task_name)
-    known = sorted({f"{r.version} in {r.project}/{r.domain}" for r in elsewhere})
-    raise RegistrationError(f"task {task_name}{' version ' + version if version else ''} is not deployed"
-                            f"{' to ' + scope if scope else ''} in {store.path}"
-                            + (f" (deployed: {', '.join(known)})" if known else ""))
+    known = sorted({f"{r.version} in {r.project}/{r.domain}" for r in store.find(name=task_name)})
+    shown = ", ".join(known[:5]) + (f" and {len(known) - 5} more" if len(known) > 5 else "")
+    raise RegistrationError(f"{what} is not deployed{' to ' + scope if scope else ''} in {store.path}"
+                            + (f" (deployed: {shown})" if known else ""))
 
 
 @hookimpl

@@ -1,18 +1,21 @@
 """The local backend's store of record: one SQLite database (``deployments.db``, WAL mode)
 in the store directory. Schema, guarantees and failure handling: docs/store.md.
 
-Every write is one ``BEGIN IMMEDIATE`` transaction: a deploy's registrations, the schema
-and a migration of the old file layout each commit whole or not at all, so a process
-killed, interrupted or out of disk at any point leaves the store as it was before or
-after the transaction, and a rerun completes. Writers wait up to ``BUSY_TIMEOUT`` seconds
-for each other; readers never wait.
+The database is created complete (schema, and the old file layout's records when there
+is one) under another name and linked into place, so a ``deployments.db`` that exists is
+always a whole store. Every write after that is one ``BEGIN IMMEDIATE`` transaction: a
+deploy's registrations commit whole or not at all, so a process killed, interrupted or out
+of disk at any point leaves the store as it was before or after the deploy, and a rerun
+completes. Writers wait up to ``BUSY_TIMEOUT`` seconds for each other; readers never wait.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import os
 import sqlite3
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -89,7 +92,7 @@ class Store:
     def prepare(self) -> None:
         """Create the store (or migrate the old file layout) if needed and check the
         database is sound, so a deploy fails before anything is built."""
-        with self._translated(writing=True), self._connection(create=True) as conn:
+        with self._translated(writing=True), self._connection() as conn:
             result = conn.execute("PRAGMA quick_check").fetchall()
             if [tuple(r) for r in result] != [("ok",)]:
                 raise self._damaged("; ".join(str(r[0]) for r in result[:3]))
@@ -128,7 +131,7 @@ class Store:
         and deployed_at; ``latest`` is computed over the whole store (not the filters but
         ``latest_only``). An empty list when the store does not exist yet."""
         if not self.path.exists() and not migration.old_layout_present(self.directory):
-            return []
+            return []  # nothing deployed yet: nothing to create
         columns = ", ".join(_COLUMNS) + ", latest" + (", spec" if with_spec else "")
         query = (f"SELECT {columns} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY project, domain, name"
                  f" ORDER BY {LATEST_FIRST}) = 1 AS latest FROM tasks)"
@@ -138,64 +141,75 @@ class Store:
                  " ORDER BY project, domain, environment, deployed_at, seq")
         params = {"project": project, "domain": domain, "environment": environment, "name": name,
                   "version": version, "latest_only": latest_only}
-        with self._translated(writing=False), self._connection(create=True) as conn:
+        with self._translated(writing=False), self._connection() as conn:
             rows = conn.execute(query, params).fetchall()
         return [_record(row, with_spec) for row in rows]
 
     # -- connections, transactions, errors ----------------------------------------------
 
     @contextmanager
-    def _connection(self, create: bool) -> Iterator[sqlite3.Connection]:
-        """An autocommit connection (transactions are explicit) with the schema in place."""
-        if create:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(f"{self.path.as_uri()}?mode={'rwc' if create else 'rw'}", uri=True,
-                               timeout=BUSY_TIMEOUT, isolation_level=None)
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """An autocommit connection (transactions are explicit) to a sound database of
+        this schema, created first if it does not exist."""
+        if not self.path.exists():
+            self._create()
+        conn = sqlite3.connect(f"{self.path.as_uri()}?mode=rw", uri=True, timeout=BUSY_TIMEOUT,
+                               isolation_level=None)
         try:
+            self._check_schema(conn)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
-            self._ensure_schema(conn)
             yield conn
         finally:
             conn.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connection(create=True) as conn, _immediate(conn):
+        with self._connection() as conn, _immediate(conn):
             yield conn
 
-    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        """Create the schema in a new database and migrate the old file layout, once, in one
-        transaction; refuse a database this release cannot read."""
-        if self._schema_ready(conn):
-            return
-        with _immediate(conn):
-            if self._schema_ready(conn):  # another process did it while we waited
-                return
-            if _user_version(conn) == 0:
-                if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                    raise StoreError(f"{self.path} is a SQLite database but not a flyte-deploy store; move it away or"
-                                     " pass another --store")
-                for statement in SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            if migration.old_layout_present(self.directory):
-                records, note = migration.read_old_layout(self.directory)
-                for record in records:
-                    insert(conn, record, record.deployed_at)
-                conn.execute("INSERT INTO store_info (key, value) VALUES (?, ?)",
-                             (migration.MIGRATED_KEY, f"{utc_now()}: {note}"))
+    def _create(self) -> None:
+        """Create the database beside its final name, with the schema and the records of the
+        old file layout when there is one, and link it into place: a database file that
+        exists is complete, whoever was killed when. Concurrent creators: the first link
+        wins, the others discard theirs."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        draft = self.directory / f".{DATABASE_FILE}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            conn = sqlite3.connect(draft, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+                with _immediate(conn):
+                    for statement in SCHEMA:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    if migration.old_layout_present(self.directory):
+                        records, note = migration.read_old_layout(self.directory)
+                        for record in records:
+                            insert(conn, record, record.deployed_at)
+                        conn.execute("INSERT INTO store_info (key, value) VALUES (?, ?)",
+                                     (migration.MIGRATED_KEY, f"{utc_now()}: {note}"))
+            finally:
+                conn.close()
+            with suppress(FileExistsError):
+                os.link(draft, self.path)
+        finally:
+            for leftover in (draft, Path(f"{draft}-wal"), Path(f"{draft}-shm")):
+                leftover.unlink(missing_ok=True)
 
-    def _schema_ready(self, conn: sqlite3.Connection) -> bool:
-        version = _user_version(conn)
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        """Refuse a file that is not a database of this schema (before anything writes to it)."""
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version == SCHEMA_VERSION:
+            return
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path} was written by a newer flyte-deploy (schema {version}, this release reads"
                              f" {SCHEMA_VERSION}); upgrade flyte-deploy")
-        if version < SCHEMA_VERSION:
-            return False
-        if not migration.old_layout_present(self.directory):
-            return True
-        return conn.execute("SELECT 1 FROM store_info WHERE key = ?", (migration.MIGRATED_KEY,)).fetchone() is not None
+        if self.path.stat().st_size == 0:
+            raise self._damaged("the file is empty")
+        raise StoreError(f"{self.path} is a SQLite database but not a flyte-deploy store; move it away or pass"
+                         " another --store")
 
     @contextmanager
     def _translated(self, writing: bool) -> Iterator[None]:
@@ -255,10 +269,6 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
                 conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-
-
-def _user_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
 def _kind(exc: sqlite3.Error) -> str:
