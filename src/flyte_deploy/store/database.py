@@ -71,11 +71,12 @@ def utc_now() -> str:
 
 
 class Store:
-    """The database in ``directory``. Nothing is created until the first write."""
+    """The database in ``directory`` (a relative one is resolved against the current
+    directory). Nothing is created until the first write."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.path = directory / DATABASE_FILE
+        self.directory = Path(directory).absolute()
+        self.path = self.directory / DATABASE_FILE
 
     @classmethod
     def at(cls, url: str) -> Store:
@@ -95,7 +96,8 @@ class Store:
         with self._translated(writing=True), self._connection() as conn:
             result = conn.execute("PRAGMA quick_check").fetchall()
             if [tuple(r) for r in result] != [("ok",)]:
-                raise self._damaged("; ".join(str(r[0]) for r in result[:3]))
+                problems = " ".join(str(r[0]) for r in result[:3]).split()
+                raise self._damaged(" ".join(problems[:40]))
 
     def register(self, records: Sequence[TaskRecord]) -> dict[tuple[str, str, str, str], Status]:
         """Commit ``records`` in one transaction: a new key is ``created``, a key already
