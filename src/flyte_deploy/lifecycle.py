@@ -135,7 +135,7 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
         plan.bundle_uri = f"{session.config.storage_url.rstrip('/')}/{plan.bundle.filename}"
     if version is None:
         derived = call_phase(session, "compute_version", lambda v: f"version {v}", plan=plan)
-        version = check_version(derived, "compute_version returned")
+        version = check_version(derived, "the version compute_version returned")
     plan.version = version
 
     started = time.perf_counter()
