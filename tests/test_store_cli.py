@@ -228,8 +228,9 @@ def test_an_old_layout_that_cannot_be_read_is_refused_saying_how(flow: Path, inv
         assert refused.exit_code == ExitCode.STORE_FAILED, refused.stderr
         [line] = refused.stderr.strip().splitlines()
         assert line.startswith(f"error: {store}/{named}")
-        assert line.endswith(f"cannot be migrated into the database: fix or delete {line.split(': ')[1].rsplit('/', 1)[0]}"
-                             f", or move {store}/environments away to start an empty store, then rerun")
+        directory = (store / named.split(":")[0]).parent
+        assert line.endswith(f"cannot be migrated into the database: fix or delete {directory}, or move"
+                             f" {store}/environments away to start an empty store, then rerun")
         assert not (store / DATABASE_FILE).exists()
         assert not [p for p in store.iterdir() if p.name.startswith(".")]  # no draft left behind
     shutil.move(store / "environments", flow / "old-environments")
