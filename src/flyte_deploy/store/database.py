@@ -62,6 +62,8 @@ LATEST_FIRST = "deployed_at DESC, seq DESC"
 
 _COLUMNS = ("project", "domain", "name", "version", "environment", "image", "bundle_uri", "bundle_digest",
             "copy_style", "depends_on", "source_link", "deployed_at")
+#: free bytes below which an I/O error is taken for a full disk (a shared-memory chunk is 32 KiB)
+_NEARLY_FULL = 128 << 10
 #: conflicts named in one error before "and N more"
 _SHOWN_CONFLICTS = 5
 
@@ -231,11 +233,12 @@ class Store:
             kind = "full" if exc.errno == errno.ENOSPC else "unusable"
         else:
             text = str(exc)
-            kind = _kind(exc)
+            kind = _kind(exc, self.directory)
         if kind == "damaged":
             return self._damaged(text)
         if not writing:
-            return StoreError(f"cannot read the store {self.path}: {text}")
+            why = " (its filesystem is out of space)" if kind == "full" else ""
+            return StoreError(f"cannot read the store {self.path}: {text}{why}")
         if kind == "full":
             return RegistrationError(f"the store {self.path} is out of space ({text})",
                                      hint="free space on its filesystem and rerun the deploy")
@@ -273,17 +276,30 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def _kind(exc: sqlite3.Error) -> str:
-    """damaged, full, busy or unusable (read-only, cannot open, I/O error, ...)."""
-    name = str(getattr(exc, "sqlite_errorname", ""))  # Python 3.11+; the message otherwise
+def _kind(exc: sqlite3.Error, directory: Path) -> str:
+    """damaged, full, busy or unusable (read-only, cannot open, I/O error, ...). An I/O
+    error on a filesystem with almost nothing free is a full disk: sqlite reports a full
+    disk as ``SQLITE_IOERR_SHMSIZE`` (or another I/O error) when its shared-memory file or a
+    sync cannot get space, and as ``SQLITE_FULL`` only for its own pages."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
     text = str(exc).lower()
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
         return "damaged"
     if name.startswith("SQLITE_FULL") or "is full" in text:
         return "full"
+    if name.startswith("SQLITE_IOERR") and _free_bytes(directory) < _NEARLY_FULL:
+        return "full"
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "is locked" in text:
         return "busy"
     return "unusable"
+
+
+def _free_bytes(directory: Path) -> int:
+    try:
+        stats = os.statvfs(directory)
+    except OSError:
+        return _NEARLY_FULL
+    return stats.f_bavail * stats.f_frsize
 
 
 def _record(row: Sequence[object], with_spec: bool) -> TaskRecord:
