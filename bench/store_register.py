@@ -56,7 +56,7 @@ def main(count: int) -> None:
         for label, call in [("ls (find all)", lambda: store.find()),
                             ("run's lookup of the latest", lambda: store.find(name="env3.task_503", latest_only=True,
                                                                               with_spec=True)),
-                            ("prepare (quick_check)", store.prepare)]:
+                            ("check (quick_check)", store.check)]:
             started = time.perf_counter()
             call()
             print(f"{label}: {(time.perf_counter() - started) * 1000:.1f} ms")

@@ -117,7 +117,7 @@ def test_a_damaged_database_is_one_error_naming_the_file(store: Store, damage: s
             db.write(os.urandom(8192))
         else:
             db.truncate({"half": size // 2, "header": 100, "empty": 0}[damage])
-    reads = [store.prepare] if damage == "middle" else [store.prepare, store.find,
+    reads = [store.check] if damage == "middle" else [store.check, store.find,
                                                         lambda: store.register([record("env.new")])]
     for operation in reads:
         with pytest.raises(StoreError) as damaged:

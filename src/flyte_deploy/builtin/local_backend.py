@@ -2,9 +2,9 @@
 store directory (default ``<root>/.flyte-deploy``, see flyte_deploy.store), no server
 needed.
 
-* ``deploy_start`` checks the store is a local directory and, unless a dry run, opens it
-  (creating it, migrating the old file layout, checking it is sound) before anything is
-  built;
+* ``deploy_start`` checks, writing nothing, that the store is a local directory holding a
+  sound database of this schema (or nothing yet, or an old file layout it can migrate), so
+  a deploy into an unusable store fails before anything is built;
 * the first ``register_environment`` of a deploy commits every task of the plan in one
   transaction; the later calls return their environment's part of the result. A version
   already holding a different spec refuses the whole deploy (versions are immutable).
@@ -98,9 +98,7 @@ def load_task_spec(store_url: str, task_name: str, version: str | None = None, *
 def deploy_start(session: DeploySession, plan: DeployPlan) -> None:
     if session.config.backend != BACKEND:
         return
-    store = Store.at(session.config.store_url)
-    if not session.dry_run:
-        store.prepare()
+    Store.at(session.config.store_url).check()
 
 
 @hookimpl(trylast=True)

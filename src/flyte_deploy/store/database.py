@@ -92,10 +92,15 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------
 
-    def prepare(self) -> None:
-        """Create the store (or migrate the old file layout) if needed and check the
-        database is sound, so a deploy fails before anything is built."""
-        with self._translated(writing=True), self._connection() as conn:
+    def check(self) -> None:
+        """Refuse, writing nothing, a store a deploy could not use: a database that is
+        damaged or not of this schema, or an old file layout that cannot be migrated. (A
+        full or read-only filesystem shows only when the deploy writes.)"""
+        if not self.path.exists():
+            if migration.old_layout_present(self.directory):
+                migration.read_old_layout(self.directory)
+            return
+        with self._translated(writing=False), self._connection() as conn:
             result = conn.execute("PRAGMA quick_check").fetchall()
             if [tuple(r) for r in result] != [("ok",)]:
                 problems = " ".join(str(r[0]) for r in result[:3]).split()
