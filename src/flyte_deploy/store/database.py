@@ -53,7 +53,6 @@ SCHEMA = (
         spec BLOB NOT NULL,                     -- serialized flyteidl2 TaskSpec
         UNIQUE (project, domain, name, version)
     )""",
-    "CREATE INDEX tasks_by_environment ON tasks (project, domain, environment, version)",
     "CREATE TABLE store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
@@ -90,17 +89,18 @@ class Store:
                              " SQLite database; put bundles at any fsspec URL with the storage setting")
         return cls(Path(path))
 
-    # -- writing ---------------------------------------------------------------------
+    # -- deploying -------------------------------------------------------------------
 
     def check(self) -> None:
         """Refuse, writing nothing, a store a deploy could not use: a database that is
-        damaged or not of this schema, or an old file layout that cannot be migrated. (A
-        full or read-only filesystem shows only when the deploy writes.)"""
+        damaged or not of this schema, one sqlite cannot open (a full or read-only
+        filesystem: reported as for a registration), or an old file layout that cannot be
+        migrated."""
         if not self.path.exists():
             if migration.old_layout_present(self.directory):
                 migration.read_old_layout(self.directory)
             return
-        with self._translated(writing=False), self._connection() as conn:
+        with self._translated(writing=True), self._connection() as conn:
             result = conn.execute("PRAGMA quick_check").fetchall()
             if [tuple(r) for r in result] != [("ok",)]:
                 problems = " ".join(str(r[0]) for r in result[:3]).split()
@@ -133,23 +133,23 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------
 
-    def find(self, *, project: str | None = None, domain: str | None = None, environment: str | None = None,
-             name: str | None = None, version: str | None = None, latest_only: bool = False,
-             with_spec: bool = False) -> list[TaskRecord]:
+    def find(self, *, project: str | None = None, domain: str | None = None, name: str | None = None,
+             version: str | None = None, latest_only: bool = False, with_spec: bool = False) -> list[TaskRecord]:
         """The records matching every given filter, ordered by project, domain, environment
-        and deployed_at; ``latest`` is computed over the whole store (not the filters but
-        ``latest_only``). An empty list when the store does not exist yet."""
+        and deployed_at; ``latest`` is computed over the whole store whatever the filters, and
+        ``latest_only`` keeps only the latest. An empty list when the store does not exist
+        yet (an old file layout is migrated first)."""
         if not self.path.exists() and not migration.old_layout_present(self.directory):
             return []  # nothing deployed yet: nothing to create
         columns = ", ".join(_COLUMNS) + ", latest" + (", spec" if with_spec else "")
         query = (f"SELECT {columns} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY project, domain, name"
                  f" ORDER BY {LATEST_FIRST}) = 1 AS latest FROM tasks)"
                  " WHERE (:project IS NULL OR project = :project) AND (:domain IS NULL OR domain = :domain)"
-                 " AND (:environment IS NULL OR environment = :environment) AND (:name IS NULL OR name = :name)"
+                 " AND (:name IS NULL OR name = :name)"
                  " AND (:version IS NULL OR version = :version) AND (NOT :latest_only OR latest)"
                  " ORDER BY project, domain, environment, deployed_at, seq")
-        params = {"project": project, "domain": domain, "environment": environment, "name": name,
-                  "version": version, "latest_only": latest_only}
+        params = {"project": project, "domain": domain, "name": name, "version": version,
+                  "latest_only": latest_only}
         with self._translated(writing=False), self._connection() as conn:
             rows = conn.execute(query, params).fetchall()
         return [_record(row, with_spec) for row in rows]
