@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from flyteidl2.task import task_definition_pb2
 
@@ -307,11 +308,11 @@ def _free_bytes(directory: Path) -> int:
     return stats.f_bavail * stats.f_frsize
 
 
-def _record(row: Sequence[object], with_spec: bool) -> TaskRecord:
+def _record(row: Sequence[Any], with_spec: bool) -> TaskRecord:
     values = dict(zip((*_COLUMNS, "latest"), row[:len(_COLUMNS) + 1], strict=True))
-    values["depends_on"] = tuple(json.loads(str(values["depends_on"])))
+    values["depends_on"] = tuple(json.loads(values["depends_on"]))
     values["latest"] = bool(values["latest"])
-    return TaskRecord(**values, spec=bytes(row[-1]) if with_spec else b"")  # type: ignore[arg-type]
+    return TaskRecord(**values, spec=bytes(row[-1]) if with_spec else b"")
 
 
 def _conflict(record: TaskRecord, existing: bytes) -> str:
