@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from flyteidl2.task import task_definition_pb2
 
 from flyte_deploy.errors import ExitCode, RegistrationError, StoreError, UsageError
 from flyte_deploy.store import DATABASE_FILE, Store, TaskRecord
-from flyte_deploy.store.database import SCHEMA_VERSION
+from flyte_deploy.store.database import SCHEMA_VERSION, STALE_DRAFT
 
 
 def record(name: str = "env.task", version: str = "v1", *, project: str = "p", domain: str = "d",
@@ -103,6 +104,19 @@ def test_the_database_file_appears_complete(store: Store) -> None:
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_drafts_left_by_killed_creators_are_removed_when_stale(store: Store) -> None:
+    store.directory.mkdir()
+    stale, fresh = (store.directory / f".{DATABASE_FILE}.creating-{n}-0000" for n in (1, 2))
+    for draft in (stale, fresh):
+        draft.write_bytes(b"half a database")
+    os.utime(stale, (time.time() - STALE_DRAFT - 60,) * 2)
+    store.register([record()])
+    assert not stale.exists() and fresh.exists()  # a fresh one may be another creator's
+    os.utime(fresh, (time.time() - STALE_DRAFT - 60,) * 2)
+    store.register([record()])  # also once the database exists
+    assert not fresh.exists()
 
 
 @pytest.mark.parametrize("damage", ["garbage", "half", "header", "empty", "middle"])

@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -33,6 +34,8 @@ from .records import Status, TaskRecord
 DATABASE_FILE = "deployments.db"
 #: seconds a writer waits for another one to commit before giving up
 BUSY_TIMEOUT = 30.0
+#: seconds after which a draft database left by a killed creator is removed
+STALE_DRAFT = 3600
 #: ``PRAGMA user_version`` of the current schema; a store with a greater one is refused
 SCHEMA_VERSION = 1
 
@@ -114,6 +117,7 @@ class Store:
         (versions are immutable)."""
         statuses: dict[tuple[str, str, str, str], Status] = {}
         conflicts: list[str] = []
+        self._remove_stale_drafts()
         with self._translated(writing=True), self._transaction() as conn:
             deployed_at = utc_now()
             for record in records:
@@ -207,6 +211,14 @@ class Store:
         finally:
             for leftover in (draft, Path(f"{draft}-wal"), Path(f"{draft}-shm")):
                 leftover.unlink(missing_ok=True)
+
+    def _remove_stale_drafts(self) -> None:
+        """Remove the drafts (see ``_create``) of creators killed more than ``STALE_DRAFT``
+        seconds ago; a younger one may be another creator's."""
+        for draft in self.directory.glob(f".{DATABASE_FILE}.creating-*"):
+            with suppress(OSError):
+                if time.time() - draft.stat().st_mtime > STALE_DRAFT:
+                    draft.unlink()
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         """Refuse a file that is not a database of this schema (before anything writes to it)."""
