@@ -1,11 +1,13 @@
 """Time the local store: one deploy of N tasks (10 environments) through the CLI, its
-unchanged redeploy, ``ls`` and ``run``'s lookup of the latest version (no assertions).
+unchanged redeploy, ``ls`` and ``run``'s lookup of the latest version, then K deploys at
+once into the same store, identical and with K different versions (no assertions).
 
-    PYTHONPATH=src python bench/store_register.py [N]
+    PYTHONPATH=src python bench/store_register.py [N [K]]
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -36,7 +38,21 @@ def phase(stderr: str, name: str) -> str:
     return f"{found.group(1)} s" if found else "?"
 
 
-def main(count: int) -> None:
+def race(root: Path, versions: list[str]) -> str:
+    """Start one deploy per version at once; their exit codes and registration statuses."""
+    started = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-m", "flyte_deploy", "deploy", "many.py", "top", "--version", v,
+                               "-q", "--output", "json"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for v in versions]
+    outcomes = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        statuses = sorted({r["status"] for r in json.loads(out)["registrations"]}) if proc.returncode == 0 else []
+        outcomes.append(f"exit {proc.returncode} {'/'.join(statuses)}")
+    return f"{', '.join(outcomes)} in {time.perf_counter() - started:.2f} s"
+
+
+def main(count: int, parallel: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         source = ["import flyte_deploy as fd"]
@@ -60,7 +76,10 @@ def main(count: int) -> None:
             started = time.perf_counter()
             call()
             print(f"{label}: {(time.perf_counter() - started) * 1000:.1f} ms")
+        print(f"{parallel} identical deploys at once (v1 exists): {race(root, ['v1'] * parallel)}")
+        print(f"{parallel} deploys of new versions at once: {race(root, [f'r{i}' for i in range(parallel)])}")
+        print(f"rows: {len(store.find())}")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000, int(sys.argv[2]) if len(sys.argv) > 2 else 5)
