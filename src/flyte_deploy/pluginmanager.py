@@ -150,8 +150,10 @@ class DeployPluginManager(pluggy.PluginManager):
             self.infos.pop(info.name, None)
             lines = [line for line in str(exc).splitlines() if line.strip()]
             hook = re.search(r"for hook '(\w+)'", str(exc))
-            where = defined_at(impls[hook.group(1)]) if hook and hook.group(1) in impls else info.location
-            raise PluginError(f"{where}: {info.describe()}: {lines[-1] if lines else exc}") from None
+            name = hook.group(1) if hook else ""
+            where = defined_at(impls[name]) if name in impls else info.location
+            raise PluginError(f"{where}: {info.describe()}: {name + ': ' if name else ''}{lines[-1] if lines else exc}"
+                              ) from None
         hooks = tuple(sorted(caller.name for caller in self.get_hookcallers(plugin) or ()))
         self.infos[info.name] = dataclasses.replace(info, hooks=hooks)
         if self.checked:

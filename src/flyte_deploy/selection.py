@@ -76,7 +76,7 @@ def _describe(pm: DeployPluginManager, plugin: str) -> str:
 def _chosen(key: str, name: str, known: Mapping[str, object], config: Config, also: Sequence[str] = ()) -> str:
     if name not in known:
         available = ", ".join([*also, *sorted(known)]) or "none"
-        raise UsageError(f"{key} {name!r} is unknown ({config.source_of(key)}); available: {available}")
+        raise UsageError(f"{key} {name!r} is unknown; available: {available} (set in {config.source_of(key)})")
     return name
 
 
