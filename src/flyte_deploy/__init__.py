@@ -10,11 +10,12 @@ from .image import Image
 from .sdk import Cache, Dir, File, Resources, Secret, Task, TaskEnvironment
 from .session import DeploySession, StashKey
 from .types import (
-    Bundle, DeployPlan, DeployRequest, DeployResult, Discovery, ImageBuilder, ImageRef, Registration,
-    SerializedTask, SourceLink, Violation,
+    Backend, Bundle, DeployPlan, DeployRequest, DeployResult, Discovery, ImageBuilder, ImageRef, Listing,
+    PhaseReport, Registration, SerializedTask, SourceLink, Violation,
 )
 
 __all__ = [
+    "Backend", "Listing", "PhaseReport",
     "Bundle", "BundleError", "Cache", "DependencyError", "DeployPlan", "DeployRequest", "DeployResult",
     "DeploySession", "Discovery", "DiscoveryError", "ExitCode", "FlyteDeployError", "Image", "ImageBuildError",
     "ImageBuilder", "ImageRef", "PluginError", "PolicyViolation", "Registration", "RegistrationError",

@@ -62,10 +62,10 @@ class Contract:
     def summary(self) -> str:
         """One line for the hook reference: the kind and what ``None`` means."""
         if self.kind == "historic":
-            return "historic: replayed to plugins registered later; returns nothing"
+            return "historic: replayed to plugins registered later"
         if self.kind == "collecting":
             if self.result is None:
-                return "collecting: every implementation is called; returns nothing"
+                return "collecting: every implementation is called"
             stamped = ", each item stamped with the plugin's name" if self.stamped else ""
             return f"collecting: every plugin's list is gathered{stamped}; `None` counts as an empty list"
         if self.required:
