@@ -360,7 +360,7 @@ def build_plugin_manager(config: Config, *, cmdline_plugins: Iterable[str] = ())
     for name in blocked:
         pm.set_blocked(name)
 
-    version = _package_version()
+    version = f"flyte-deploy {_package_version()}"
     for name, module in BUILTIN_PLUGINS:
         info = PluginInfo(name, "builtin", version, module)
         pm.load_plugin(info, functools.partial(_import_module, module, info))
