@@ -27,7 +27,7 @@ TEST_SOURCES = {
 def implementing(hook, paths):
     """The files among ``paths`` (relative to the repository) with a ``@hookimpl`` of ``hook``."""
     return sorted(path for path in paths
-                  if re.search(rf"^@hookimpl.*\n(?:@.*\n)*def {hook}\(", (REPO / path).read_text(), re.M))
+                  if re.search(rf"^@hookimpl.*\n(?:@.*\n)*def {hook}\(", (REPO / path).read_text(), re.MULTILINE))
 
 
 BUILTIN_FILES = [f"src/{module.replace('.', '/')}.py" for _, module in BUILTIN_PLUGINS]
@@ -39,7 +39,7 @@ def spec_of(hook):
 
 
 def section(hook):
-    assert re.search(rf"^## {hook}$", DOCS, re.M), f"docs/plugins/hooks.md lacks a '## {hook}' section"
+    assert re.search(rf"^## {hook}$", DOCS, re.MULTILINE), f"docs/plugins/hooks.md lacks a '## {hook}' section"
     return DOCS.split(f"## {hook}\n", 1)[1].split("\n## ", 1)[0]
 
 
@@ -47,7 +47,7 @@ def docstring_fields(hook):
     """``{name: text}`` of the spec docstring's ``:param name:`` and ``:returns:`` fields."""
     doc = inspect.cleandoc(spec_of(hook).function.__doc__ or "")
     fields = {}
-    for match in re.finditer(r"^:(param (\w+)|returns):(.*(?:\n    .*)*)", doc, re.M):
+    for match in re.finditer(r"^:(param (\w+)|returns):(.*(?:\n    .*)*)", doc, re.MULTILINE):
         fields[match.group(2) or "returns"] = " ".join(match.group(3).split())
     return fields
 

@@ -365,8 +365,9 @@ def test_a_hookimpl_with_a_default_value_is_refused_with_its_file_and_line(proje
     result = invoke("deploy", "envs.py", "env")
     assert result.exit_code == ExitCode.PLUGIN_ERROR
     lines = result.stderr.strip().splitlines()
-    assert lines == [f"error: {root / 'deployconf.py'}:3: plugin 'deployconf' (local {root / 'deployconf.py'}):"
-                     " compute_version gives plan a default value, which pluggy never passes; remove the default"]
+    where = root / "deployconf.py"
+    assert lines == [(f"error: {where}:3: plugin 'deployconf' (local {where}): compute_version gives plan a default"
+                      " value, which pluggy never passes; remove the default")]
 
 
 def test_a_hookimpl_with_an_argument_its_hook_lacks_is_refused_in_one_line(project, invoke, monkeypatch):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, TypeVar
+from typing import Any, Callable, Iterable, Literal, TypeVar, cast
 
 import pluggy
 
@@ -52,11 +52,12 @@ class Contract:
             raise PluginError(f"{describe} returned {type(result).__name__} from {hook}, expected {_names(self.result)}")
         if self.item is None:
             return result
-        for item in result:
+        items: Iterable[Any] = cast("Iterable[Any]", result)
+        for item in items:
             if not isinstance(item, self.item):
                 raise PluginError(f"{describe} returned a {type(item).__name__} in the list from {hook},"
                                   f" expected {self.item.__name__}")
-        return [dataclasses.replace(item, plugin=plugin) for item in result] if self.stamped else result
+        return [dataclasses.replace(item, plugin=plugin) for item in items] if self.stamped else result
 
     @property
     def summary(self) -> str:

@@ -24,10 +24,18 @@ from typing import TYPE_CHECKING, Sequence
 
 import pluggy
 
-from .contracts import PROJECT, Contract, hookspec, spec
+from .contracts import PROJECT, Contract, Kind, hookspec, spec
 from .sdk import TaskEnvironment
 from .types import (
-    Backend, Bundle, Discovery, ImageBuilder, ImageRef, Registration, SerializedTask, SourceLink, Violation,
+    Backend,
+    Bundle,
+    Discovery,
+    ImageBuilder,
+    ImageRef,
+    Registration,
+    SerializedTask,
+    SourceLink,
+    Violation,
 )
 
 if TYPE_CHECKING:
@@ -42,7 +50,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 #: hooks every implementation of which is called for its effect
 NOTHING = Contract("collecting")
-PHASE = "firstresult"
+PHASE: Kind = "firstresult"
 
 # -- bootstrap ------------------------------------------------------------------------
 
@@ -81,7 +89,7 @@ def unconfigure(config: Config) -> None:
 
 
 @spec(Contract("collecting", (list, tuple), ImageBuilder, stamped=True))
-def register_image_builders() -> Sequence[ImageBuilder]:
+def register_image_builders() -> Sequence[ImageBuilder] | None:
     """Offer image builders, selected by name with ``image.builder`` in the configuration.
 
     Called once per command, right after ``configure``. Two builders with one name are an
@@ -92,7 +100,7 @@ def register_image_builders() -> Sequence[ImageBuilder]:
 
 
 @spec(Contract("collecting", (list, tuple), Backend, stamped=True))
-def register_backends() -> Sequence[Backend]:
+def register_backends() -> Sequence[Backend] | None:
     """Offer deploy backends, selected by name with ``backend`` in the configuration.
 
     Called once per command, right after ``configure`` and before discovery. Two backends
@@ -231,7 +239,7 @@ def attach_source_link(session: DeploySession, task: Task, serialized: Serialize
 
 
 @spec(Contract("collecting", (list, tuple), Violation, stamped=True))
-def check_plan(session: DeploySession, plan: DeployPlan) -> Sequence[Violation]:
+def check_plan(session: DeploySession, plan: DeployPlan) -> Sequence[Violation] | None:
     """Police the whole plan before anything is built, uploaded, pushed or registered.
 
     All violations of all plugins are reported together and the deploy stops with exit

@@ -23,7 +23,13 @@ from .image import Image
 from .sdk import Task, TaskEnvironment
 from .session import DeploySession
 from .types import (
-    COPY_STYLES, DeployPlan, DeployRequest, DeployResult, ImageRef, PhaseReport, Registration,
+    COPY_STYLES,
+    DeployPlan,
+    DeployRequest,
+    DeployResult,
+    ImageRef,
+    PhaseReport,
+    Registration,
     SerializedTask,
 )
 

@@ -184,7 +184,7 @@ class DeployPluginManager(pluggy.PluginManager):
         info = self.infos.get(hookimpl.plugin_name)
         if info is not None and not hookimpl.hookwrapper:
             wrap = _attributed_wrapper if hookimpl.wrapper else _attributed
-            hookimpl.function = wrap(hookimpl.function, hook, info)
+            hookimpl.function = wrap(hookimpl.function, hook, info)  # type: ignore[misc]  # pluggy: Final
 
     def check(self) -> None:
         """Fail on any marked implementation that matches no hookspec (a misspelling),
@@ -253,10 +253,10 @@ def _attributed_wrapper(func: Callable[..., Any], hook: pluggy.HookCaller, info:
 
     @functools.wraps(func)
     def call(*args: Any) -> Generator[None, Any, Any]:
-        def step(action: Callable[[], Any], thrown: BaseException | None = None) -> Any:
+        def step(method: Callable[..., Any], *method_args: Any, thrown: BaseException | None = None) -> Any:
             token = _RUNNING.set(info)
             try:
-                return action()
+                return method(*method_args)
             except (StopIteration, FlyteDeployError):
                 raise
             except Exception as exc:
@@ -266,15 +266,15 @@ def _attributed_wrapper(func: Callable[..., Any], hook: pluggy.HookCaller, info:
             finally:
                 _RUNNING.reset(token)
 
-        generator = step(lambda: func(*args))
+        generator = step(func, *args)
         try:
-            step(lambda: next(generator))
+            step(next, generator)
             try:
                 result = yield
-            except BaseException as thrown:
-                step(lambda: generator.throw(thrown), thrown)
+            except BaseException as error:  # noqa: BLE001 - whatever pluggy throws goes into the wrapper
+                step(generator.throw, error, thrown=error)
             else:
-                step(lambda: generator.send(result))
+                step(generator.send, result)
         except StopIteration as stop:
             contract = contract_of(hook)
             if contract is None or contract.kind != "firstresult":

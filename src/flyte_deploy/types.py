@@ -176,7 +176,7 @@ class Listing:
     where: str
     records: list[dict[str, Any]]
     columns: tuple[str, ...]
-    rows: list[tuple[str, ...]]
+    rows: Sequence[Sequence[str]]
 
 
 @dataclass(frozen=True)

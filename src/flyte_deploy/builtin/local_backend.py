@@ -17,9 +17,15 @@ from ..config import Config
 from ..errors import RegistrationError, RunError
 from ..hookspecs import hookimpl
 from ..sdk import TaskEnvironment
-from ..session import DeploySession
 from ..storage import filesystem, join
-from ..types import Backend, DeployPlan, Listing, Registration, SerializedTask, same_registration
+from ..types import (
+    Backend,
+    DeployPlan,
+    Listing,
+    Registration,
+    SerializedTask,
+    same_registration,
+)
 
 BACKEND = "local"
 
