@@ -123,11 +123,15 @@ class DeployPluginManager(pluggy.PluginManager):
         return self.register_plugin(plugin, info)
 
     def load_plugin(self, info: PluginInfo, load: Callable[[], object]) -> str | None:
-        """Import a plugin with ``load`` and register it, unless its name is blocked."""
+        """Import a plugin with ``load`` and register it; a blocked name is not imported."""
         if self.is_blocked(info.name):
-            self.disabled[info.name] = dataclasses.replace(info, status="disabled")
-            return None
+            return self._disable(info)
         return self.register_plugin(load(), info)
+
+    def _disable(self, info: PluginInfo) -> str | None:
+        """Record a plugin pluggy blocks (``-p no:NAME``); it is not registered (``None``)."""
+        self.disabled[info.name] = dataclasses.replace(info, status="disabled")
+        return None
 
     def register_plugin(self, plugin: object, info: PluginInfo) -> str | None:
         """Register ``plugin`` under ``info.name``, the one registration path: a blocked
@@ -135,8 +139,7 @@ class DeployPluginManager(pluggy.PluginManager):
         or arguments its hook does not have, and (once built) a misspelled hook are a
         ``PluginError`` naming the plugin and the file and line."""
         if self.is_blocked(info.name):
-            self.disabled[info.name] = dataclasses.replace(info, status="disabled")
-            return None
+            return self._disable(info)
         if info.name in self.infos:
             other = self.infos[info.name]
             raise PluginError(f"{info.describe()} clashes with {other.describe()}: two plugins named {info.name!r}")
