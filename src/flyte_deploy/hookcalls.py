@@ -24,19 +24,8 @@ if TYPE_CHECKING:
     from .sdk import Task, TaskEnvironment
     from .session import DeploySession
     from .types import (
-        Backend,
-        Bundle,
-        DeployPlan,
-        DeployRequest,
-        DeployResult,
-        Discovery,
-        ImageBuilder,
-        ImageRef,
-        PhaseReport,
-        Registration,
-        SerializedTask,
-        SourceLink,
-        Violation,
+        Backend, Bundle, DeployPlan, DeployRequest, DeployResult, Discovery, ImageBuilder, ImageRef, PhaseReport,
+        Registration, SerializedTask, SourceLink, Violation,
     )
 
 

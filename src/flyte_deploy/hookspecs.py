@@ -27,15 +27,7 @@ import pluggy
 from .contracts import PROJECT, Contract, Kind, hookspec, spec
 from .sdk import TaskEnvironment
 from .types import (
-    Backend,
-    Bundle,
-    Discovery,
-    ImageBuilder,
-    ImageRef,
-    Registration,
-    SerializedTask,
-    SourceLink,
-    Violation,
+    Backend, Bundle, Discovery, ImageBuilder, ImageRef, Registration, SerializedTask, SourceLink, Violation,
 )
 
 if TYPE_CHECKING:

@@ -23,14 +23,7 @@ from .image import Image
 from .sdk import Task, TaskEnvironment
 from .session import DeploySession
 from .types import (
-    COPY_STYLES,
-    DeployPlan,
-    DeployRequest,
-    DeployResult,
-    ImageRef,
-    PhaseReport,
-    Registration,
-    SerializedTask,
+    COPY_STYLES, DeployPlan, DeployRequest, DeployResult, ImageRef, PhaseReport, Registration, SerializedTask,
 )
 
 T = TypeVar("T")

@@ -18,14 +18,7 @@ from ..errors import RegistrationError, RunError
 from ..hookspecs import hookimpl
 from ..sdk import TaskEnvironment
 from ..storage import filesystem, join
-from ..types import (
-    Backend,
-    DeployPlan,
-    Listing,
-    Registration,
-    SerializedTask,
-    same_registration,
-)
+from ..types import Backend, DeployPlan, Listing, Registration, SerializedTask, same_registration
 
 BACKEND = "local"
 

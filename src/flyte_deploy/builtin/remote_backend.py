@@ -30,14 +30,7 @@ from ..sdk import TaskEnvironment
 from ..session import DeploySession, StashKey
 from ..task_specs import remote_task_spec
 from ..types import (
-    Backend,
-    DeployPlan,
-    DeployResult,
-    Listing,
-    Registration,
-    SerializedTask,
-    same_registration,
-    without_source_link,
+    Backend, DeployPlan, DeployResult, Listing, Registration, SerializedTask, same_registration, without_source_link,
 )
 
 BACKEND = "remote"
