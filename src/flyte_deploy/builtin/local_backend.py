@@ -17,6 +17,7 @@ from ..config import Config
 from ..errors import RegistrationError, RunError
 from ..hookspecs import hookimpl
 from ..sdk import TaskEnvironment
+from ..session import DeploySession
 from ..storage import filesystem, join
 from ..types import Backend, DeployPlan, Listing, Registration, SerializedTask, same_registration
 
@@ -110,8 +111,13 @@ def listing(config: Config) -> Listing:
     return Listing(f"in {config.store_url}", records, ("environment", "version", "tasks", "image", "bundle"), rows)
 
 
+def register_in_store(session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
+                      plan: DeployPlan) -> list[Registration]:
+    """The backend's ``register``: into the store at ``session.config.store_url``."""
+    return register(session.config.store_url, environment, tasks, plan)
+
+
 @hookimpl
 def register_backends() -> list[Backend]:
-    return [Backend(BACKEND, lambda session, environment, tasks, plan: register(session.config.store_url, environment,
-                                                                                tasks, plan),
-                    task_spec=task_spec, listing=listing, description="the embedded store under the project")]
+    return [Backend(BACKEND, register_in_store, task_spec=task_spec, listing=listing,
+                    description="the embedded store under the project")]

@@ -111,8 +111,8 @@ def register(state: RemoteDeploy, tasks: Sequence[SerializedTask]) -> list[Regis
     return registrations
 
 
-def register_environment(session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
-                         plan: DeployPlan) -> list[Registration]:
+def register_on_control_plane(session: DeploySession, environment: TaskEnvironment,
+                              tasks: Sequence[SerializedTask], plan: DeployPlan) -> list[Registration]:
     """The backend's ``register``: connects and looks every task of the plan up on the
     first call of a deploy, then registers ``tasks``."""
     state = session.stash.get(remote_deploy_key)
@@ -149,7 +149,7 @@ def listing(config: Config) -> Listing:
 
 @hookimpl
 def register_backends() -> list[Backend]:
-    return [Backend(BACKEND, register_environment, task_spec=remote_task_spec, listing=listing,
+    return [Backend(BACKEND, register_on_control_plane, task_spec=remote_task_spec, listing=listing,
                     description="a Flyte control plane (TaskService over Connect)")]
 
 
