@@ -5,9 +5,11 @@ needed.
 * ``deploy_start`` checks, writing nothing, that the store is a local directory holding a
   sound database of this schema (or nothing yet, or an old file layout it can migrate), so
   a deploy into an unusable store fails before anything is built;
-* the first ``register_environment`` of a deploy commits every task of the plan in one
-  transaction; the later calls return their environment's part of the result. A version
-  already holding a different spec refuses the whole deploy (versions are immutable).
+* the backend's ``register``, called per environment, commits every task of the plan in
+  one transaction on its first call of a deploy; the later calls return their
+  environment's part of the result. A version already holding a different spec refuses the
+  whole deploy (versions are immutable);
+* ``task_spec`` (for ``run``) and ``listing`` (for ``ls``) read the store.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from typing import Any
 
 from flyteidl2.task import task_definition_pb2
 
-from ..errors import RegistrationError
+from ..config import Config
+from ..errors import RegistrationError, RunError
 from ..hookspecs import hookimpl
 from ..sdk import TaskEnvironment
 from ..session import DeploySession, StashKey
 from ..store import Store, TaskRecord
-from ..types import DeployPlan, DeployResult, Registration, SerializedTask
+from ..types import Backend, DeployPlan, DeployResult, Listing, Registration, SerializedTask
 
 BACKEND = "local"
 
@@ -94,22 +97,63 @@ def load_task_spec(store_url: str, task_name: str, version: str | None = None, *
                             + (f" (deployed: {shown})" if known else ""))
 
 
-@hookimpl
-def deploy_start(session: DeploySession, plan: DeployPlan) -> None:
-    if session.config.backend != BACKEND:
-        return
-    Store.at(session.config.store_url).check()
+def configured_scope(config: Config) -> tuple[str | None, str | None]:
+    """The project and domain ``run`` looks in: the configured ones, as deploy writes them
+    (None for one left at its default: wherever the task is, if that is one place)."""
+    project, domain = (None if config.source_of(key) == "default" else str(config.get(key))
+                       for key in ("project", "domain"))
+    return project, domain
 
 
-@hookimpl(trylast=True)
-def register_environment(session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
-                         plan: DeployPlan) -> list[Registration] | None:
-    if session.config.backend != BACKEND:
-        return None
+def task_spec(config: Config, task_name: str, version: str | None) -> task_definition_pb2.TaskSpec:
+    """The stored spec ``run`` executes (``configured_scope``); a task or version that is
+    not there is a ``RunError`` saying where it is deployed."""
+    project, domain = configured_scope(config)
+    try:
+        spec, _ = load_task_spec(config.store_url, task_name, version, project=project, domain=domain)
+    except RegistrationError as exc:
+        raise RunError(str(exc)) from None
+    return spec
+
+
+def listing(config: Config) -> Listing:
+    """The store's deployments for ``ls``, filtered by ``--project``/``--domain`` when given."""
+    project, domain = config.options.get("project"), config.options.get("domain")
+    records = list_deployments(config.store_url, project=project, domain=domain)
+    scope = "/".join(part for part in (project, domain) if part)
+    rows = []
+    for r in records:
+        picked = sum(t["latest"] for t in r["tasks"])
+        rows.append((
+            f"{r['project']}/{r['domain']}", r["environment"], r["version"], r["deployed_at"].replace("T", " ")[:19],
+            "yes" if r["latest"] else f"{picked} of {len(r['tasks'])} tasks" if picked else "",
+            "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in r["tasks"]),
+            r["image"], f"sha256 {r['bundle_digest'][:12]}" if r["bundle_digest"] else r["bundle"] or "none"))
+    return Listing(f"in {Store.at(config.store_url).path}" + (f" for {scope}" if scope else ""), records,
+                   ("project/domain", "environment", "version", "deployed (UTC)", "run picks", "tasks", "image",
+                    "bundle"), rows)
+
+
+def register_in_store(session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
+                      plan: DeployPlan) -> list[Registration]:
+    """The backend's ``register``: the whole plan in one transaction on the first call of a
+    deploy (``register``), then ``tasks``' part of the outcome."""
     if registered_key not in session.stash:
         session.stash[registered_key] = register(session.config.store_url, plan)
     done = session.stash[registered_key]
     return [done[t.name] for t in tasks]
+
+
+@hookimpl
+def register_backends() -> list[Backend]:
+    return [Backend(BACKEND, register_in_store, task_spec=task_spec, listing=listing,
+                    description="the embedded SQLite store under the project")]
+
+
+@hookimpl
+def deploy_start(session: DeploySession, plan: DeployPlan) -> None:
+    if session.backend.name == BACKEND:
+        Store.at(session.config.store_url).check()
 
 
 @hookimpl
