@@ -5,7 +5,7 @@ plus 20,000 data files of about 2 KB in 100 directories, a pyproject.toml and a
 .gitignore (22,023 files, about 43 MB). For each copy style the real code path runs:
 
 * ``select``: choosing the files (``loaded_module_files`` / ``all_files``);
-* ``build``: ``flyte_deploy.builtin.bundle.build`` (selection + deterministic tar.gz);
+* ``build``: ``flyte_deploy.bundle.build.build`` (selection + deterministic tar.gz);
 * ``cli``: ``flyte-deploy deploy --all envs.py --copy-style STYLE --dry-run`` in a fresh
   process (discovery, bundle, version, serialization), wall time;
 
@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from flyte_deploy.builtin import bundle as bundle_phase
+from flyte_deploy.bundle import build as bundle_build
 from flyte_deploy.builtin.discover import discover
 from flyte_deploy.types import DeployPlan, DeployRequest
 
@@ -112,10 +112,10 @@ def main() -> None:
             plan = DeployPlan(request=DeployRequest(mode="all", path=root / "envs.py"), root_dir=root,
                               copy_style=style, scratch_dir=work, discovery=discovery,
                               environments=discovery.selected)
-            seconds, selected = best(args.repeat, lambda plan=plan: bundle_phase.select_files(plan))
+            seconds, selected = best(args.repeat, lambda plan=plan: bundle_build.select_files(plan))
             selected_size = sum(os.path.getsize(p) for p in selected.values())
             rows.append((f"{style}: select", len(selected), selected_size, seconds, None))
-            seconds, built = best(args.repeat, lambda plan=plan: bundle_phase.build(plan))
+            seconds, (built, _) = best(args.repeat, lambda plan=plan: bundle_build.build(plan))
             rows.append((f"{style}: build", len(built.files), selected_size, seconds, built.size))
             # byte-code is cached outside the project, as a user's __pycache__ would be
             env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PYTHONPYCACHEPREFIX": str(work / "pycache")}

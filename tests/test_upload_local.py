@@ -11,7 +11,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from flyte_deploy.builtin.upload import upload
+from flyte_deploy.bundle.upload import upload
 from flyte_deploy.cli import cli as cli_group
 from flyte_deploy.cli import run_cli
 from flyte_deploy.config import Config
