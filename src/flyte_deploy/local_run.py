@@ -123,8 +123,10 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
         except OSError as exc:
             raise RunError(f"task {task}: cannot start {argv[0]}: {exc}") from None
         if proc.returncode != 0:
-            sys.stderr.write(proc.stdout + proc.stderr)
-            errors = [line[len("error: "):] for line in proc.stderr.splitlines() if line.startswith("error: ")]
+            lines = proc.stderr.splitlines(keepends=True)
+            errors = [line[len("error: "):].rstrip("\n") for line in lines if line.startswith("error: ")]
+            # the task's output and traceback; its error line becomes this command's own
+            sys.stderr.write(proc.stdout + "".join(line for line in lines if not line.startswith("error: ")))
             error = RUNTIME_ERRORS.get(proc.returncode, RunError)
             raise error(errors[-1] if errors else f"task {task} exited with code {proc.returncode}")
         outputs_file = io_dir / "outputs" / OUTPUTS_FILE

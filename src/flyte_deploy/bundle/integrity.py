@@ -66,7 +66,7 @@ def verify_bundle(path_or_bytes: str | os.PathLike[str] | bytes | IO[bytes], exp
     ``BundleIntegrityError`` naming ``source`` (default: the path; credentials stripped)
     and both digests."""
     shown = redact_url(source or (os.fspath(path_or_bytes) if isinstance(path_or_bytes, (str, os.PathLike))
-                                  else "the bundle"))
+                                  else "(in memory)"))
     try:
         if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
             data = memoryview(path_or_bytes)
