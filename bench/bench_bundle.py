@@ -33,9 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from flyte_deploy.builtin.discover import discover
 from flyte_deploy.bundle import build as bundle_build
 from flyte_deploy.bundle.upload import upload
-from flyte_deploy.builtin.discover import discover
 from flyte_deploy.types import DeployPlan, DeployRequest
 
 PACKAGES, MODULES_PER_PACKAGE = 20, 100

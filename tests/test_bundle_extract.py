@@ -57,8 +57,8 @@ CASES = {
     "file-under-file": ([member("f"), member("f/x.py")], "'f/x.py' lies under a member that is not a directory"),
     "hardlink-absolute": ([member("hard", LNK, "/etc/passwd")], "'hard' is a hard link to '/etc/passwd'"),
     "hardlink-up": ([member("hard", LNK, "../outside/secret.txt")], "is a hard link to '../outside/secret.txt'"),
-    "hardlink-later": ([member("hard", LNK, "f"), member("f")], "is a hard link to 'f', which is not a regular file"
-                                                                 " unpacked before it"),
+    "hardlink-later": ([member("hard", LNK, "f"), member("f")], ("is a hard link to 'f', which is not a regular"
+                                                                  " file unpacked before it")),
     "hardlink-to-symlink": ([member("s", SYM, "x"), member("hard", LNK, "s")], "is a hard link to 's'"),
     "char-device": ([member("dev", tarfile.CHRTYPE)], "'dev' is a character device"),
     "block-device": ([member("disk", tarfile.BLKTYPE)], "'disk' is a block device"),

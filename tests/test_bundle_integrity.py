@@ -8,7 +8,6 @@ import gzip
 import hashlib
 import io
 import json
-import tarfile
 from pathlib import Path
 
 import fsspec
@@ -187,8 +186,9 @@ def test_a_bundle_swapped_in_storage_is_never_run_and_the_next_deploy_repairs_it
     refused = cli(["run", "audit.check", "--version", "v1"], project)
     assert refused.returncode == ExitCode.BUNDLE_CORRUPT, refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: bundle {first['bundle']['uri']} does not match its digest: its tar stream has sha256"
-                      f" {evil.digest}, expected {first['bundle']['digest']}"]
+    expected = (f"error: bundle {first['bundle']['uri']} does not match its digest: its tar stream has sha256"
+                f" {evil.digest}, expected {first['bundle']['digest']}")
+    assert errors == [expected]
     assert "PWNED" not in refused.stdout + refused.stderr
     assert not list(tmp_path.rglob("SWAPPED-CODE-RAN"))
     # the same deploy again finds the object damaged and uploads the real bundle over it

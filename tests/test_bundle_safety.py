@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,14 @@ from flyte_deploy.bundle.secrets import find_secrets
 from flyte_deploy.bundle.select import all_files
 from flyte_deploy.errors import BundleError, ExitCode
 
-from .bundle_helpers import cli, cli_env, deploy_json, local_archive, make_project, write
+from .bundle_helpers import (
+    cli,
+    cli_env,
+    deploy_json,
+    local_archive,
+    make_project,
+    write,
+)
 
 
 @pytest.fixture
@@ -45,8 +53,6 @@ def test_fifos_anywhere_in_the_tree_never_block_a_deploy(project: Path, copy_sty
     (project / "feed.csv").symlink_to("data.csv")  # a link to a FIFO is not followed into it either
     done = deploy_within(["flows.py", "audit", "--copy-style", copy_style, "--output", "json", "-q"], project)
     assert done.returncode == 0, done.stderr
-    import tarfile
-
     with tarfile.open(local_archive(json.loads(done.stdout))) as tar:
         names = tar.getnames()
     assert not set(FIFO_NAMES + ["feed.csv"]) & set(names) and "flows.py" in names
@@ -69,9 +75,10 @@ def test_a_task_module_dropped_by_an_ignore_rule_names_the_rule(project: Path) -
     refused = cli(["deploy", "flows.py", "audit", "--copy-style", "all", "--dry-run"], project)
     assert refused.returncode == ExitCode.BUNDLE_FAILED, refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: task shop.total (environment shop) is defined in flows.py, which the bundle (copy style"
-                      f" all) would leave out: it is ignored by {project / '.gitignore'}:3:fl*.py; the task could not"
-                      " be loaded from it"]
+    expected = (f"error: task shop.total (environment shop) is defined in flows.py, which the bundle (copy style"
+                f" all) would leave out: it is ignored by {project / '.gitignore'}:3:fl*.py; the task could not"
+                " be loaded from it")
+    assert errors == [expected]
     # a .flyteignore re-including it fixes the deploy
     write(project, {".flyteignore": "!flows.py\n"})
     deploy_json(["flows.py", "audit", "--copy-style", "all", "--dry-run"], project)

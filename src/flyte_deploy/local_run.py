@@ -25,7 +25,13 @@ from flyteidl2.core import literals_pb2
 from flyteidl2.task import common_pb2, task_definition_pb2
 
 from .builtin.serialize import INPUT_PLACEHOLDER, OUTPUT_PLACEHOLDER
-from .errors import BundleError, BundleIntegrityError, ExitCode, FlyteDeployError, RunError
+from .errors import (
+    BundleError,
+    BundleIntegrityError,
+    ExitCode,
+    FlyteDeployError,
+    RunError,
+)
 from .interface import literal_from_text, literal_to_json, named_literals
 from .runtime import INPUTS_FILE, OUTPUTS_FILE
 from .storage import OPTIONS_ENV

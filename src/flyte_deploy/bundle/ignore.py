@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pathspec
+from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
 from ..errors import BundleError
 from .files import read_regular
@@ -74,7 +75,7 @@ class _Level:
         return result.include, self.rules[result.index]
 
 
-def _read_rules(file: Path) -> list[tuple[pathspec.Pattern, Rule]]:
+def _read_rules(file: Path) -> list[tuple[GitIgnoreSpecPattern, Rule]]:
     """The patterns of one ignore file with their origins; none when it is not a regular
     file. An unreadable file or an invalid pattern is a ``BundleError``."""
     try:
@@ -98,7 +99,8 @@ def _read_rules(file: Path) -> list[tuple[pathspec.Pattern, Rule]]:
 def _quick_check(spec: pathspec.GitIgnoreSpec) -> re.Pattern[str] | None:
     """One regex matching wherever any pattern of ``spec`` matches (a fast "no pattern
     applies" answer for most paths), or None when it cannot be built."""
-    sources = [_NAMED_GROUP.sub("(?:", p.regex.pattern) for p in spec.patterns if getattr(p, "regex", None)]
+    sources = [_NAMED_GROUP.sub("(?:", regex.pattern) for p in spec.patterns
+               if (regex := getattr(p, "regex", None)) is not None]
     if not sources:
         return None
     try:

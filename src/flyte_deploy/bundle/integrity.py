@@ -31,7 +31,7 @@ def _chunks(stream: IO[bytes]) -> Iterable[bytes]:
         yield chunk
 
 
-def content_digest(chunks: Iterable[bytes]) -> str:
+def content_digest(chunks: Iterable[bytes | memoryview]) -> str:
     """The sha256 of the tar stream inside the gzip data ``chunks``; ``ValueError`` when
     the data is not one complete gzip stream."""
     inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip header and trailer, checked

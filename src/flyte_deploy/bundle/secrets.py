@@ -29,8 +29,8 @@ _BY_PATH: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), kind) 
     (r"(^|/)\.(pypirc|npmrc)$", "a package-index credentials file"),
     (r"(^|/)\.docker/config\.json$", "Docker registry credentials"),
     (r"(^|/)\.kube/config$|(^|/)kubeconfig$", "a Kubernetes config (cluster credentials)"),
-    (r"(^|/)(application_default_credentials|credentials|client_secrets?[^/]*|[^/]*service[-_]?account[^/]*)"
-     r"\.json$", "a cloud credentials file (gcloud/service account)"),
+    ((r"(^|/)(application_default_credentials|credentials|client_secrets?[^/]*|[^/]*service[-_]?account[^/]*)"
+      r"\.json$"), "a cloud credentials file (gcloud/service account)"),
     (r"(^|/)\.config/gcloud/", "gcloud credentials"),
     (r"\.(p12|pfx|ppk|jks|keystore)$", "a private key store"),
 ))
