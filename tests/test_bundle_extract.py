@@ -113,14 +113,28 @@ def test_a_link_already_in_the_target_is_never_written_through(tmp_path: Path, p
     assert list(outside.iterdir()) == []
 
 
+def test_files_and_links_already_in_the_target_are_replaced_not_followed(tmp_path: Path,
+                                                                          python_tarfile: str) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "flows.py").write_text("OLD = 1\n")  # e.g. code the image already holds
+    (target / "conf.py").symlink_to(outside)
+    archive = hostile(tmp_path / "b.tar.gz", member("flows.py", data=b"NEW = 1\n"), member("conf.py", data=b"C = 1\n"))
+    extract_archive(archive, target)
+    assert (target / "flows.py").read_text() == "NEW = 1\n" and (target / "conf.py").read_text() == "C = 1\n"
+    assert not (target / "conf.py").is_symlink() and outside.read_text() == "keep\n"
+
+
 def test_links_that_stay_inside_and_hard_links_to_earlier_files_are_unpacked(tmp_path: Path,
                                                                              python_tarfile: str) -> None:
     archive = hostile(tmp_path / "ok.tar.gz", member("./pkg/", tarfile.DIRTYPE), member("pkg/mod.py", data=b"X = 1\n"),
                       member("alias", SYM, "pkg"), member("pkg/up", SYM, ".."), member("copy.py", LNK, "pkg/mod.py"),
-                      member("run.sh", data=b"#!/bin/sh\n", mode=0o6777))
+                      member("run.sh", data=b"#!/bin/sh\n", mode=0o6777), member("c:/notes.txt"))
     target = tmp_path / "target"
     names = extract_archive(archive, target)
-    assert names == ["pkg", "pkg/mod.py", "alias", "pkg/up", "copy.py", "run.sh"]
+    assert names == ["pkg", "pkg/mod.py", "alias", "pkg/up", "copy.py", "run.sh", "c:/notes.txt"]
     assert (target / "alias" / "mod.py").read_text() == "X = 1\n" and (target / "copy.py").read_text() == "X = 1\n"
     assert os.path.realpath(target / "pkg" / "up") == os.path.realpath(target)
     assert not (target / "copy.py").samefile(target / "pkg" / "mod.py")  # a copy, never a link

@@ -6,11 +6,12 @@ Refused, with a ``BundleError`` naming the archive, the member and why, before a
 written: absolute names, names with ``..`` or NUL, two members of one name, symlinks with
 an absolute target or one that leaves the target directory, hard links to anything but an
 earlier regular file member, devices, FIFOs and every other special member. While
-writing, a member whose directory resolves (through links unpacked before it) outside the
-target, or whose own path is already a link, is refused too; once done, every unpacked
+writing, a member whose directory resolves (through links unpacked before it, or already
+in the target) outside the target is refused too; once done, every unpacked
 link is resolved again, so no order of links (``a -> .``, ``a/b -> ..``, then
 ``a/b/x``; or ``l -> s/..`` before ``s -> .``) gets out. On refusal, what was unpacked is
-removed. Files are written ``0o755`` when the owner may execute them and ``0o644``
+removed. A file or link the target already held at a member's path is replaced (unlinked
+first, never written through). Files are written ``0o755`` when the owner may execute them and ``0o644``
 otherwise; no owner, time or special bit is restored.
 """
 
@@ -43,7 +44,7 @@ def _normalized(member: tarfile.TarInfo) -> str:
     name = member.name
     if "\0" in name:
         raise _Refused(member, "has a NUL byte in its name")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+    if name.startswith("/"):
         raise _Refused(member, "has an absolute name")
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if ".." in parts:
@@ -96,15 +97,17 @@ def _unpack(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, root: str,
             raise _Refused(member, "lies under a member that is not a directory")
         _makedirs(parent, root, created)
     path = os.path.join(parent, os.path.basename(name))
-    if os.path.islink(path):
-        raise _Refused(member, "would be written through a symlink unpacked before it")
     if member.isdir():
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            raise _Refused(member, "is a directory where the target already has a file or link")
         if not os.path.isdir(path):
             os.mkdir(path, 0o755)
             created.append(path)
         return
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise _Refused(member, "is a file where the target already has a directory")
     if os.path.lexists(path):
-        raise _Refused(member, "would overwrite an existing file")
+        os.unlink(path)  # a file or link the target held before: replaced, never written through
     if member.issym():
         target = os.path.realpath(os.path.join(parent, member.linkname))
         if not inside(target, root):
