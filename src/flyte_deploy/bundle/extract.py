@@ -5,14 +5,15 @@ and 3.10 before 3.10.12 lack).
 Refused, with a ``BundleError`` naming the archive, the member and why, before anything is
 written: absolute names, names with ``..`` or NUL, two members of one name, symlinks with
 an absolute target or one that leaves the target directory, hard links to anything but an
-earlier regular file member, devices, FIFOs and every other special member. While
-writing, a member whose directory resolves (through links unpacked before it, or already
-in the target) outside the target is refused too; once done, every unpacked
-link is resolved again, so no order of links (``a -> .``, ``a/b -> ..``, then
-``a/b/x``; or ``l -> s/..`` before ``s -> .``) gets out. On refusal, what was unpacked is
-removed. A file or link the target already held at a member's path is replaced (unlinked
-first, never written through). Files are written ``0o755`` when the owner may execute them and ``0o644``
-otherwise; no owner, time or special bit is restored.
+earlier regular file member (a hard link is unpacked as a copy), devices, FIFOs and every
+other special member. While writing, a member whose directory resolves (through links
+unpacked before it, or already in the target) outside the target is refused too; once
+done, every unpacked link is resolved again, so no order of links (``a -> .``,
+``a/b -> ..``, then ``a/b/x``; or ``l -> s/..`` before ``s -> .``) gets out. On refusal,
+what was unpacked is removed. A file or link the target already held at a member's path
+is replaced (unlinked first, never written through). Files are written ``0o755`` when the
+owner may execute them and ``0o644`` otherwise; no owner, time or special bit is restored.
+A ``./`` member (the target itself, as ``tar -C dir .`` writes) is skipped.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from .select import inside
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_KINDS = {tarfile.CHRTYPE: "a character device", tarfile.BLKTYPE: "a block device", tarfile.FIFOTYPE: "a FIFO",
-          tarfile.CONTTYPE: "a contiguous file"}
+_KINDS = {tarfile.CHRTYPE: "a character device", tarfile.BLKTYPE: "a block device", tarfile.FIFOTYPE: "a FIFO"}
 
 
 class _Refused(Exception):
@@ -40,7 +40,8 @@ class _Refused(Exception):
 
 
 def _normalized(member: tarfile.TarInfo) -> str:
-    """The member's name, relative and without ``.`` parts; refused when it cannot be one."""
+    """The member's name, relative and without ``.`` parts (``""`` for the target directory
+    itself); refused when it cannot be one."""
     name = member.name
     if "\0" in name:
         raise _Refused(member, "has a NUL byte in its name")
@@ -49,7 +50,7 @@ def _normalized(member: tarfile.TarInfo) -> str:
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if ".." in parts:
         raise _Refused(member, "has '..' in its name, which would escape the target directory")
-    if not parts:
+    if not parts and not member.isdir():
         raise _Refused(member, "has an empty name")
     return "/".join(parts)
 
@@ -63,6 +64,9 @@ def _check_members(members: list[tarfile.TarInfo]) -> tuple[list[str], dict[str,
     names = []
     for member in members:
         name = _normalized(member)
+        if not name:
+            names.append(name)
+            continue
         if name in kinds and not (member.isdir() and kinds[name]):
             raise _Refused(member, "appears twice in the archive")
         link = member.linkname
@@ -89,6 +93,8 @@ def _check_members(members: list[tarfile.TarInfo]) -> tuple[list[str], dict[str,
 def _unpack(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, root: str, linked: dict[str, tarfile.TarInfo],
             created: list[str], links: list[tuple[tarfile.TarInfo, str]]) -> None:
     """Write one checked member under ``root`` (a resolved directory)."""
+    if not name:
+        return  # the target directory itself
     parent = os.path.realpath(os.path.join(root, os.path.dirname(name)))
     if not inside(parent, root):
         raise _Refused(member, "lies under a symlink that leads outside the target directory")
@@ -171,4 +177,4 @@ def extract_archive(archive: Path, destination: Path) -> list[str]:
     except (tarfile.TarError, EOFError, OSError) as exc:
         _remove(created)
         raise BundleError(f"{archive}: cannot unpack the bundle: {type(exc).__name__}: {exc}") from None
-    return names
+    return [name for name in names if name]
