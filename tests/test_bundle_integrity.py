@@ -8,6 +8,8 @@ import gzip
 import hashlib
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import fsspec
@@ -20,7 +22,14 @@ from flyte_deploy.bundle.upload import upload
 from flyte_deploy.errors import BundleIntegrityError, ExitCode
 from flyte_deploy.types import Bundle
 
-from .bundle_helpers import cli, deploy_json, local_archive, make_project, write
+from .bundle_helpers import (
+    cli,
+    cli_env,
+    deploy_json,
+    local_archive,
+    make_project,
+    write,
+)
 
 
 def built(tmp_path: Path, files: dict[str, str], level: int = 1, name: str = "b") -> Bundle:
@@ -146,6 +155,15 @@ def test_fetch_verifies_before_unpacking(tmp_path: Path) -> None:
     with pytest.raises(BundleIntegrityError, match="its name is not <sha256>.tar.gz"):
         fetch_bundle(unnamed, tmp_path / "dest2")
     fs.rm(f"/flyte-deploy-tests/{tmp_path.name}", recursive=True)
+
+
+def test_the_runtime_imports_the_bundle_library_and_no_built_in_plugin() -> None:
+    code = ("import json, sys, flyte_deploy.runtime; print(json.dumps(sorted(m for m in sys.modules"
+            " if m.startswith(('flyte_deploy.builtin', 'flyte_deploy.bundle')))))")
+    done = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == ["flyte_deploy.bundle", "flyte_deploy.bundle.extract",
+                                       "flyte_deploy.bundle.fetch", "flyte_deploy.bundle.files",
+                                       "flyte_deploy.bundle.integrity"]
 
 
 # -- through the CLI ----------------------------------------------------------------------

@@ -11,7 +11,8 @@ from ..errors import BundleError
 from ..storage import local_path
 from ..types import Bundle, DeployPlan
 from . import archive
-from .select import FileMap, all_files, inside, loaded_module_files, why_not_in_all
+from .files import inside
+from .select import FileMap, all_files, loaded_module_files, why_not_in_all
 
 
 def store_dirs(config: Config) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ import tarfile
 from pathlib import Path
 
 from ..errors import BundleError
-from .select import inside
+from .files import inside
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -61,7 +61,7 @@ def _check_members(members: list[tarfile.TarInfo]) -> tuple[list[str], dict[str,
     kinds: dict[str, bool] = {}  # name -> is a directory
     regular: dict[str, tarfile.TarInfo] = {}
     linked: dict[str, tarfile.TarInfo] = {}
-    names = []
+    names: list[str] = []
     for member in members:
         name = _normalized(member)
         if not name:

@@ -1,6 +1,6 @@
-"""Reading small files of the project tree without ever blocking: a FIFO, socket or device
-named like a file (``CACHEDIR.TAG``, ``.gitignore``, ``data.csv``) is never opened for a
-blocking read."""
+"""Path helpers of the bundle library: containment of resolved paths, and reading files of
+the project tree without ever blocking (a FIFO, socket or device named like a file,
+``CACHEDIR.TAG``, ``.gitignore``, ``data.csv``, is never opened for a blocking read)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ import stat
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def inside(path: str, root: str) -> bool:
+    """Whether the resolved ``path`` is the resolved ``root`` or lies under it."""
+    return path == root or path.startswith(root + os.sep)
 
 
 class NotRegularFile(OSError):

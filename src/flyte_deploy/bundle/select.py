@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import BundleError
-from .files import read_regular
+from .files import inside, read_regular
 from .ignore import IgnoreRules
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
@@ -55,10 +55,6 @@ def _is_cache_dir(names: set[str], directory: str) -> bool:
         return read_regular(os.path.join(directory, "CACHEDIR.TAG"), len(CACHEDIR_SIGNATURE)) == CACHEDIR_SIGNATURE
     except OSError:
         return False
-
-
-def inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root + os.sep)
 
 
 def _in_skipped_dir(relative: str) -> bool:
