@@ -142,6 +142,11 @@ def test_secrets_are_bundled_with_a_warning_each_unless_allowed(project: Path) -
     allowed = cli(["deploy", "flows.py", "audit", "--copy-style", "all", "--dry-run", "-q"], project)
     assert [line.split(",")[0] for line in allowed.stderr.splitlines() if line.startswith("warning:")] == [
         "warning: bundling config/.env.local"]
+    # the environment variable (comma-separated) takes precedence over pyproject
+    by_env = cli(["deploy", "flows.py", "audit", "--copy-style", "all", "--dry-run", "-q"], project,
+                 {"FLYTE_DEPLOY_BUNDLE_ALLOW_SECRETS": "*.env.local, /.env"})
+    assert [line.split(",")[0] for line in by_env.stderr.splitlines() if line.startswith("warning:")] == [
+        "warning: bundling deploy/server.pem"]
 
 
 def test_an_invalid_allow_pattern_is_a_usage_error(project: Path) -> None:
