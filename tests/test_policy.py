@@ -192,7 +192,8 @@ def test_a_policy_returning_the_wrong_type_is_a_plugin_error_naming_it(deploy_pr
     deploy_project({"app.py": APP})
     register_plugin(module, "sloppy", policy=True)
     run = deploy_project.deploy("app.py", "app").assert_exit(ExitCode.PLUGIN_ERROR)
-    assert "plugin 'sloppy' (policy sloppy) returned a str in the list from check_plan, expected Violation" in run.stderr
+    assert ("plugin 'sloppy' (policy sloppy) returned a str in the list from check_plan, expected Violation"
+            in run.stderr)
 
 
 def test_a_policy_module_from_the_environment_gets_its_distribution_version(tmp_path, monkeypatch):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import click
 from rich.console import Console
@@ -28,9 +29,10 @@ from .types import DeployPlan, DeployRequest, Violation
 plugin_option = click.option("-p", "plugins", multiple=True, metavar="NAME",
                              help="Load plugin NAME early; `-p no:NAME` disables a plugin.")
 config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                             help="A Flyte config.yaml (admin.endpoint, task.project, ...). Default: FLYTE_DEPLOY_CONFIG,"
-                                  " then config.yaml in the root dir, then ~/.flyte/config.yaml.")
-project_option = click.option("--project", default=None, help="Flyte project (default: task.project, else flytesnacks).")
+                             help="A Flyte config.yaml (admin.endpoint, task.project, ...). Default:"
+                                  " FLYTE_DEPLOY_CONFIG, then config.yaml in the root dir, then ~/.flyte/config.yaml.")
+project_option = click.option("--project", default=None,
+                              help="Flyte project (default: task.project, else flytesnacks).")
 domain_option = click.option("--domain", default=None, help="Flyte domain (default: task.domain, else development).")
 backend_option = click.option("--backend", default=None,
                               help="local (default), remote (a Flyte control plane; the default when an endpoint is"
@@ -61,7 +63,8 @@ def _deploy_request(path: Path, env_vars: tuple[str, ...], all_envs: bool, recur
         raise UsageError("--all and --recursive cannot be combined")
     if recursive or all_envs:
         if env_vars:
-            raise UsageError(f"--{'recursive' if recursive else 'all'} takes no environment names, got {' '.join(env_vars)}")
+            flag = "--recursive" if recursive else "--all"
+            raise UsageError(f"{flag} takes no environment names, got {' '.join(env_vars)}")
         return DeployRequest(mode="recursive" if recursive else "all", path=path)
     if not env_vars:
         raise UsageError(f"name the environment variable(s) to deploy from {path}, or use --all")
@@ -229,8 +232,8 @@ def _list_remote(config: Any, output: str) -> None:
     for column in ("task", "environment", "latest", "versions"):
         table.add_column(column, overflow="fold")
     for r in records:
-        versions = "\n".join(f"{v['version']}  {v['deployed_at'] or ''}".rstrip() for v in r["versions"])
-        table.add_row(r["task"], r["environment"] or "-", r["latest"], versions)
+        shown = "\n".join(f"{v['version']}  {v['deployed_at'] or ''}".rstrip() for v in r["versions"])
+        table.add_row(r["task"], r["environment"] or "-", r["latest"], shown)
     Console().print(table)
 
 
@@ -283,7 +286,7 @@ def run_command(task: str, inputs: tuple[str, ...], version: str | None, root_di
             click.echo(f"{name} = {json.dumps(value)}")
 
 
-def run_cli(command: Callable[..., Any], args: Sequence[str] | None) -> int:
+def run_cli(command: click.Command, args: Sequence[str] | None) -> int:
     """Run the click command and map outcomes to exit codes (see module docstring)."""
     try:
         returned = command.main(args=list(args) if args is not None else None, prog_name="flyte-deploy",

@@ -12,19 +12,15 @@ too (see ``FLYTE_KEYS`` and docs/remote.md).
 from __future__ import annotations
 
 import os
-import sys
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .errors import UsageError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 if TYPE_CHECKING:
     from .pluginmanager import DeployPluginManager
@@ -180,14 +176,14 @@ class Config:
     pyproject: dict[str, Any] = field(default_factory=dict)
     pyproject_path: Path | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    pluginmanager: "DeployPluginManager | None" = None
+    pluginmanager: DeployPluginManager | None = None
     config_file: Path | None = None
     config_file_is_user_level: bool = False
     config_file_values: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, root_dir: str | os.PathLike[str] | None = None, options: Mapping[str, Any] | None = None,
-             environ: Mapping[str, str] | None = None) -> "Config":
+             environ: Mapping[str, str] | None = None) -> Config:
         root = Path(root_dir or os.getcwd()).resolve()
         if not root.is_dir():
             raise UsageError(f"--root-dir {root} is not a directory")
@@ -268,10 +264,7 @@ class Config:
         """A list-valued key; environment variables are comma-separated. ``pyproject_only``
         reads pyproject alone (for ``plugins``, whose environment variable
         FLYTE_DEPLOY_PLUGINS is a plugin source of its own)."""
-        if pyproject_only:
-            value = self._pyproject_flat().get(key) or []
-        else:
-            value = self.get(key) or []
+        value = (self._pyproject_flat().get(key) if pyproject_only else self.get(key)) or []
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):

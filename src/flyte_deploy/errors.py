@@ -88,15 +88,15 @@ class RegistrationError(FlyteDeployError):
 
     exit_code = ExitCode.REGISTRATION_FAILED
 
-    def __init__(self, message: str, *, registered: "tuple[str, ...] | list[str]" = (),
-                 not_registered: "tuple[str, ...] | list[str]" = (), hint: str = "") -> None:
+    def __init__(self, message: str, *, registered: tuple[str, ...] | list[str] = (),
+                 not_registered: tuple[str, ...] | list[str] = (), hint: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.registered = tuple(registered)
         self.not_registered = tuple(not_registered)
         self.hint = hint
 
-    def with_progress(self, registered_before: "list[str]", pending_after: "list[str]") -> "RegistrationError":
+    def with_progress(self, registered_before: list[str], pending_after: list[str]) -> RegistrationError:
         """This error with the tasks registered before it and the ones never attempted after it."""
         return RegistrationError(self.message, registered=[*registered_before, *self.registered],
                                  not_registered=[*self.not_registered, *pending_after], hint=self.hint)

@@ -15,7 +15,8 @@ enforced by ``tests/test_lifecycle_order.py``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -26,8 +27,16 @@ if TYPE_CHECKING:
     from .sdk import Task, TaskEnvironment
     from .session import DeploySession
     from .types import (
-        Bundle, DeployPlan, DeployRequest, DeployResult, Discovery, ImageRef, Registration,
-        SerializedTask, SourceLink, Violation,
+        Bundle,
+        DeployPlan,
+        DeployRequest,
+        DeployResult,
+        Discovery,
+        ImageRef,
+        Registration,
+        SerializedTask,
+        SourceLink,
+        Violation,
     )
 
 PROJECT = "flyte_deploy"
@@ -39,7 +48,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec(historic=True)
-def add_hookspecs(pluginmanager: "DeployPluginManager") -> None:
+def add_hookspecs(pluginmanager: DeployPluginManager) -> None:
     """Add new hookspecs for other plugins to implement (``pluginmanager.add_hookspecs(module)``).
 
     Called once per plugin as it is registered (historic: late plugins see it too).
@@ -49,7 +58,7 @@ def add_hookspecs(pluginmanager: "DeployPluginManager") -> None:
 
 
 @hookspec(historic=True)
-def configure(config: "Config") -> None:
+def configure(config: Config) -> None:
     """Set a plugin up once the configuration is complete, before any deploy phase.
 
     Historic: a plugin registered later (pyproject, ``deployconf.py``, policy) is called
@@ -61,7 +70,7 @@ def configure(config: "Config") -> None:
 
 
 @hookspec
-def unconfigure(config: "Config") -> None:
+def unconfigure(config: Config) -> None:
     """Release what ``configure`` set up. Always called once the command ends, even on errors.
 
     :returns: nothing.
@@ -69,7 +78,7 @@ def unconfigure(config: "Config") -> None:
 
 
 @hookspec
-def register_image_builders() -> "Sequence[Any]":
+def register_image_builders() -> Sequence[Any]:
     """Offer image builders, selected by name with ``image.builder`` in the configuration.
 
     Collecting hook: every plugin may return a list of ``ImageBuilder`` objects (see
@@ -83,7 +92,7 @@ def register_image_builders() -> "Sequence[Any]":
 
 
 @hookspec
-def deploy_start(session: "DeploySession", plan: "DeployPlan") -> None:
+def deploy_start(session: DeploySession, plan: DeployPlan) -> None:
     """Called once before discovery; ``plan.request`` says what the user asked for.
 
     :returns: nothing.
@@ -91,7 +100,7 @@ def deploy_start(session: "DeploySession", plan: "DeployPlan") -> None:
 
 
 @hookspec
-def phase_finished(session: "DeploySession", phase: str, duration: float, detail: str) -> None:
+def phase_finished(session: DeploySession, phase: str, duration: float, detail: str) -> None:
     """Called after each lifecycle phase with its name, wall time in seconds and a short
     human description of its outcome (for progress displays, telemetry, logs).
 
@@ -100,7 +109,7 @@ def phase_finished(session: "DeploySession", phase: str, duration: float, detail
 
 
 @hookspec
-def deploy_finish(session: "DeploySession", result: "DeployResult | None", error: "BaseException | None") -> None:
+def deploy_finish(session: DeploySession, result: DeployResult | None, error: BaseException | None) -> None:
     """Called once at the end: with the result on success, with the error otherwise.
 
     :returns: nothing.
@@ -111,7 +120,7 @@ def deploy_finish(session: "DeploySession", result: "DeployResult | None", error
 
 
 @hookspec(firstresult=True)
-def discover_environments(session: "DeploySession", request: "DeployRequest") -> "Discovery | None":
+def discover_environments(session: DeploySession, request: DeployRequest) -> Discovery | None:
     """Load the user's files and find ``TaskEnvironment`` objects; select the requested ones.
 
     First phase. Stops at the first non-None result.
@@ -125,8 +134,8 @@ def discover_environments(session: "DeploySession", request: "DeployRequest") ->
 
 @hookspec(firstresult=True)
 def resolve_dependencies(
-    session: "DeploySession", selected: "Sequence[TaskEnvironment]"
-) -> "Sequence[TaskEnvironment] | None":
+    session: DeploySession, selected: Sequence[TaskEnvironment]
+) -> Sequence[TaskEnvironment] | None:
     """Order the deployment: the selected environments plus the transitive closure of
     their ``depends_on``, each once, dependencies before dependents.
 
@@ -138,7 +147,7 @@ def resolve_dependencies(
 
 
 @hookspec(firstresult=True)
-def build_bundle(session: "DeploySession", plan: "DeployPlan") -> "Bundle | None":
+def build_bundle(session: DeploySession, plan: DeployPlan) -> Bundle | None:
     """Package the code every environment of the plan shares into one archive.
 
     Called after ``resolve_dependencies`` with ``plan.environments``, ``plan.copy_style``,
@@ -151,7 +160,7 @@ def build_bundle(session: "DeploySession", plan: "DeployPlan") -> "Bundle | None
 
 
 @hookspec(firstresult=True)
-def compute_version(session: "DeploySession", plan: "DeployPlan") -> "str | None":
+def compute_version(session: DeploySession, plan: DeployPlan) -> str | None:
     """Derive the deploy version when the user gave none.
 
     Called after ``build_bundle`` with ``plan.bundle`` and ``plan.images`` set. Not called
@@ -163,8 +172,8 @@ def compute_version(session: "DeploySession", plan: "DeployPlan") -> "str | None
 
 @hookspec(firstresult=True)
 def serialize_task(
-    session: "DeploySession", environment: "TaskEnvironment", task: "Task", plan: "DeployPlan"
-) -> "SerializedTask | None":
+    session: DeploySession, environment: TaskEnvironment, task: Task, plan: DeployPlan
+) -> SerializedTask | None:
     """Turn one task into the ``TaskSpec`` the backend registers.
 
     Called for every task of every planned environment after ``compute_version``, with
@@ -178,8 +187,8 @@ def serialize_task(
 
 @hookspec(firstresult=True)
 def attach_source_link(
-    session: "DeploySession", task: "Task", serialized: "SerializedTask"
-) -> "SourceLink | None":
+    session: DeploySession, task: Task, serialized: SerializedTask
+) -> SourceLink | None:
     """Find a link from the task back to its source line.
 
     Called once per serialized task, right after ``serialize_task``. The result's URL is
@@ -191,7 +200,7 @@ def attach_source_link(
 
 
 @hookspec
-def check_plan(session: "DeploySession", plan: "DeployPlan") -> "Sequence[Violation]":
+def check_plan(session: DeploySession, plan: DeployPlan) -> Sequence[Violation]:
     """Police the whole plan before anything is built, uploaded, pushed or registered.
 
     Collecting hook: every plugin returns a list of ``Violation`` (or an empty list).
@@ -204,7 +213,7 @@ def check_plan(session: "DeploySession", plan: "DeployPlan") -> "Sequence[Violat
 
 
 @hookspec(firstresult=True)
-def build_image(session: "DeploySession", environment: "TaskEnvironment", image: "Image") -> "ImageRef | None":
+def build_image(session: DeploySession, environment: TaskEnvironment, image: Image) -> ImageRef | None:
     """Make sure the environment's image exists at ``image.uri``, building and pushing it if needed.
 
     Called after ``check_plan``, for each distinct image, concurrently for independent
@@ -217,7 +226,7 @@ def build_image(session: "DeploySession", environment: "TaskEnvironment", image:
 
 
 @hookspec(firstresult=True)
-def upload_bundle(session: "DeploySession", bundle: "Bundle", uri: str) -> "str | None":
+def upload_bundle(session: DeploySession, bundle: Bundle, uri: str) -> str | None:
     """Put the bundle archive at ``uri`` (any fsspec URL), unless it is already there.
 
     Called after the images are ready and before any registration; not called when the
@@ -229,9 +238,9 @@ def upload_bundle(session: "DeploySession", bundle: "Bundle", uri: str) -> "str 
 
 @hookspec(firstresult=True)
 def register_environment(
-    session: "DeploySession", environment: "TaskEnvironment", tasks: "Sequence[SerializedTask]",
-    plan: "DeployPlan",
-) -> "Sequence[Registration] | None":
+    session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
+    plan: DeployPlan,
+) -> Sequence[Registration] | None:
     """Register one environment's serialized tasks with the configured backend.
 
     Called per environment, in deploy order (dependencies first), after the upload.

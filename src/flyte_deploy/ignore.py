@@ -67,7 +67,7 @@ def _read_patterns(file: Path) -> list[str]:
 def _quick_check(spec: pathspec.GitIgnoreSpec) -> re.Pattern[str] | None:
     """One regex matching wherever any pattern of ``spec`` matches (a fast "no pattern
     applies" answer for most paths), or None when it cannot be built."""
-    sources = [_NAMED_GROUP.sub("(?:", p.regex.pattern) for p in spec.patterns if getattr(p, "regex", None)]
+    sources = [_NAMED_GROUP.sub("(?:", regex.pattern) for p in spec.patterns if (regex := getattr(p, "regex", None))]
     if not sources:
         return None
     try:

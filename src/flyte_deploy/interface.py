@@ -22,11 +22,13 @@ import base64
 import dataclasses
 import datetime
 import enum
+import functools
 import inspect
 import json
 import types
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgpack
 from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
@@ -91,7 +93,7 @@ def _union_args(tp: Any) -> tuple[Any, ...] | None:
 
 
 def _list_arg(tp: Any) -> Any:
-    if tp in (list, typing.List):
+    if tp in (list, list):
         raise UnsupportedType("list needs an element type, e.g. list[int]")
     if typing.get_origin(tp) is list:
         return typing.get_args(tp)[0]
@@ -99,7 +101,7 @@ def _list_arg(tp: Any) -> Any:
 
 
 def _dict_arg(tp: Any) -> Any:
-    if tp in (dict, typing.Dict):
+    if tp in (dict, dict):
         raise UnsupportedType("dict needs key and value types, e.g. dict[str, float]")
     if typing.get_origin(tp) is dict:
         key, value = typing.get_args(tp)
@@ -285,7 +287,7 @@ def typed_interface(func: Callable[..., Any]) -> tuple[interface_pb2.TypedInterf
         lt = _checked(name, tp, literal_type)
         inputs.append(interface_pb2.VariableEntry(key=name, value=interface_pb2.Variable(type=lt)))
         if default is not inspect.Parameter.empty:
-            literal = _checked(name, tp, lambda t, d=default: to_literal(d, t), "default ")
+            literal = _checked(name, tp, functools.partial(to_literal, default), "default ")
             defaults.append(common_pb2.NamedParameter(name=name, parameter=interface_pb2.Parameter(
                 var=interface_pb2.Variable(type=lt), default=literal)))
     outputs = []
@@ -319,7 +321,7 @@ def _primitive(**kwargs: Any) -> literals_pb2.Literal:
 
 
 def _utc(value: datetime.datetime) -> datetime.datetime:
-    return value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value
+    return value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value
 
 
 def _matches(value: Any, tp: Any) -> bool:
@@ -452,7 +454,7 @@ def _from_primitive(primitive: literals_pb2.Primitive, tp: Any) -> Any:
     if tp is str and which == "string_value":
         return primitive.string_value
     if tp is datetime.datetime and which == "datetime":
-        return primitive.datetime.ToDatetime(tzinfo=datetime.timezone.utc)
+        return primitive.datetime.ToDatetime(tzinfo=datetime.UTC)
     if tp is datetime.timedelta and which == "duration":
         return primitive.duration.ToTimedelta()
     if isinstance(tp, type) and issubclass(tp, enum.Enum) and which == "string_value":
@@ -681,7 +683,7 @@ def literal_to_json(literal: literals_pb2.Literal) -> Any:
         primitive = scalar.primitive
         field = primitive.WhichOneof("value")
         if field == "datetime":
-            return primitive.datetime.ToDatetime(tzinfo=datetime.timezone.utc).isoformat()
+            return primitive.datetime.ToDatetime(tzinfo=datetime.UTC).isoformat()
         if field == "duration":
             return primitive.duration.ToTimedelta().total_seconds()
         return getattr(primitive, field)

@@ -12,17 +12,27 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from .errors import PluginError, PolicyViolation, RegistrationError, UsageError
 from .image import Image
 from .sdk import TaskEnvironment
 from .session import DeploySession
 from .types import (
-    COPY_STYLES, Bundle, DeployPlan, DeployRequest, DeployResult, Discovery, ImageRef, Registration,
-    SerializedTask, SourceLink, Violation,
+    COPY_STYLES,
+    Bundle,
+    DeployPlan,
+    DeployRequest,
+    DeployResult,
+    Discovery,
+    ImageRef,
+    Registration,
+    SerializedTask,
+    SourceLink,
+    Violation,
 )
 
 #: what each hook must return (besides None); checked for every implementation
@@ -58,7 +68,7 @@ def check_result(hook_name: str, result: Any, info: Any) -> None:
         raise PluginError(f"{info.describe()} returned {type(result).__name__} from {hook_name}, expected {names}")
     item_type = ITEM_TYPES.get(hook_name)
     if item_type is not None:
-        for item in result:
+        for item in result:  # type: ignore[attr-defined]  # hooks in ITEM_TYPES return sequences
             if not isinstance(item, item_type):
                 raise PluginError(f"{info.describe()} returned a {type(item).__name__} in the list from"
                                   f" {hook_name}, expected {item_type.__name__}")

@@ -17,9 +17,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from flyteidl2.core import literals_pb2
 from flyteidl2.task import common_pb2, task_definition_pb2
@@ -111,10 +112,11 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
         inputs_file = io_dir / INPUTS_FILE
         inputs_file.write_bytes(common_pb2.Inputs(literals=named_literals(literals)).SerializeToString())
         argv = command_line(spec, inputs_file.as_uri(), (io_dir / "outputs").as_uri())
-        timeout = template.metadata.timeout.ToTimedelta().total_seconds() if template.metadata.HasField("timeout") else None
+        metadata = template.metadata
+        timeout = metadata.timeout.ToTimedelta().total_seconds() if metadata.HasField("timeout") else None
         try:
-            proc = subprocess.run(argv, cwd=work, env=runtime_environment(spec, storage), capture_output=True, text=True,
-                                  timeout=timeout or None)
+            proc = subprocess.run(argv, cwd=work, env=runtime_environment(spec, storage), capture_output=True,
+                                  text=True, timeout=timeout or None)
         except subprocess.TimeoutExpired:
             raise RunError(f"task {task} timed out after {timeout:g}s") from None
         except OSError as exc:

@@ -22,11 +22,12 @@ import functools
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pluggy
 
@@ -113,14 +114,14 @@ class DeployPluginManager(pluggy.PluginManager):
         for caller in self.get_hookcallers(plugin) or ():
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
-                    impl.function = _attributed(impl.function, caller.name, info)
+                    impl.function = _attributed(impl.function, caller.name, info)  # type: ignore[misc]
 
     def check(self) -> None:
         """Fail on any marked implementation that matches no hookspec (a misspelling)."""
         try:
             self.check_pending()
         except pluggy.PluginValidationError as exc:
-            name = self.get_name(exc.plugin) if exc.plugin is not None else "?"
+            name = (self.get_name(exc.plugin) if exc.plugin is not None else None) or "?"
             info = self.infos.get(name)
             where = info.describe() if info else f"plugin {name!r}"
             raise PluginError(f"{where}: {exc}") from None

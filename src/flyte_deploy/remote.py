@@ -13,9 +13,10 @@ import re
 import shlex
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
@@ -64,7 +65,7 @@ class RemoteSettings:
     token_command: tuple[str, ...] | None
 
     @classmethod
-    def from_config(cls, config: Config) -> "RemoteSettings":
+    def from_config(cls, config: Config) -> RemoteSettings:
         endpoint = config.get("endpoint")
         if not endpoint:
             raise UsageError("the remote backend needs an endpoint: set admin.endpoint in config.yaml,"
@@ -135,7 +136,7 @@ class TaskServiceConnection:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "TaskServiceConnection":
+    def __enter__(self) -> TaskServiceConnection:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

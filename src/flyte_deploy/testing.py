@@ -12,8 +12,9 @@ Fixtures:
 * ``plugin_manager``: a fresh ``DeployPluginManager`` with the built-ins, built by
   ``build_plugin_manager`` on an empty temporary root.
 * ``register_plugin``: ``register_plugin(obj, name=None, policy=False)`` registers a plugin
-  object or module (as a policy plugin with ``policy=True``) for one test, in ``plugin_manager`` and in every plugin manager an in-process
-  deploy builds during the test (through ``FLYTE_DEPLOY_PLUGINS``, the real loading path).
+  object or module (as a policy plugin with ``policy=True``) for one test, in ``plugin_manager``
+  and in every plugin manager an in-process deploy builds during the test (through
+  ``FLYTE_DEPLOY_PLUGINS``, the real loading path).
 * ``hook_recorder``: records every hook call of those plugin managers
   (``getcalls(name)``, ``names``).
 * ``deploy_project``: a temporary project builder (``DeployProject``) that deploys through
@@ -35,10 +36,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import pytest
 
@@ -51,7 +53,11 @@ from .cli import cli, run_cli
 from .config import Config
 from .gitstatus import REPOSITORY_ENV_VARS
 from .pluginmanager import (
-    ENTRY_POINT_GROUP, POLICY_ENTRY_POINT_GROUP, DeployPluginManager, PluginInfo, build_plugin_manager,
+    ENTRY_POINT_GROUP,
+    POLICY_ENTRY_POINT_GROUP,
+    DeployPluginManager,
+    PluginInfo,
+    build_plugin_manager,
 )
 from .sdk import TaskEnvironment
 from .types import DeployResult
@@ -181,7 +187,8 @@ class PluginRegistry:
         self.monkeypatch.setitem(sys.modules, name, plugin)
         self.names.append(name)
         (self.policy_names if policy else self.plugin_names).append(name)
-        for variable, names in (("FLYTE_DEPLOY_PLUGINS", self.plugin_names), ("FLYTE_DEPLOY_POLICY", self.policy_names)):
+        for variable, names in (("FLYTE_DEPLOY_PLUGINS", self.plugin_names),
+                                ("FLYTE_DEPLOY_POLICY", self.policy_names)):
             if names:
                 self.monkeypatch.setenv(variable, ",".join(names))
         for pm in self.managers:
@@ -189,7 +196,8 @@ class PluginRegistry:
         return name
 
     def _register(self, pm: DeployPluginManager, plugin: object, name: str, policy: bool) -> None:
-        info = PluginInfo(name, "policy", None, name, status="policy") if policy else PluginInfo(name, "env", None, name)
+        info = (PluginInfo(name, "policy", None, name, status="policy") if policy
+                else PluginInfo(name, "env", None, name))
         pm.register_plugin(plugin, info)
         pm.check()
 

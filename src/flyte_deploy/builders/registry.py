@@ -18,9 +18,10 @@ import os
 import re
 import subprocess
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -66,7 +67,7 @@ class Reference:
     digest: str | None = None
 
     @classmethod
-    def parse(cls, uri: str) -> "Reference":
+    def parse(cls, uri: str) -> Reference:
         text = uri.strip()
         for prefix in ("docker://", "https://", "http://"):
             text = text.removeprefix(prefix)
@@ -200,7 +201,7 @@ class RegistryClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "RegistryClient":
+    def __enter__(self) -> RegistryClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -235,7 +236,8 @@ class RegistryClient:
             return
         if scheme != "bearer" or "realm" not in params:
             raise RegistryAuthError(f"registry {self.registry} asks for unsupported auth {scheme!r}")
-        query = [("service", params.get("service", self.registry))] + [("scope", s) for s in scope.split()]
+        query: list[tuple[str, str | int | float | bool | None]] = [("service", params.get("service", self.registry))]
+        query += [("scope", s) for s in scope.split()]
         auth = (creds.username, creds.password) if creds else None
         try:
             resp = self._http.get(params["realm"], params=query, auth=auth)

@@ -46,7 +46,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..config import Config
 from ..errors import BundleError
@@ -354,7 +354,7 @@ def extract_archive(archive: Path, destination: Path) -> list[str]:
                 if member.linkname.startswith("/") or not link.is_relative_to(destination):
                     raise BundleError(f"{archive}: symlink {member.name!r} points outside the target directory")
         # the "data" filter where this Python has it (3.11.4+; Debian bookworm's 3.11.2 has not)
-        safety = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        safety: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         tar.extractall(destination, members=members, **safety)
     return [m.name for m in members]
 

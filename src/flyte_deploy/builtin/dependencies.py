@@ -3,7 +3,7 @@ of ``depends_on``, dependencies before dependents (depth-first post-order), each
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import networkx as nx
 
@@ -16,7 +16,7 @@ from ..session import DeploySession
 def dependency_graph(selected: Sequence[TaskEnvironment]) -> nx.DiGraph:
     """Edges point from an environment to each environment it depends on; nodes are names.
     Two different environment objects sharing a name is a ``DependencyError``."""
-    graph = nx.DiGraph()
+    graph: nx.DiGraph[str] = nx.DiGraph()
     seen: dict[str, TaskEnvironment] = {}
     stack = list(selected)
     while stack:

@@ -43,7 +43,7 @@ def select_builder(session: DeploySession) -> ImageBuilder:
     builders = image_builders(session)
     if name == "auto":
         candidates = sorted((b for b in builders.values() if b.auto_priority is not None),
-                            key=lambda b: b.auto_priority)
+                            key=lambda b: b.auto_priority or 0)
         for builder in candidates:
             if builder.available():
                 return builder

@@ -16,8 +16,8 @@ Contract (docs/remote.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from flyteidl2.task import task_definition_pb2
 
@@ -27,7 +27,12 @@ from ..remote import RemoteSettings, TaskServiceConnection, read_token, spec_dif
 from ..sdk import TaskEnvironment
 from ..session import DeploySession, StashKey
 from ..types import (
-    DeployPlan, DeployResult, Registration, SerializedTask, same_registration, without_source_link,
+    DeployPlan,
+    DeployResult,
+    Registration,
+    SerializedTask,
+    same_registration,
+    without_source_link,
 )
 
 BACKEND = "remote"
