@@ -31,8 +31,10 @@ def make_distribution(site: Path, dist: str, version: str, entry_points: dict[st
 
 
 @pytest.fixture
-def site(tmp_path, monkeypatch):
-    """A directory on sys.path holding two installed plugin distributions and modules."""
+def site(tmp_path, monkeypatch, deploy_isolation):
+    """A directory on sys.path holding two installed plugin distributions and modules, which
+    load as installed plugins do (the kit's isolation from installed plugins is lifted)."""
+    deploy_isolation.use_installed_plugins()
     site = tmp_path / "site"
     site.mkdir()
     (site / "zeta_plugin.py").write_text(VERSION_PLUGIN.format(version="from-zeta"))

@@ -37,6 +37,9 @@ from .errors import FlyteDeployError, PluginError, UsageError
 
 ENTRY_POINT_GROUP = "flyte_deploy"
 POLICY_ENTRY_POINT_GROUP = "flyte_deploy.policy"
+#: environment only (never pyproject): skip installed policy entry points, for test suites
+#: (``flyte_deploy.testing`` sets it); ``required_plugins`` still fails a command without them
+DISABLE_POLICY_AUTOLOAD_ENV = "FLYTE_DEPLOY_DISABLE_POLICY_AUTOLOAD"
 
 #: the built-in plugins, one module per phase, under the short names ``-p no:`` takes
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
@@ -294,11 +297,12 @@ def _load_entry_point(ep: metadata.EntryPoint, info: PluginInfo) -> object:
 
 def _policy_sources(config: Config) -> list[tuple[Callable[[], object], PluginInfo]]:
     sources: list[tuple[Callable[[], object], PluginInfo]] = []
-    for ep in _sorted_entry_points(POLICY_ENTRY_POINT_GROUP):
+    autoload = not _truthy(config.environ.get(DISABLE_POLICY_AUTOLOAD_ENV))
+    entry_points = _sorted_entry_points(POLICY_ENTRY_POINT_GROUP) if autoload else []
+    for ep in entry_points:
         info = PluginInfo(ep.name, "policy", _dist_version(ep), ep.value, status="policy")
         sources.append((functools.partial(_load_entry_point, ep, info), info))
-    installed = {ep.name for ep in _sorted_entry_points(POLICY_ENTRY_POINT_GROUP)}
-    installed |= {ep.value for ep in _sorted_entry_points(POLICY_ENTRY_POINT_GROUP)}
+    installed = {ep.name for ep in entry_points} | {ep.value for ep in entry_points}
     for name in [p.strip() for p in config.environ.get("FLYTE_DEPLOY_POLICY", "").split(",") if p.strip()]:
         if name in installed:  # named again in FLYTE_DEPLOY_POLICY: the entry point already loads it
             continue

@@ -7,8 +7,10 @@ Opt-in, like pytest's ``pytester``: enable it in a ``conftest.py`` with::
 Fixtures:
 
 * ``deploy_isolation``: clears ``FLYTE_DEPLOY_*`` variables, sets ``NO_COLOR`` and a wide
-  terminal, and restores ``sys.path`` and the modules imported from test projects after
-  each test (and after each in-process run), so same-named project modules never collide.
+  terminal, turns off the loading of installed entry-point plugins (``AUTOLOAD_VARIABLES``;
+  ``use_installed_plugins()`` turns it back on for one test), and restores ``sys.path`` and
+  the modules imported from test projects after each test (and after each in-process run),
+  so same-named project modules never collide.
 * ``plugin_manager``: a fresh ``DeployPluginManager`` with the built-ins, built by
   ``build_plugin_manager`` on an empty temporary root.
 * ``register_plugin``: ``register_plugin(obj, name=None, policy=False)`` registers a plugin
@@ -50,9 +52,10 @@ from .api import deploy as api_deploy
 from .builtin import local_backend
 from .builtin.discover import import_file
 from .cli import cli, run_cli
-from .config import Config
+from .config import Config, env_var_name
 from .gitstatus import REPOSITORY_ENV_VARS
 from .pluginmanager import (
+    DISABLE_POLICY_AUTOLOAD_ENV,
     ENTRY_POINT_GROUP,
     POLICY_ENTRY_POINT_GROUP,
     DeployPluginManager,
@@ -64,6 +67,11 @@ from .types import DeployResult
 
 #: where the flyte_deploy package in use lives; subprocesses get it on PYTHONPATH
 PACKAGE_ROOT = Path(flyte_deploy.__file__).resolve().parent.parent
+#: set to 1 by ``deploy_isolation`` (like pytest's PYTEST_DISABLE_PLUGIN_AUTOLOAD): installed
+#: entry points of group ``flyte_deploy`` and of group ``flyte_deploy.policy`` do not load, in
+#: this process and in the subprocesses a test starts; plugins named with ``-p``,
+#: ``FLYTE_DEPLOY_PLUGINS``, ``FLYTE_DEPLOY_POLICY``, pyproject or ``deployconf.py`` still do
+AUTOLOAD_VARIABLES = (env_var_name("disable_plugin_autoload"), DISABLE_POLICY_AUTOLOAD_ENV)
 
 
 @contextlib.contextmanager
@@ -80,8 +88,9 @@ def _chdir(path: Path) -> Iterator[None]:
 
 
 class DeployIsolation:
-    """Keeps tests from seeing each other's project modules, ``sys.path`` entries and
-    ``FLYTE_DEPLOY_*`` settings. ``roots`` are the directories whose modules are forgotten."""
+    """Keeps tests from seeing each other's project modules, ``sys.path`` entries,
+    ``FLYTE_DEPLOY_*`` settings and the plugins installed on the machine. ``roots`` are the
+    directories whose modules are forgotten."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, roots: Sequence[Path]) -> None:
         self.roots = [Path(r).resolve() for r in roots]
@@ -90,9 +99,19 @@ class DeployIsolation:
         self._modules = set(sys.modules)
         for name in [n for n in os.environ if n.startswith("FLYTE_DEPLOY_")]:
             monkeypatch.delenv(name)
+        for name in AUTOLOAD_VARIABLES:
+            monkeypatch.setenv(name, "1")
         monkeypatch.setenv("NO_COLOR", "1")
         monkeypatch.setenv("COLUMNS", "200")
         monkeypatch.delenv("FORCE_COLOR", raising=False)
+
+    def use_installed_plugins(self, *, policy: bool = True) -> None:
+        """For the rest of the test, in this process and its children: load installed
+        entry-point plugins again, as a user's machine does (for tests of an installed
+        plugin); ``policy=False`` keeps installed policy plugins off."""
+        self.monkeypatch.delenv(AUTOLOAD_VARIABLES[0], raising=False)
+        if policy:
+            self.monkeypatch.delenv(DISABLE_POLICY_AUTOLOAD_ENV, raising=False)
 
     def add_root(self, root: Path) -> None:
         self.roots.append(Path(root).resolve())
@@ -146,8 +165,8 @@ class DeployIsolation:
 
 @pytest.fixture
 def deploy_isolation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[DeployIsolation]:
-    """Clean ``FLYTE_DEPLOY_*`` environment, ``NO_COLOR``; ``sys.path`` and project modules
-    restored at teardown."""
+    """Clean ``FLYTE_DEPLOY_*`` environment, ``NO_COLOR``, no installed entry-point plugins;
+    ``sys.path`` and project modules restored at teardown."""
     isolation = DeployIsolation(monkeypatch, [tmp_path])
     yield isolation
     isolation.restore()
