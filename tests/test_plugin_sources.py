@@ -33,8 +33,7 @@ def make_distribution(site: Path, dist: str, version: str, entry_points: dict[st
 @pytest.fixture
 def site(tmp_path, monkeypatch, deploy_isolation):
     """A directory on sys.path holding two installed plugin distributions and modules, which
-    load as installed plugins do (the kit's isolation from installed plugins is lifted)."""
-    deploy_isolation.use_installed_plugins()
+    load as installed plugins do: the only ones this process sees (``use_installed_plugins``)."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "zeta_plugin.py").write_text(VERSION_PLUGIN.format(version="from-zeta"))
@@ -53,6 +52,7 @@ def site(tmp_path, monkeypatch, deploy_isolation):
     make_distribution(site, "flyte-deploy-alpha", "1.5", {"alpha": "alpha_plugin"})
     make_distribution(site, "acme-policy", "3.1", {"org_policy": "org_policy"}, group="flyte_deploy.policy")
     monkeypatch.syspath_prepend(str(site))
+    deploy_isolation.use_installed_plugins(only=[site])
     return site
 
 

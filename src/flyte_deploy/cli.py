@@ -6,21 +6,24 @@ click usage errors exit 4; Ctrl-C exits 2; anything else is a bug (exit 3, trace
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import sysconfig
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
+import pluggy
 from rich.console import Console
 from rich.table import Table
 
 from .api import open_session
 from .builtin import local_backend
 from .builtin.reporting import render_summary
-from .errors import ExitCode, FlyteDeployError, PolicyViolation, UsageError
+from .errors import ExitCode, FlyteDeployError, PolicyViolation, UsageError, environment_error, scrub
 from .lifecycle import deploy as run_lifecycle
 from .lifecycle import dry_run_result
 from .pluginmanager import hook_names
@@ -39,6 +42,22 @@ backend_option = click.option("--backend", default=None,
                                    " configured) or a backend a plugin provides.")
 root_option = click.option("--root-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                            help="Project root: bundling, module names, pyproject.toml. Default: current directory.")
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout, without credentials (``errors.scrub``)."""
+    click.echo(scrub(json.dumps(data, indent=2)))
+
+
+@contextlib.contextmanager
+def stdout_for(output: str) -> Iterator[None]:
+    """With ``--output json``, stdout carries the JSON document alone: whatever else is
+    printed meanwhile (a user module at import, a plugin) goes to stderr."""
+    if output != "json":
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def _parse_pairs(values: Sequence[str], flag: str) -> dict[str, str]:
@@ -100,10 +119,10 @@ def deploy_command(path: Path, env_vars: tuple[str, ...], all_envs: bool, recurs
     options = {"project": project, "domain": domain, "backend": backend, "store": store,
                "quiet": quiet or None, "config": config_file}
     overrides = _parse_pairs(images, "--image")
-    with open_session(root_dir, options=options, plugins=plugins, dry_run=dry_run) as session:
+    with stdout_for(output), open_session(root_dir, options=options, plugins=plugins, dry_run=dry_run) as session:
         result = run_lifecycle(session, request, version=version, copy_style=copy_style, image_overrides=overrides)
     if output == "json":
-        click.echo(json.dumps(result.to_json(), indent=2))
+        echo_json(result.to_json())
     else:
         render_summary(result, Console())
 
@@ -122,7 +141,7 @@ def check_command(**params: Any) -> None:
     if params:  # a deploy option check does not know yet: fail loudly rather than ignore it
         raise TypeError(f"check does not handle the deploy option(s) {', '.join(sorted(params))}")
     violations: list[Violation] = []
-    with open_session(root_dir, options=options, plugins=plugins, dry_run=True) as session:
+    with stdout_for(output), open_session(root_dir, options=options, plugins=plugins, dry_run=True) as session:
         try:
             result = run_lifecycle(session, request, version=version, copy_style=copy_style,
                                    image_overrides=overrides)
@@ -132,9 +151,9 @@ def check_command(**params: Any) -> None:
             violations = exc.violations
             result = dry_run_result(exc.plan, session.config.backend)
     if output == "json":
-        click.echo(json.dumps({**result.to_json(), "violations": [
+        echo_json({**result.to_json(), "violations": [
             {"rule": v.rule, "subject": v.subject, "message": v.message, "plugin": v.plugin} for v in violations
-        ]}, indent=2))
+        ]})
     else:
         render_summary(result, Console())
         # one line per violation, as in the deploy error: readable in narrow terminals and CI logs
@@ -158,18 +177,19 @@ cli.add_command(click.Command(
 @plugin_option
 def plugins_command(as_json: bool, root_dir: Path | None, plugins: tuple[str, ...]) -> None:
     """List plugins in registration order: name, source, version, status and hooks."""
-    with open_session(root_dir, plugins=plugins) as session:
+    with stdout_for("json" if as_json else "table"), open_session(root_dir, plugins=plugins) as session:
         pm = session.pluginmanager
         infos = list(pm.infos.values()) + list(pm.disabled.values())
-        if as_json:
-            click.echo(json.dumps({"plugins": [i.to_json() for i in infos], "hooks": hook_names(pm)}, indent=2))
-            return
-        table = Table(title="flyte-deploy plugins (registration order)", title_justify="left")
-        for column in ("name", "source", "version", "status", "hooks"):
-            table.add_column(column)
-        for info in infos:
-            table.add_row(info.name, info.source, info.version or "-", info.status, ", ".join(info.hooks) or "-")
-        Console().print(table)
+        hooks = hook_names(pm)
+    if as_json:
+        echo_json({"plugins": [i.to_json() for i in infos], "hooks": hooks})
+        return
+    table = Table(title="flyte-deploy plugins (registration order)", title_justify="left")
+    for column in ("name", "source", "version", "status", "hooks"):
+        table.add_column(column)
+    for info in infos:
+        table.add_row(info.name, info.source, info.version or "-", info.status, ", ".join(info.hooks) or "-")
+    Console().print(table)
 
 
 @cli.command("ls")
@@ -192,7 +212,7 @@ def ls_command(root_dir: Path | None, store: str | None, output: str, remote: bo
         return
     records = local_backend.list_deployments(config.store_url)
     if output == "json":
-        click.echo(json.dumps(records, indent=2))
+        echo_json(records)
         return
     if not records:
         click.echo(f"nothing deployed in {config.store_url}")
@@ -222,7 +242,7 @@ def _list_remote(config: Any, output: str) -> None:
                              for v in versions],
             })
     if output == "json":
-        click.echo(json.dumps(records, indent=2))
+        echo_json(records)
         return
     where = f"{settings.address} ({settings.project}/{settings.domain})"
     if not records:
@@ -280,10 +300,25 @@ def run_command(task: str, inputs: tuple[str, ...], version: str | None, root_di
     result = run_task(spec, given, keep_dir=work_dir, storage=storage_options(config))
     click.echo(result.stdout + result.stderr, err=True, nl=False)
     if output == "json":
-        click.echo(json.dumps({"task": result.task, "version": result.version, "outputs": result.outputs}, indent=2))
+        echo_json({"task": result.task, "version": result.version, "outputs": result.outputs})
     else:
         for name, value in result.outputs.items():
             click.echo(f"{name} = {json.dumps(value)}")
+
+
+def _raised_at(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame outside flyte-deploy and the libraries it runs on."""
+    where = "unknown location"
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        file = frame.f_code.co_filename
+        if not (file.startswith(_LIBRARY_DIRS) or file.startswith("<")):
+            where = f"{file}:{line}"
+    return where
+
+
+#: frames from these directories are never where a ``SystemExit`` "came from"
+_LIBRARY_DIRS = (*(str(Path(str(module.__file__)).resolve().parent) for module in (click, pluggy)),
+                 str(Path(__file__).resolve().parent), sysconfig.get_paths()["stdlib"])
 
 
 def run_cli(command: click.Command, args: Sequence[str] | None) -> int:
@@ -300,13 +335,21 @@ def run_cli(command: click.Command, args: Sequence[str] | None) -> int:
         click.echo("interrupted", err=True)
         return int(ExitCode.INTERRUPTED)
     except FlyteDeployError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(scrub(f"error: {exc}"), err=True)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return int(ExitCode.INTERRUPTED)
-    except Exception:  # a bug: show everything
-        traceback.print_exc()
+    except SystemExit as exc:  # user code ended the command: never a silent exit 0
+        click.echo(scrub(f"error: {_raised_at(exc)}: sys.exit({exc.code!r}) ended flyte-deploy"), err=True)
+        return int(ExitCode.USAGE_ERROR)
+    except Exception as exc:
+        problem = environment_error(exc)
+        if problem is not None:
+            click.echo(scrub(f"error: {problem}"), err=True)
+            return int(problem.exit_code)
+        # a bug: show everything
+        click.echo(scrub("".join(traceback.format_exception(exc))).rstrip("\n"), err=True)
         click.echo("error: internal error (this is a bug in flyte-deploy or a plugin)", err=True)
         return int(ExitCode.INTERNAL_ERROR)
     # without standalone mode, click returns the code of a ``ctx.exit(code)`` (as ``check`` does)

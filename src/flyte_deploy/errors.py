@@ -3,11 +3,19 @@
 Every error a user can cause is a ``FlyteDeployError`` whose ``str`` is one line naming the
 file, line, environment, task or plugin at fault; its ``exit_code`` is distinct per kind.
 Anything else escaping a deploy is an internal error (exit 3, with a traceback).
+
+Nothing flyte-deploy prints carries a credential: ``scrub`` is applied to every error line,
+traceback and JSON document the command line writes (``cli.run_cli``).
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+from collections.abc import Iterable, Mapping
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -44,6 +52,10 @@ class ExitCode(IntEnum):
     RUN_FAILED = 14
     #: the Flyte control plane could not be reached or answered with an error (outside a deploy)
     CONTROL_PLANE_FAILED = 15
+    #: the machine refused: a file or directory that cannot be written (permissions, read-only)
+    ENVIRONMENT_FAILED = 16
+    #: no space left on the device (or the disk quota is exhausted)
+    DISK_FULL = 17
 
 
 class FlyteDeployError(Exception):
@@ -116,6 +128,33 @@ class ControlPlaneError(FlyteDeployError):
     exit_code = ExitCode.CONTROL_PLANE_FAILED
 
 
+class EnvironmentFailure(FlyteDeployError):
+    """The machine refused an operation: nothing the project or a plugin did wrong."""
+
+    exit_code = ExitCode.ENVIRONMENT_FAILED
+
+
+class DiskFull(EnvironmentFailure):
+    exit_code = ExitCode.DISK_FULL
+
+
+#: errno values that are the machine's problem (``environment_error``), not a bug
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_REFUSED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def environment_error(exc: BaseException) -> EnvironmentFailure | None:
+    """The ``EnvironmentFailure`` an ``OSError`` stands for (a full disk, a path that
+    cannot be written), naming the path; None for any other exception."""
+    if not isinstance(exc, OSError) or exc.errno not in _DISK_FULL_ERRNOS | _REFUSED_ERRNOS:
+        return None
+    path = exc.filename if exc.filename is not None else "a file"
+    reason = exc.strerror or os.strerror(exc.errno or 0)
+    if exc.errno in _DISK_FULL_ERRNOS:
+        return DiskFull(f"{path}: {reason}; free some space and run again")
+    return EnvironmentFailure(f"{path}: {reason}")
+
+
 class PluginError(FlyteDeployError):
     exit_code = ExitCode.PLUGIN_ERROR
 
@@ -139,3 +178,61 @@ class PolicyViolation(FlyteDeployError):
         lines = [f"{len(self.violations)} policy violation(s):"]
         lines += [f"  {v}" for v in self.violations]
         return "\n".join(lines)
+
+
+# -- credentials never shown ----------------------------------------------------------------
+
+#: names of settings, options and environment variables whose values are secrets
+SECRET_NAME = re.compile(r"key|secret|token|passw|credential|session|auth|signature", re.IGNORECASE)
+#: environment variables named like secrets that hold a location, not a secret
+_NOT_SECRET_VARIABLE = re.compile(r"_(FILE|PATH|DIR|SOCK|HOME|URL|ENDPOINT|REGION|AUTOLOAD)$", re.IGNORECASE)
+#: ``scheme://user:password@`` (also ``dns:///user@host``)
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<slash>/?)[^/\s@'\"<>]+@")
+#: ``?token=...``, ``&X-Amz-Signature=...``, ``;password=...`` in a query or a DSN
+_SECRET_PARAMETER = re.compile(
+    r"(?P<name>[?&;][^=&;\s]*(?:key|secret|token|passw|signature|credential|sig)[^=&;\s]*=)[^&;\s'\"]+",
+    re.IGNORECASE)
+#: ``Authorization: Bearer ...`` and the like
+_AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{4,}", re.IGNORECASE)
+#: secrets shorter than this are not searched for (they would mask ordinary words)
+MIN_SECRET_LENGTH = 4
+_registered: set[str] = set()
+
+
+def register_secret(*values: object) -> None:
+    """Remember secret values (a token, a password, a storage option) so that ``scrub``
+    hides them wherever they appear, for the rest of the process."""
+    for value in values:
+        if isinstance(value, str) and len(value.strip()) >= MIN_SECRET_LENGTH:
+            _registered.add(value.strip())
+
+
+def secret_values(options: Mapping[str, Any]) -> list[str]:
+    """The string values of ``options`` (nested too) under secret-like names (``SECRET_NAME``)."""
+    found: list[str] = []
+    for name, value in options.items():
+        if isinstance(value, Mapping):
+            found += secret_values(value)
+        elif isinstance(value, str) and value and SECRET_NAME.search(str(name)):
+            found.append(value)
+    return found
+
+
+def _environment_secrets(environ: Mapping[str, str]) -> list[str]:
+    return [value for name, value in environ.items()
+            if SECRET_NAME.search(name) and not _NOT_SECRET_VARIABLE.search(name)
+            and len(value.strip()) >= 6 and not value.startswith(("/", "~"))]
+
+
+def scrub(text: str, secrets: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> str:
+    """``text`` with every credential replaced by ``***``: the user part of URLs, secret
+    query parameters, ``Bearer``/``Basic`` values, ``secrets``, the values registered with
+    ``register_secret`` and those of secret-named environment variables (``AWS_SECRET_ACCESS_KEY``,
+    ``FLYTE_DEPLOY_TOKEN``, ...). The one rule for what flyte-deploy may print."""
+    values = set(_registered) | {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH}
+    values |= set(_environment_secrets(os.environ if environ is None else environ))
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, "***")
+    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['slash']}***@", text)
+    text = _SECRET_PARAMETER.sub(lambda m: f"{m['name']}***", text)
+    return _AUTH_SCHEME.sub(lambda m: f"{m['scheme']} ***", text)

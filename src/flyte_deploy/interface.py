@@ -25,6 +25,7 @@ import enum
 import functools
 import inspect
 import json
+import reprlib
 import types
 import typing
 from collections.abc import Callable
@@ -343,6 +344,17 @@ def _matches(value: Any, tp: Any) -> bool:
     return isinstance(value, tp) if isinstance(tp, type) else False
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _integer(value: int, error: type[Exception]) -> literals_pb2.Literal:
+    """An integer literal; one outside int64 (what a Flyte literal holds) raises ``error``."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        shown = str(value) if value.bit_length() <= 256 else f"of {value.bit_length()} bits"
+        raise error(f"integer {shown} does not fit in 64 bits ({INT64_MIN} to {INT64_MAX})")
+    return _primitive(integer=value)
+
+
 def to_literal(value: Any, tp: Any) -> literals_pb2.Literal:
     """``value`` as a ``Literal`` of type ``tp``; ``UnsupportedType`` when it does not fit."""
     tp = _strip_annotated(tp)
@@ -362,7 +374,7 @@ def to_literal(value: Any, tp: Any) -> literals_pb2.Literal:
     if tp is bool:
         return _primitive(boolean=value)
     if tp is int:
-        return _primitive(integer=value)
+        return _integer(value, UnsupportedType)
     if tp is float:
         return _primitive(float_value=float(value))
     if tp is str:
@@ -569,6 +581,13 @@ def literal_from_text(text: str, lt: types_pb2.LiteralType) -> literals_pb2.Lite
     """A command-line value as a literal of ``lt``: strings as written, numbers, booleans
     (true/false), ISO datetimes, durations (``90``, ``1.5h``), enum names, file URIs; lists,
     dicts, structs and unions as JSON. ``ValueError`` says what was expected."""
+    try:
+        return _literal_from_text(text, lt)
+    except RecursionError:
+        raise ValueError("the value is nested too deeply to convert") from None
+
+
+def _literal_from_text(text: str, lt: types_pb2.LiteralType) -> literals_pb2.Literal:
     kind = lt.WhichOneof("type")
     if kind == "simple" and lt.simple in (types_pb2.STRING, types_pb2.BINARY, types_pb2.DATETIME,
                                           types_pb2.DURATION) or kind in ("enum_type", "blob"):
@@ -590,7 +609,7 @@ def literal_from_text(text: str, lt: types_pb2.LiteralType) -> literals_pb2.Lite
 def literal_from_json(data: Any, lt: types_pb2.LiteralType) -> literals_pb2.Literal:
     """JSON data as a literal of ``lt``; ``ValueError`` says what was expected."""
     kind = lt.WhichOneof("type")
-    expected = f"expected {_describe(lt)}, got {data!r}"
+    expected = f"expected {_describe(lt)}, got {reprlib.repr(data)}"
     if kind == "union_type":
         for variant in lt.union_type.variants:
             try:
@@ -628,7 +647,7 @@ def literal_from_json(data: Any, lt: types_pb2.LiteralType) -> literals_pb2.Lite
     if simple == types_pb2.BOOLEAN and isinstance(data, bool):
         return _primitive(boolean=data)
     if simple == types_pb2.INTEGER and isinstance(data, int) and not isinstance(data, bool):
-        return _primitive(integer=data)
+        return _integer(data, ValueError)
     if simple == types_pb2.FLOAT and isinstance(data, (int, float)) and not isinstance(data, bool):
         return _primitive(float_value=float(data))
     if simple == types_pb2.STRING and isinstance(data, str):

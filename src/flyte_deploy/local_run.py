@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 import shutil
 import subprocess
 import sys
@@ -104,7 +105,7 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
     template = spec.task_template
     task = template.id.name
     literals = build_inputs(spec, given)
-    run_dir = Path(tempfile.mkdtemp(prefix="flyte-deploy-run-")) if keep_dir is None else keep_dir
+    run_dir = Path(tempfile.mkdtemp(prefix="flyte-deploy-run-")) if keep_dir is None else keep_dir.resolve()
     try:
         work, io_dir = run_dir / "work", run_dir / "io"
         work.mkdir(parents=True)
@@ -140,11 +141,13 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
 
 
 def parse_inputs(pairs: Sequence[str]) -> dict[str, str]:
-    """``NAME=VALUE`` pairs as a dict; a malformed pair is a ``RunError``."""
+    """``NAME=VALUE`` pairs as a dict; a malformed pair or a name given twice is a ``RunError``."""
     given: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise RunError(f"--input takes NAME=VALUE, got {pair!r}")
+        if not sep or not name.strip():
+            raise RunError(f"--input takes NAME=VALUE, got {reprlib.repr(pair)}")
+        if name in given:
+            raise RunError(f"--input {name} is given twice")
         given[name] = value
     return given

@@ -33,7 +33,7 @@ import pluggy
 
 from . import hookspecs
 from .config import LOCAL_PLUGIN_FILE, Config
-from .errors import FlyteDeployError, PluginError, UsageError
+from .errors import FlyteDeployError, PluginError, UsageError, environment_error
 
 ENTRY_POINT_GROUP = "flyte_deploy"
 POLICY_ENTRY_POINT_GROUP = "flyte_deploy.policy"
@@ -143,7 +143,12 @@ def _attributed(func: Callable[..., Any], hook_name: str, info: PluginInfo) -> C
             result = func(*args)
         except FlyteDeployError:
             raise
+        except SystemExit as exc:
+            raise PluginError(f"{info.describe()} called sys.exit({exc.code!r}) in {hook_name}") from None
         except Exception as exc:
+            problem = environment_error(exc)  # a full disk or an unwritable path is not a crash
+            if problem is not None:
+                raise problem from exc
             raise PluginError(
                 f"{info.describe()} failed in {hook_name}: {type(exc).__name__}: {exc}"
                 f" (run with -p no:{info.name} to confirm)"
@@ -164,7 +169,7 @@ def _import_module(name: str, info: PluginInfo) -> ModuleType:
         return importlib.import_module(name)
     except FlyteDeployError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise PluginError(f"error importing {info.describe()}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -177,7 +182,7 @@ def _import_file(path: Path, info: PluginInfo) -> ModuleType:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         sys.modules.pop(module_name, None)
         line = _error_line(exc, path)
         raise PluginError(f"error importing {info.describe()} at {path}{line}: {type(exc).__name__}: {exc}") from exc
@@ -291,7 +296,7 @@ def build_plugin_manager(config: Config, *, cmdline_plugins: Iterable[str] = ())
 def _load_entry_point(ep: metadata.EntryPoint, info: PluginInfo) -> object:
     try:
         return ep.load()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise PluginError(f"error importing {info.describe()}: {type(exc).__name__}: {exc}") from exc
 
 

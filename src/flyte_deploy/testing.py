@@ -105,13 +105,23 @@ class DeployIsolation:
         monkeypatch.setenv("COLUMNS", "200")
         monkeypatch.delenv("FORCE_COLOR", raising=False)
 
-    def use_installed_plugins(self, *, policy: bool = True) -> None:
+    def use_installed_plugins(self, *, policy: bool = True, only: Sequence[Path] | None = None) -> None:
         """For the rest of the test, in this process and its children: load installed
         entry-point plugins again, as a user's machine does (for tests of an installed
-        plugin); ``policy=False`` keeps installed policy plugins off."""
+        plugin); ``policy=False`` keeps installed policy plugins off. With ``only`` (site
+        directories holding ``*.dist-info``), this process sees the entry points of the
+        distributions there and of no other installed distribution."""
         self.monkeypatch.delenv(AUTOLOAD_VARIABLES[0], raising=False)
         if policy:
             self.monkeypatch.delenv(DISABLE_POLICY_AUTOLOAD_ENV, raising=False)
+        if only is not None:
+            paths = [str(path) for path in only]
+
+            def entry_points(**selection: Any) -> metadata.EntryPoints:
+                found = [ep for dist in metadata.distributions(path=paths) for ep in dist.entry_points]
+                return metadata.EntryPoints(found).select(**selection)
+
+            self.monkeypatch.setattr(metadata, "entry_points", entry_points)
 
     def add_root(self, root: Path) -> None:
         self.roots.append(Path(root).resolve())
@@ -163,6 +173,26 @@ class DeployIsolation:
         self.forget_modules()
 
 
+_saved_autoload: list[dict[str, str | None]] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Isolate the whole session from installed entry-point plugins, module- and
+    session-scoped fixtures included (``AUTOLOAD_VARIABLES``)."""
+    _saved_autoload.append({name: os.environ.get(name) for name in AUTOLOAD_VARIABLES})
+    os.environ.update(dict.fromkeys(AUTOLOAD_VARIABLES, "1"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not _saved_autoload:
+        return
+    for name, value in _saved_autoload.pop().items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def deploy_isolation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[DeployIsolation]:
     """Clean ``FLYTE_DEPLOY_*`` environment, ``NO_COLOR``, no installed entry-point plugins;
@@ -199,7 +229,9 @@ class PluginRegistry:
             raise ValueError(f"cannot register a plugin as {name!r}: a module of that name is imported;"
                              " pass name=...")
         group = POLICY_ENTRY_POINT_GROUP if policy else ENTRY_POINT_GROUP
-        installed = {ep.name: ep.value for ep in metadata.entry_points(group=group)}
+        # (a module named in FLYTE_DEPLOY_PLUGINS loads the entry point of that name, autoload or not)
+        skipped = policy and os.environ.get(DISABLE_POLICY_AUTOLOAD_ENV) == "1"
+        installed = {} if skipped else {ep.name: ep.value for ep in metadata.entry_points(group=group)}
         if name in installed and installed[name] != getattr(plugin, "__name__", None):
             raise ValueError(f"cannot register a plugin as {name!r}: an installed {group} entry point of that"
                              f" name ({installed[name]}) would load instead; pass name=...")

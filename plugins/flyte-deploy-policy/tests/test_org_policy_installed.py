@@ -36,7 +36,8 @@ def policy_venv_python(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                              "--no-build-isolation", "--ignore-installed", str(source)], capture_output=True, text=True)
+                              "--no-build-isolation", "--ignore-installed", str(source)],
+                             capture_output=True, text=True)
     assert install.returncode == 0, f"pip install failed:\n{install.stdout}\n{install.stderr}"
     return python
 

@@ -3,7 +3,9 @@ of ``depends_on``, dependencies before dependents (depth-first post-order), each
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import reprlib
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import networkx as nx
 
@@ -27,10 +29,24 @@ def dependency_graph(selected: Sequence[TaskEnvironment]) -> nx.DiGraph:
         if "env" in graph.nodes.get(env.name, {}):
             continue
         graph.add_node(env.name, env=env)
-        for dep in env.depends_on:
+        for dep in _dependencies_of(env):
             graph.add_edge(env.name, dep.name)
             stack.append(dep)
     return graph
+
+
+def _dependencies_of(env: TaskEnvironment) -> list[TaskEnvironment]:
+    """``env.depends_on``, checked again: it may have been replaced after construction."""
+    deps: Any = env.depends_on
+    where = f"environment {env.name!r} ({env.location})"
+    if isinstance(deps, (str, bytes)) or not isinstance(deps, Iterable):
+        raise DependencyError(f"{where}: depends_on must be a list of environments, got {type(deps).__name__}")
+    deps = list(deps)
+    for dep in deps:
+        if not (isinstance(getattr(dep, "name", None), str) and hasattr(dep, "depends_on") and hasattr(dep, "tasks")):
+            raise DependencyError(f"{where}: depends_on holds {reprlib.repr(dep)} ({type(dep).__name__}),"
+                                  f" not an environment")
+    return deps
 
 
 def resolve(selected: Sequence[TaskEnvironment]) -> list[TaskEnvironment]:
