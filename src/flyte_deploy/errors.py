@@ -140,7 +140,7 @@ class DiskFull(EnvironmentFailure):
 
 #: errno values that are the machine's problem (``environment_error``), not a bug
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-_REFUSED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+_REFUSED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR})
 
 
 def environment_error(exc: BaseException) -> EnvironmentFailure | None:
