@@ -22,9 +22,7 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from flyteidl2.common import identifier_pb2, list_pb2
 from flyteidl2.task import task_definition_pb2, task_service_pb2
-from flyteidl2.task.task_service_connect import TaskServiceClientSync
 from google.protobuf.message import Message
-from pyqwest import SyncClient, SyncHTTPTransport
 
 from .config import Config
 from .errors import ControlPlaneError, UsageError
@@ -124,6 +122,10 @@ class TaskServiceConnection:
     """One connection to a control plane's TaskService (close it when done)."""
 
     def __init__(self, settings: RemoteSettings, token: str | None) -> None:
+        # the client and its HTTP stack load here, not with the module (every CLI start-up)
+        from flyteidl2.task.task_service_connect import TaskServiceClientSync
+        from pyqwest import SyncClient, SyncHTTPTransport
+
         self.settings = settings
         self._token = token
         self._headers = {"authorization": f"Bearer {token}"} if token else {}
