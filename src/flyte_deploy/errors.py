@@ -11,11 +11,13 @@ traceback and JSON document the command line writes (``cli.run_cli``).
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from enum import IntEnum
-from typing import Any
+from typing import IO, Any, cast
 
 
 class ExitCode(IntEnum):
@@ -236,3 +238,27 @@ def scrub(text: str, secrets: Iterable[str] = (), environ: Mapping[str, str] | N
     text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['slash']}***@", text)
     text = _SECRET_PARAMETER.sub(lambda m: f"{m['name']}***", text)
     return _AUTH_SCHEME.sub(lambda m: f"{m['scheme']} ***", text)
+
+
+class ScrubbedStderr(io.TextIOBase):
+    """``sys.stderr`` (looked up at each write, as ``Console(stderr=True)`` does) with
+    ``scrub`` applied to everything written: the stream of progress and report lines."""
+
+    def write(self, text: str) -> int:
+        sys.stderr.write(scrub(text))
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(sys.stderr, "encoding", None) or "utf-8"
+
+
+def scrubbed_stderr() -> IO[str]:
+    """A ``ScrubbedStderr``, typed as the stream ``rich.console.Console(file=...)`` takes."""
+    return cast(IO[str], ScrubbedStderr())
