@@ -25,7 +25,7 @@ from flyteidl2.task import task_definition_pb2, task_service_pb2
 from google.protobuf.message import Message
 
 from .config import Config
-from .errors import ControlPlaneError, UsageError
+from .errors import ControlPlaneError, UsageError, register_secret
 
 #: the environment variable holding a bearer token (wins over ``token_command``)
 TOKEN_VARIABLE = "FLYTE_DEPLOY_TOKEN"
@@ -115,6 +115,7 @@ def read_token(settings: RemoteSettings, environ: Any) -> str | None:
     token = proc.stdout.strip()
     if not token:
         raise UsageError(f"token_command {program!r} printed no token")
+    register_secret(token)  # a command's token is never shown (FLYTE_DEPLOY_TOKEN is masked by name)
     return token
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import ImageBuildError
+from ..errors import ImageBuildError, register_secret
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -113,6 +113,9 @@ class Reference:
 class Credentials:
     username: str
     password: str
+
+    def __post_init__(self) -> None:
+        register_secret(self.password)  # never shown in any message (errors.scrub)
 
     def __repr__(self) -> str:  # never print the password
         return f"Credentials(username={self.username!r}, password=***)"
