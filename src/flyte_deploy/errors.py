@@ -40,7 +40,7 @@ class ExitCode(IntEnum):
     DEPENDENCY_FAILED = 7
     #: a task could not be serialized (unsupported type, bad settings)
     SERIALIZATION_FAILED = 8
-    #: the code bundle could not be built
+    #: the code bundle could not be built, or holds a member that cannot be unpacked safely
     BUNDLE_FAILED = 9
     #: an image could not be built or pushed
     IMAGE_FAILED = 10
@@ -54,10 +54,12 @@ class ExitCode(IntEnum):
     RUN_FAILED = 14
     #: the Flyte control plane could not be reached or answered with an error (outside a deploy)
     CONTROL_PLANE_FAILED = 15
+    #: a stored code bundle does not match the digest in its name (damaged or swapped)
+    BUNDLE_CORRUPT = 16
     #: the machine refused: a file or directory that cannot be written (permissions, read-only)
-    ENVIRONMENT_FAILED = 16
+    ENVIRONMENT_FAILED = 17
     #: no space left on the device (or the disk quota is exhausted)
-    DISK_FULL = 17
+    DISK_FULL = 18
 
 
 class FlyteDeployError(Exception):
@@ -84,6 +86,12 @@ class SerializationError(FlyteDeployError):
 
 class BundleError(FlyteDeployError):
     exit_code = ExitCode.BUNDLE_FAILED
+
+
+class BundleIntegrityError(FlyteDeployError):
+    """A stored bundle's tar stream does not hash to the digest in its name."""
+
+    exit_code = ExitCode.BUNDLE_CORRUPT
 
 
 class ImageBuildError(FlyteDeployError):

@@ -27,7 +27,13 @@ from flyteidl2.core import literals_pb2
 from flyteidl2.task import common_pb2, task_definition_pb2
 
 from .builtin.serialize import INPUT_PLACEHOLDER, OUTPUT_PLACEHOLDER
-from .errors import RunError
+from .errors import (
+    BundleError,
+    BundleIntegrityError,
+    ExitCode,
+    FlyteDeployError,
+    RunError,
+)
 from .interface import literal_from_text, literal_to_json, named_literals
 from .runtime import INPUTS_FILE, OUTPUTS_FILE
 from .storage import OPTIONS_ENV
@@ -35,6 +41,9 @@ from .storage import OPTIONS_ENV
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 #: environment variables that would let the user's environment leak into the runtime's imports
 DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE")
+#: the runtime's exit codes that keep their own error class (and so exit code) in ``run``
+RUNTIME_ERRORS: dict[int, type[FlyteDeployError]] = {
+    ExitCode.BUNDLE_CORRUPT: BundleIntegrityError, ExitCode.BUNDLE_FAILED: BundleError}
 
 
 @dataclass(frozen=True)
@@ -123,9 +132,12 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
         except OSError as exc:
             raise RunError(f"task {task}: cannot start {argv[0]}: {exc}") from None
         if proc.returncode != 0:
-            sys.stderr.write(proc.stdout + proc.stderr)
-            errors = [line[len("error: "):] for line in proc.stderr.splitlines() if line.startswith("error: ")]
-            raise RunError(errors[-1] if errors else f"task {task} exited with code {proc.returncode}")
+            lines = proc.stderr.splitlines(keepends=True)
+            errors = [line[len("error: "):].rstrip("\n") for line in lines if line.startswith("error: ")]
+            # the task's output and traceback; its error line becomes this command's own
+            sys.stderr.write(proc.stdout + "".join(line for line in lines if not line.startswith("error: ")))
+            error = RUNTIME_ERRORS.get(proc.returncode, RunError)
+            raise error(errors[-1] if errors else f"task {task} exited with code {proc.returncode}")
         outputs_file = io_dir / "outputs" / OUTPUTS_FILE
         outputs = common_pb2.Outputs()
         if template.interface.outputs.variables:
