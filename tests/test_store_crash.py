@@ -283,17 +283,17 @@ def test_a_full_disk_at_any_point_leaves_a_sound_store_and_a_rerun_completes(tmp
     listed = finish(cli(project, "ls", "--output", "json", env=env))
     filler.unlink()
     if code != 0:
-        assert code == ExitCode.REGISTRATION_FAILED, err
+        assert code == ExitCode.DISK_FULL, err
         [line] = err.strip().splitlines()
         assert line.startswith(f"error: the store {tiny_disk / 'store' / DATABASE_FILE} is out of space ("), line
-        assert line.endswith("; free space on its filesystem and rerun the deploy"), line
+        assert line.endswith("; nothing was registered: free space on its filesystem and rerun the deploy"), line
     with sqlite3.connect(tiny_disk / "store" / DATABASE_FILE) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         names = [name for (name,) in conn.execute("SELECT name FROM tasks ORDER BY name")]
     assert names == ["base.one"] + ([f"big.task_{i:03}" for i in range(150)] if code == 0 else [])
-    assert listed[0] in (0, ExitCode.STORE_FAILED), listed[2]  # a read on a full disk: listed, or one clear line
+    assert listed[0] in (0, ExitCode.DISK_FULL), listed[2]  # a read on a full disk: listed, or one clear line
     if listed[0]:
-        assert len(listed[2].strip().splitlines()) == 1 and "cannot read the store" in listed[2]
+        assert len(listed[2].strip().splitlines()) == 1 and "is out of space" in listed[2]
 
     code, out, err = finish(cli(project, "deploy", "many.py", "big", "--version", "v1", "-q", "--output", "json",
                                 env=env))
@@ -308,7 +308,7 @@ def test_a_store_created_on_a_full_disk_is_not_left_half_made(tmp_path: Path, ti
     (tiny_disk / "store").mkdir()
     filler = fill(tiny_disk, 0)
     code, _, err = finish(deploy(project, env=env))
-    assert code == ExitCode.REGISTRATION_FAILED, err
+    assert code == ExitCode.DISK_FULL, err
     [line] = err.strip().splitlines()
     assert "is out of space" in line and line.endswith("free space on its filesystem and rerun the deploy")
     assert list((tiny_disk / "store").iterdir()) == []  # neither a database nor a draft
@@ -322,7 +322,7 @@ def test_a_read_only_store_is_one_clear_error(tmp_path: Path, tiny_disk: Path) -
     assert finish(deploy(project, env=env))[0] == 0
     subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], check=True)
     code, _, err = finish(deploy(project, "--version", "v2", env=env))
-    assert code == ExitCode.REGISTRATION_FAILED, err
+    assert code == ExitCode.ENVIRONMENT_FAILED, err
     [line] = err.strip().splitlines()
     assert line.startswith(f"error: cannot write the store {tiny_disk / 'store' / DATABASE_FILE}: "), line
     listed = finish(cli(project, "ls", "--output", "json", env=env))

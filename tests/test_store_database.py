@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from flyteidl2.task import task_definition_pb2
 
-from flyte_deploy.errors import ExitCode, RegistrationError, StoreError, UsageError
+from flyte_deploy.errors import EnvironmentFailure, ExitCode, RegistrationError, StoreError, UsageError
 from flyte_deploy.store import DATABASE_FILE, Store, TaskRecord
 from flyte_deploy.store.database import SCHEMA_VERSION, STALE_DRAFT
 
@@ -154,11 +154,12 @@ def test_a_foreign_or_newer_database_is_refused(store: Store) -> None:
         store.register([record(version="v2")])
 
 
-def test_a_store_path_that_is_a_file_is_a_registration_error(tmp_path: Path) -> None:
+def test_a_store_path_that_is_a_file_is_an_environment_failure(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(RegistrationError, match=f"cannot write the store {blocker}/{DATABASE_FILE}: "):
+    with pytest.raises(EnvironmentFailure, match=f"cannot write the store {blocker}/{DATABASE_FILE}: ") as refused:
         Store(blocker).register([record()])
+    assert refused.value.exit_code == ExitCode.ENVIRONMENT_FAILED
 
 
 def test_a_writer_waits_for_another_and_names_the_lock_when_it_times_out(store: Store,

@@ -17,8 +17,8 @@ Contract (docs/remote.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from flyteidl2.task import task_definition_pb2
 
@@ -30,7 +30,14 @@ from ..sdk import TaskEnvironment
 from ..session import DeploySession, StashKey
 from ..task_specs import remote_task_spec
 from ..types import (
-    Backend, DeployPlan, DeployResult, Listing, Registration, SerializedTask, same_registration, without_source_link,
+    Backend,
+    DeployPlan,
+    DeployResult,
+    Listing,
+    Registration,
+    SerializedTask,
+    same_registration,
+    without_source_link,
 )
 
 BACKEND = "remote"

@@ -25,7 +25,7 @@ from typing import Any
 
 from flyteidl2.task import task_definition_pb2
 
-from ..errors import FlyteDeployError, RegistrationError, StoreError, UsageError
+from ..errors import DiskFull, EnvironmentFailure, FlyteDeployError, RegistrationError, StoreError, UsageError
 from ..storage import local_path, redact_url
 from ..types import same_registration
 from . import migration
@@ -236,8 +236,9 @@ class Store:
     @contextmanager
     def _translated(self, writing: bool) -> Iterator[None]:
         """Turn sqlite and filesystem errors into one-line errors naming the database:
-        damage is a ``StoreError``; while writing, a full disk, a lock held too long or a
-        read-only store is a ``RegistrationError`` that a rerun can complete."""
+        damage (or, when reading, anything but a full disk) is a ``StoreError``; a full disk
+        is ``DiskFull``; while writing, a lock held too long is a ``RegistrationError`` and a
+        store that cannot be written an ``EnvironmentFailure``. A rerun completes each."""
         try:
             yield
         except FlyteDeployError:
@@ -254,17 +255,17 @@ class Store:
             kind = _kind(exc, self.directory)
         if kind == "damaged":
             return self._damaged(text)
-        if not writing:
-            why = " (its filesystem is out of space)" if kind == "full" else ""
-            return StoreError(f"cannot read the store {self.path}: {text}{why}")
         if kind == "full":
-            return RegistrationError(f"the store {self.path} is out of space ({text})",
-                                     hint="free space on its filesystem and rerun the deploy")
+            return DiskFull(f"the store {self.path} is out of space ({text})" + (
+                "; nothing was registered: free space on its filesystem and rerun the deploy" if writing
+                else ": free space on its filesystem"))
+        if not writing:
+            return StoreError(f"cannot read the store {self.path}: {text}")
         if kind == "busy":
             return RegistrationError(f"the store {self.path} stayed locked by another deploy for more than"
                                      f" {BUSY_TIMEOUT:.0f}s ({text})", hint="rerun the deploy")
-        return RegistrationError(f"cannot write the store {self.path}: {text}",
-                                 hint="make it writable (or pass another --store) and rerun the deploy")
+        return EnvironmentFailure(f"cannot write the store {self.path}: {text}; nothing was registered: make it"
+                                  " writable (or pass another --store) and rerun the deploy")
 
     def _damaged(self, detail: str) -> StoreError:
         return StoreError(f"{self.path} is damaged ({detail}): restore it from a backup, or move it away to start an"
