@@ -285,7 +285,7 @@ def test_a_full_disk_at_any_point_leaves_a_sound_store_and_a_rerun_completes(tmp
     if code != 0:
         assert code == ExitCode.DISK_FULL, err
         [line] = err.strip().splitlines()
-        assert line.startswith(f"error: the store {tiny_disk / 'store' / DATABASE_FILE} is out of space ("), line
+        assert line.startswith(f"error: {tiny_disk / 'store' / DATABASE_FILE}: the store is out of space ("), line
         assert line.endswith("; nothing was registered: free space on its filesystem and rerun the deploy"), line
     with sqlite3.connect(tiny_disk / "store" / DATABASE_FILE) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -324,6 +324,6 @@ def test_a_read_only_store_is_one_clear_error(tmp_path: Path, tiny_disk: Path) -
     code, _, err = finish(deploy(project, "--version", "v2", env=env))
     assert code == ExitCode.ENVIRONMENT_FAILED, err
     [line] = err.strip().splitlines()
-    assert line.startswith(f"error: cannot write the store {tiny_disk / 'store' / DATABASE_FILE}: "), line
+    assert line.startswith(f"error: {tiny_disk / 'store' / DATABASE_FILE}: cannot write the store ("), line
     listed = finish(cli(project, "ls", "--output", "json", env=env))
     assert listed[0] == 0 and len(json.loads(listed[1])) == 3 or listed[0] == ExitCode.STORE_FAILED, listed[2]

@@ -157,7 +157,7 @@ def test_a_foreign_or_newer_database_is_refused(store: Store) -> None:
 def test_a_store_path_that_is_a_file_is_an_environment_failure(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(EnvironmentFailure, match=f"cannot write the store {blocker}/{DATABASE_FILE}: ") as refused:
+    with pytest.raises(EnvironmentFailure, match=f"^{blocker}/{DATABASE_FILE}: cannot write the store ") as refused:
         Store(blocker).register([record()])
     assert refused.value.exit_code == ExitCode.ENVIRONMENT_FAILED
 

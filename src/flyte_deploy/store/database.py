@@ -256,15 +256,15 @@ class Store:
         if kind == "damaged":
             return self._damaged(text)
         if kind == "full":
-            return DiskFull(f"the store {self.path} is out of space ({text})" + (
+            return DiskFull(f"{self.path}: the store is out of space ({text})" + (
                 "; nothing was registered: free space on its filesystem and rerun the deploy" if writing
                 else ": free space on its filesystem"))
         if not writing:
-            return StoreError(f"cannot read the store {self.path}: {text}")
+            return StoreError(f"{self.path}: cannot read the store ({text})")
         if kind == "busy":
-            return RegistrationError(f"the store {self.path} stayed locked by another deploy for more than"
+            return RegistrationError(f"{self.path}: the store stayed locked by another deploy for more than"
                                      f" {BUSY_TIMEOUT:.0f}s ({text})", hint="rerun the deploy")
-        return EnvironmentFailure(f"cannot write the store {self.path}: {text}; nothing was registered: make it"
+        return EnvironmentFailure(f"{self.path}: cannot write the store ({text}); nothing was registered: make it"
                                   " writable (or pass another --store) and rerun the deploy")
 
     def _damaged(self, detail: str) -> StoreError:
