@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flyte_deploy.builtin.discover import discover, iter_python_files, module_name_for
+from flyte_deploy.builtin.discover import discover
+from flyte_deploy.importing import iter_python_files, module_name_for
 from flyte_deploy.errors import DiscoveryError, ExitCode, UsageError
 from flyte_deploy.types import DeployRequest
 
@@ -160,7 +161,7 @@ def test_cli_discovery_errors_have_distinct_exit_codes(project, invoke, monkeypa
 
 
 def test_imported_files_index_follows_sys_modules(project):
-    from flyte_deploy.builtin.discover import ImportedFiles
+    from flyte_deploy.importing import ImportedFiles
 
     root = project({"shared.py": "x = 1\n"})
     index = ImportedFiles()

@@ -15,12 +15,15 @@ enforced by ``tests/test_lifecycle_order.py``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import pluggy
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from .config import Config
+    from .environments import Environment
     from .image import Image
     from .pluginmanager import DeployPluginManager
     from .sdk import Task, TaskEnvironment
@@ -120,6 +123,31 @@ def discover_environments(session: "DeploySession", request: "DeployRequest") ->
     :returns: a ``Discovery`` (all environments, the selected ones, the modules imported),
         or ``None`` to let another plugin (ultimately the built-in importer) discover.
         Raise ``DiscoveryError`` naming the file and line at fault.
+    """
+
+
+@hookspec
+def find_environments(module: "ModuleType") -> "Mapping[str, Environment]":
+    """Find the environments a user module defines, for the built-in discovery.
+
+    Collecting hook: each SDK adapter returns the module variables bound to environments
+    of its SDK, by variable name, as objects satisfying ``environments.Environment`` (our
+    own SDK's built-in returns ``flyte_deploy.TaskEnvironment`` objects, the ``flyte``
+    adapter views of ``flyte.TaskEnvironment`` objects). One SDK object is adapted to one
+    view object, however often it is found.
+
+    :returns: variable name to environment (may be empty).
+    """
+
+
+@hookspec(firstresult=True)
+def adapt_environment(obj: object) -> "Environment | None":
+    """Turn an object given to the Python API (``fd.deploy(env)``) into an environment.
+
+    Stops at the first non-None result.
+
+    :returns: the object's ``environments.Environment`` view, or ``None`` when it is not
+        an environment of this plugin's SDK.
     """
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .errors import PluginError, PolicyViolation, RegistrationError, UsageError
 from .image import Image
-from .sdk import TaskEnvironment
+from .environments import Environment
 from .session import DeploySession
 from .types import (
     COPY_STYLES, Bundle, DeployPlan, DeployRequest, DeployResult, Discovery, ImageRef, Registration,
@@ -42,7 +42,7 @@ RESULT_TYPES: dict[str, type | tuple[type, ...]] = {
 
 #: element types of the list-valued results
 ITEM_TYPES: dict[str, type] = {
-    "resolve_dependencies": TaskEnvironment,
+    "resolve_dependencies": Environment,
     "check_plan": Violation,
     "register_environment": Registration,
 }
@@ -78,7 +78,7 @@ def call_phase(session: DeploySession, name: str, describe: Callable[[Any], str]
     return result
 
 
-def resolve_images(plan_envs: Sequence[TaskEnvironment], registry: str | None,
+def resolve_images(plan_envs: Sequence[Environment], registry: str | None,
                    overrides: Mapping[str, str]) -> dict[str, Image]:
     """The image of each environment: ``--image NAME=URI`` (by environment or image name)
     wins, else the environment's spec with the configured registry filled in."""
@@ -176,7 +176,7 @@ def build_images(session: DeploySession, plan: DeployPlan) -> tuple[ImageRef, ..
     """Build each distinct image once, independent ones concurrently; map refs back to
     every environment using them."""
     started = time.perf_counter()
-    first_env: dict[str, TaskEnvironment] = {}
+    first_env: dict[str, Environment] = {}
     for env in plan.environments:
         first_env.setdefault(plan.images[env.name].uri, env)
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(first_env)))) as pool:

@@ -44,6 +44,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("bundle", "flyte_deploy.builtin.bundle"),
     ("version", "flyte_deploy.builtin.version"),
     ("serialize", "flyte_deploy.builtin.serialize"),
+    ("flyte", "flyte_deploy.adapters.flyte"),
     ("source_link", "flyte_deploy.builtin.source_link"),
     ("image", "flyte_deploy.builtin.image"),
     ("upload", "flyte_deploy.builtin.upload"),
@@ -51,6 +52,9 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("remote_backend", "flyte_deploy.builtin.remote_backend"),
     ("reporting", "flyte_deploy.builtin.reporting"),
 )
+
+#: built-ins registered only when the package they adapt is importable (never imported here)
+BUILTIN_REQUIRES: dict[str, str] = {"flyte": "flyte"}
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,8 @@ def build_plugin_manager(config: Config, *, cmdline_plugins: Iterable[str] = ())
 
     version = _package_version()
     for name, module in BUILTIN_PLUGINS:
+        if name in BUILTIN_REQUIRES and importlib.util.find_spec(BUILTIN_REQUIRES[name]) is None:
+            continue
         info = PluginInfo(name, "builtin", version, module)
         if name in blocked:
             add(None, info)

@@ -46,7 +46,7 @@ import flyte_deploy
 
 from .api import deploy as api_deploy
 from .builtin import local_backend
-from .builtin.discover import import_file
+from .importing import import_file
 from .cli import cli, run_cli
 from .config import Config
 from .gitstatus import REPOSITORY_ENV_VARS

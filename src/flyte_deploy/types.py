@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
 if TYPE_CHECKING:
-    from flyteidl2.task.task_definition_pb2 import TaskSpec
+    from flyteidl2.task.task_definition_pb2 import TaskSpec, TaskTrigger
 
     from .image import Image
-    from .sdk import TaskEnvironment
+    from .environments import Environment
 
 CopyStyle = Literal["loaded_modules", "all", "none"]
 COPY_STYLES: tuple[str, ...] = ("loaded_modules", "all", "none")
@@ -29,7 +29,7 @@ class DeployRequest:
     mode: Literal["file", "all", "recursive", "objects"]
     path: Path | None = None
     env_names: tuple[str, ...] = ()
-    objects: tuple["TaskEnvironment", ...] = ()
+    objects: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ class Discovery:
     ``loaded_modules``: names of the modules discovery imported (input to bundling).
     """
 
-    environments: tuple["TaskEnvironment", ...]
-    selected: tuple["TaskEnvironment", ...]
+    environments: tuple["Environment", ...]
+    selected: tuple["Environment", ...]
     loaded_modules: tuple[str, ...] = ()
 
 
@@ -105,11 +105,13 @@ class ImageBuilder:
 
 @dataclass(frozen=True)
 class SerializedTask:
-    """One task as the backend receives it: a flyteidl2 ``TaskSpec``."""
+    """One task as the backend receives it: a flyteidl2 ``TaskSpec``, and the
+    ``TaskTrigger`` messages registered with it (``DeployTaskRequest.triggers``)."""
 
     environment: str
     name: str
     spec: "TaskSpec"
+    triggers: tuple["TaskTrigger", ...] = ()
 
     @property
     def source_link(self) -> str:
@@ -173,7 +175,7 @@ class DeployPlan:
     copy_style: str
     scratch_dir: Path
     discovery: Discovery | None = None
-    environments: tuple["TaskEnvironment", ...] = ()
+    environments: tuple["Environment", ...] = ()
     bundle: Bundle | None = None
     bundle_uri: str | None = None
     images: dict[str, "Image"] = field(default_factory=dict)

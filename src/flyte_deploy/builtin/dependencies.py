@@ -9,15 +9,15 @@ import networkx as nx
 
 from ..errors import DependencyError
 from ..hookspecs import hookimpl
-from ..sdk import TaskEnvironment
+from ..environments import Environment
 from ..session import DeploySession
 
 
-def dependency_graph(selected: Sequence[TaskEnvironment]) -> nx.DiGraph:
+def dependency_graph(selected: Sequence[Environment]) -> nx.DiGraph:
     """Edges point from an environment to each environment it depends on; nodes are names.
     Two different environment objects sharing a name is a ``DependencyError``."""
     graph = nx.DiGraph()
-    seen: dict[str, TaskEnvironment] = {}
+    seen: dict[str, Environment] = {}
     stack = list(selected)
     while stack:
         env = stack.pop()
@@ -33,7 +33,7 @@ def dependency_graph(selected: Sequence[TaskEnvironment]) -> nx.DiGraph:
     return graph
 
 
-def resolve(selected: Sequence[TaskEnvironment]) -> list[TaskEnvironment]:
+def resolve(selected: Sequence[Environment]) -> list[Environment]:
     """The deploy order; a cycle is a ``DependencyError`` that prints it."""
     graph = dependency_graph(selected)
     try:
@@ -44,7 +44,7 @@ def resolve(selected: Sequence[TaskEnvironment]) -> list[TaskEnvironment]:
         names = [edge[0] for edge in cycle] + [cycle[0][0]]
         raise DependencyError("depends_on cycle: " + " -> ".join(names)
                               + f" (defined at {graph.nodes[names[0]]['env'].location})")
-    order: list[TaskEnvironment] = []
+    order: list[Environment] = []
     visited: set[str] = set()
 
     def visit(name: str) -> None:
@@ -62,5 +62,5 @@ def resolve(selected: Sequence[TaskEnvironment]) -> list[TaskEnvironment]:
 
 
 @hookimpl(trylast=True)
-def resolve_dependencies(session: DeploySession, selected: Sequence[TaskEnvironment]) -> list[TaskEnvironment]:
+def resolve_dependencies(session: DeploySession, selected: Sequence[Environment]) -> list[Environment]:
     return resolve(selected)
