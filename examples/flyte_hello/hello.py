@@ -23,4 +23,4 @@ def greet(name: str, excited: bool = False) -> str:
 @env.task
 async def shout(names: list[str]) -> list[str]:
     """Greet everyone, loudly."""
-    return [(await greet.aio(n, excited=True)).upper() for n in names]
+    return [f"HELLO, {name.upper()}!" for name in names]
