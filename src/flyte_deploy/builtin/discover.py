@@ -75,8 +75,8 @@ class Finder:
     def adapt(self, obj: object) -> Environment:
         env = adapt_environment(obj) if self.hook is None else self.hook.adapt_environment(obj=obj)
         if env is None:
-            raise UsageError(f"deploy() takes task environments (flyte_deploy.TaskEnvironment, or"
-                             f" flyte.TaskEnvironment with the flyte SDK installed), got a {_type_name(obj)}"
+            raise UsageError(f"deploy() takes TaskEnvironment objects (flyte_deploy's, or flyte's with"
+                             f" flyte-deploy[flyte]), got a {_type_name(obj)}"
                              f"{_adapter_hint(obj)}")
         return env
 
