@@ -29,6 +29,11 @@ IDENTITY_VERSION = "identity"
 _contexts: dict[tuple[int, str, str | None], Any] = {}
 
 
+def _is_uri(image: Any) -> bool:
+    """A string image other than ``"auto"``: the SDK leaves those out of its image cache."""
+    return isinstance(image, str) and image != "auto"
+
+
 def serialization_context(plan: DeployPlan, project: str, domain: str, org: str) -> Any:
     """The SDK's ``SerializationContext`` for every flyte task of ``plan`` (made once per plan)."""
     key = (id(plan), str(plan.version), plan.bundle_uri)
@@ -37,7 +42,7 @@ def serialization_context(plan: DeployPlan, project: str, domain: str, org: str)
         from flyte.models import CodeBundle, SerializationContext
 
         lookup = {env.name: plan.images[env.name].uri for env in plan.environments
-                  if getattr(env, "sdk", None) == "flyte" and not isinstance(env.native.image, str)}
+                  if getattr(env, "sdk", None) == "flyte" and not _is_uri(env.native.image)}
         bundle = (CodeBundle(tgz=plan.bundle_uri, destination=".", computed_version=str(plan.version))
                   if plan.bundle_uri else None)
         context = SerializationContext(version=str(plan.version), project=project, domain=domain, org=org or None,
@@ -66,12 +71,16 @@ def _spec(task: "FlyteTask", context: Any, root_dir: Path) -> Any:
 def serialize(task: "FlyteTask", plan: DeployPlan, project: str, domain: str, org: str) -> SerializedTask:
     """The ``SerializedTask`` of the flyte task ``task``, triggers included."""
     spec = _spec(task, serialization_context(plan, project, domain, org), plan.root_dir)
+    return SerializedTask(environment=task.environment.name, name=task.name, spec=spec,
+                          triggers=_triggers(task, spec))
+
+
+def _triggers(task: "FlyteTask", spec: Any) -> tuple[Any, ...]:
     try:
-        triggers = tuple(sdk_internals.task_triggers(task.native, spec))
+        return tuple(sdk_internals.task_triggers(task.native, spec))
     except Exception as exc:
         raise SerializationError(f"{task.source_file}:{task.line}: task {task.name}: its triggers cannot be"
                                  f" serialized: {type(exc).__name__}: {exc}") from None
-    return SerializedTask(environment=task.environment.name, name=task.name, spec=spec, triggers=triggers)
 
 
 def identity(environment: "FlyteEnvironment", root_dir: Path) -> dict[str, Any]:
@@ -86,7 +95,7 @@ def identity(environment: "FlyteEnvironment", root_dir: Path) -> dict[str, Any]:
     for name, task in sorted(environment.tasks.items()):
         spec = _spec(task, context, root_dir)
         tasks[name] = json_format.MessageToDict(spec)
-        tasks[name]["triggers"] = [json_format.MessageToDict(t) for t in sdk_internals.task_triggers(task.native, spec)]
+        tasks[name]["triggers"] = [json_format.MessageToDict(t) for t in _triggers(task, spec)]
     return {"sdk": "flyte", "flyte": sdk_internals.sdk_version(), "name": environment.name,
             "depends_on": sorted(d.name for d in environment.depends_on), "tasks": tasks}
 
