@@ -1,7 +1,8 @@
 """Serialize the same ``import flyte`` files with flyte-deploy and with the Flyte SDK itself,
 each in a fresh process, and compare the specs section by section.
 
-The SDK side is ``flyte.deploy(*envs, dry_run=True, version=V)`` after
+The SDK side is ``flyte.deploy(*envs, dry_run=True, version=V)`` of each file's
+environments (as ours deploys each file with ``--all``) after
 ``flyte.init(endpoint="dns:///localhost:1", insecure=True, ...)`` (nothing is contacted). Its
 dry run leaves out what only a real ``flyte deploy`` adds (default inputs, documentation,
 docstring descriptions of inputs and outputs, the environment's description): those come
@@ -44,21 +45,25 @@ started = time.perf_counter()
 import flyte, flyte.extras
 from flyte._deploy import _get_documentation_entity, _update_interface_inputs_and_outputs_docstring
 flyte.init(endpoint="dns:///localhost:1", insecure=True, project=project, domain=domain, root_dir=root)
-envs = []
+per_module = []
 for name in modules:
     module = importlib.import_module(name)
+    envs = []
     for value in vars(module).values():
         if isinstance(value, flyte.TaskEnvironment) and all(value is not e for e in envs):
             envs.append(value)
+    per_module.append(envs)
 imported = time.perf_counter()
-deployments = flyte.deploy(*envs, dry_run=True, version=version)
+deployments = [d for envs in per_module for d in flyte.deploy(*envs, dry_run=True, version=version)]
 deployed = time.perf_counter()
+all_envs = [e for envs in per_module for e in envs]
 specs = {}
 for deployment in deployments:
     for denv in deployment.envs.values():
         for entity in denv.deployed_entities:
             spec = entity.deployed_task
-            task = next(t for e in envs for t in e.tasks.values() if t.name == spec.task_template.id.name)
+            task = next(t for e in all_envs + [d.env for d in deployment.envs.values()] for t in e.tasks.values()
+                        if t.name == spec.task_template.id.name)
             env = task.parent_env()
             spec.default_inputs.extend(flyte.extras.serialize(task).default_inputs)
             spec.documentation.CopyFrom(_get_documentation_entity(task))
