@@ -92,7 +92,7 @@ def register(state: RemoteDeploy, tasks: Sequence[SerializedTask]) -> list[Regis
             continue
         pending = [t.name for t in tasks[index:]]
         try:
-            outcome = connection.deploy(task.spec)
+            outcome = connection.deploy(task.spec, task.triggers)
             if outcome == "exists":  # deployed meanwhile: same spec is fine, another is refused
                 existing = connection.get_spec(connection.task_id(task.spec))
                 if existing is not None and not same_registration(existing, task.spec):
