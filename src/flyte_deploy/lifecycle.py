@@ -81,7 +81,13 @@ def call_phase(session: DeploySession, name: str, describe: Callable[[Any], str]
 def resolve_images(plan_envs: Sequence[Environment], registry: str | None,
                    overrides: Mapping[str, str]) -> dict[str, Image]:
     """The image of each environment: ``--image NAME=URI`` (by environment or image name)
-    wins, else the environment's spec with the configured registry filled in."""
+    wins, else the environment's spec with the configured registry filled in. A NAME that
+    names no planned environment or image is a ``UsageError``."""
+    known = {env.name for env in plan_envs} | {env.image.name for env in plan_envs}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise UsageError(f"--image {unknown[0]}=...: no environment or image of this deploy is named {unknown[0]!r}"
+                         f" (environments: {', '.join(sorted(env.name for env in plan_envs))})")
     images: dict[str, Image] = {}
     for env in plan_envs:
         uri = overrides.get(env.name) or overrides.get(env.image.name)
