@@ -28,7 +28,7 @@ def flyte_deploy(root: Path, *args: str, env: dict[str, str] | None = None) -> s
     environ = {k: v for k, v in os.environ.items() if k != "FLYTE_IMAGE_REGISTRY"}
     environ.update({"PYTHONPATH": str(REPO / "src"), "DOCKER_HOST": "unix:///nonexistent/docker.sock", **(env or {})})
     return subprocess.run([sys.executable, "-m", "flyte_deploy", *args], cwd=root, env=environ,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
 
 
 def sdk_uri(root: Path, module: str, variable: str, env: dict[str, str]) -> str:

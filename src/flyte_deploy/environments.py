@@ -10,7 +10,13 @@ objects (a serializer) checks it and returns ``None`` for the others.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Protocol,
+    runtime_checkable,
+)
 
 if TYPE_CHECKING:
     from .image import Image
@@ -35,7 +41,7 @@ class Task(Protocol):
     @property
     def source_file(self) -> str: ...
     env_vars: Mapping[str, str]
-    environment: "Environment"
+    environment: Environment
 
 
 @runtime_checkable
@@ -51,8 +57,8 @@ class Environment(Protocol):
     name: str
     @property
     def tasks(self) -> Mapping[str, Task]: ...
-    depends_on: Sequence["Environment"]
-    image: "Image"
+    depends_on: Sequence[Environment]
+    image: Image
     env_vars: Mapping[str, str]
     secrets: Sequence[Any]
     description: str | None

@@ -4,11 +4,9 @@ models, enums, optionals, nested containers, datetimes."""
 import dataclasses
 import datetime
 import enum
-from typing import Optional
-
-import pydantic
 
 import flyte
+import pydantic
 from flyte.io import DataFrame, Dir, File
 
 env = flyte.TaskEnvironment(name="types")
@@ -41,7 +39,7 @@ def containers(items: list[int], table: dict[str, float], nested: list[dict[str,
 
 
 @env.task
-def choices(color: Color = Color.RED, maybe: Optional[int] = None) -> Optional[str]:
+def choices(color: Color = Color.RED, maybe: int | None = None) -> str | None:
     return None if maybe is None else f"{color.value}{maybe}"
 
 

@@ -11,9 +11,10 @@ hooks for our own SDK's ``TaskEnvironment``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable
+from typing import Any
 
 from ..environments import Environment
 from ..errors import DiscoveryError, UsageError

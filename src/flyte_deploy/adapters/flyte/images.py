@@ -52,7 +52,7 @@ def image_spec(native: Any) -> Image:
     uri = native.uri
     return Image(
         base=native.base_image, dockerfile=str(native.dockerfile) if native.dockerfile else None,
-        python_version="%d.%d" % tuple(native.python_version[:2]), layers=tuple(layers),
+        python_version=".".join(str(part) for part in native.python_version[:2]), layers=tuple(layers),
         registry=native.registry, name=native.name,
         platform=PREFERRED_PLATFORM if PREFERRED_PLATFORM in platforms or not platforms else platforms[0],
         install_runtime=False, pinned_tag=uri.rsplit(":", 1)[1],

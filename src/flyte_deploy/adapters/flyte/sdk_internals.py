@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 #: the flyte releases this module is tested with (also the ``flyte-deploy[flyte]`` extra)
 SUPPORTED_RANGE = ">=2.12,<2.13"
@@ -64,10 +65,9 @@ def add_deploy_documentation(spec: Any, task: Any) -> None:
     """What ``flyte deploy`` (not its dry run) adds to a serialized spec: the environment's
     description, the docstring's descriptions of inputs and outputs, and the
     documentation entity's short and long descriptions (the source link is ours)."""
-    from flyteidl2.task import task_definition_pb2
-
     from flyte._deploy import _update_interface_inputs_and_outputs_docstring
     from flyte._utils.description_parser import parse_description
+    from flyteidl2.task import task_definition_pb2
 
     env = task.parent_env() if task.parent_env else None
     if env is not None and env.description:

@@ -53,7 +53,7 @@ def serialization_context(plan: DeployPlan, project: str, domain: str, org: str)
     return context
 
 
-def _spec(task: "FlyteTask", context: Any, root_dir: Path) -> Any:
+def _spec(task: FlyteTask, context: Any, root_dir: Path) -> Any:
     import flyte.extras
 
     try:
@@ -62,28 +62,28 @@ def _spec(task: "FlyteTask", context: Any, root_dir: Path) -> Any:
         sdk_internals.add_deploy_documentation(spec, task.native)
     except SerializationError:
         raise
-    except Exception as exc:  # the SDK raises ValueError, TypeError, its own errors...
+    except Exception as exc:  # noqa: BLE001 - the SDK raises ValueError, TypeError, its own errors...
         raise SerializationError(f"{task.source_file}:{task.line}: task {task.name}: the flyte SDK cannot"
                                  f" serialize it: {type(exc).__name__}: {exc}") from None
     return spec
 
 
-def serialize(task: "FlyteTask", plan: DeployPlan, project: str, domain: str, org: str) -> SerializedTask:
+def serialize(task: FlyteTask, plan: DeployPlan, project: str, domain: str, org: str) -> SerializedTask:
     """The ``SerializedTask`` of the flyte task ``task``, triggers included."""
     spec = _spec(task, serialization_context(plan, project, domain, org), plan.root_dir)
     return SerializedTask(environment=task.environment.name, name=task.name, spec=spec,
                           triggers=_triggers(task, spec))
 
 
-def _triggers(task: "FlyteTask", spec: Any) -> tuple[Any, ...]:
+def _triggers(task: FlyteTask, spec: Any) -> tuple[Any, ...]:
     try:
         return tuple(sdk_internals.task_triggers(task.native, spec))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - as above: any SDK failure is the task's
         raise SerializationError(f"{task.source_file}:{task.line}: task {task.name}: its triggers cannot be"
                                  f" serialized: {type(exc).__name__}: {exc}") from None
 
 
-def identity(environment: "FlyteEnvironment", root_dir: Path) -> dict[str, Any]:
+def identity(environment: FlyteEnvironment, root_dir: Path) -> dict[str, Any]:
     """What a deployed version of ``environment`` depends on besides the bundle and the image
     URIs: every task's spec as the SDK serializes it, with a placeholder version and no
     bundle (both of which the version decides) and relative module paths only, so the same

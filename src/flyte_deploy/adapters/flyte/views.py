@@ -8,8 +8,9 @@ found twice is one environment; two objects with one name are an error) hold for
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ...errors import DiscoveryError
 from ...image import Image
@@ -17,7 +18,7 @@ from .images import image_spec
 
 SDK = "flyte"
 
-_VIEWS: dict[int, tuple[Any, "FlyteEnvironment"]] = {}
+_VIEWS: dict[int, tuple[Any, FlyteEnvironment]] = {}
 
 
 def is_task_environment(obj: object) -> bool:
@@ -29,7 +30,7 @@ def is_task_environment(obj: object) -> bool:
     return flyte is not None and isinstance(obj, flyte.TaskEnvironment)
 
 
-def view_of(native: Any) -> "FlyteEnvironment":
+def view_of(native: Any) -> FlyteEnvironment:
     """The one view of the ``flyte.TaskEnvironment`` ``native``."""
     entry = _VIEWS.get(id(native))
     if entry is None or entry[0] is not native:
@@ -57,7 +58,7 @@ class FlyteTask:
 
     sdk = SDK
 
-    def __init__(self, native: Any, environment: "FlyteEnvironment") -> None:
+    def __init__(self, native: Any, environment: FlyteEnvironment) -> None:
         self.native = native
         self.environment = environment
         self.func: Callable[..., Any] = native.func
@@ -129,7 +130,7 @@ class FlyteEnvironment:
         return tasks
 
     @property
-    def depends_on(self) -> tuple["FlyteEnvironment", ...]:
+    def depends_on(self) -> tuple[FlyteEnvironment, ...]:
         deps = []
         for dep in self.native.depends_on:
             if not is_task_environment(dep):
@@ -144,7 +145,7 @@ class FlyteEnvironment:
         if self._image is None:
             try:
                 self._image = image_spec(self.native.image)
-            except Exception as exc:  # the SDK computes the tag: a missing requirements file, ...
+            except Exception as exc:  # noqa: BLE001 - the SDK computes the tag: a missing requirements file, ...
                 raise DiscoveryError(f"{self.location}: environment {self.name}: its image:"
                                      f" {type(exc).__name__}: {exc}") from None
         return self._image
