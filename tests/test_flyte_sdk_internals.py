@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_the_installed_sdk_is_in_the_tested_range_and_the_extra_pins_it():
     assert sdk_internals.unsupported_version() is None, sdk_internals.sdk_version()
     pyproject = (REPO / "pyproject.toml").read_text()
-    assert re.search(r'^flyte = \["flyte' + re.escape(sdk_internals.SUPPORTED_RANGE) + r'"\]$', pyproject, re.M)
+    assert re.search(r'^flyte = \["flyte' + re.escape(sdk_internals.SUPPORTED_RANGE) + r'"\]$', pyproject, re.MULTILINE)
 
 
 def test_the_private_names_called_exist_with_the_parameters_passed():
