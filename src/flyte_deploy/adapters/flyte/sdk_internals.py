@@ -51,13 +51,18 @@ def image_cache(lookup: dict[str, str]) -> Any:
     return ImageCache(image_lookup=dict(lookup))
 
 
-def with_local_sys_paths(task: Any, root_dir: Path) -> Any:
-    """A copy of ``task`` whose env vars carry the sys.path entries under ``root_dir``
-    (``_F_SYS_PATH``), as ``flyte deploy`` registers it; the runtime re-adds them."""
+def local_sys_paths(root_dir: Path) -> dict[str, str]:
+    """The ``_F_SYS_PATH`` env var: the sys.path entries under ``root_dir``, relative to it."""
     from flyte._utils.module_loader import local_sys_paths_env
 
+    return dict(local_sys_paths_env(root_dir))
+
+
+def with_local_sys_paths(task: Any, root_dir: Path) -> Any:
+    """A copy of ``task`` whose env vars carry ``local_sys_paths``, as ``flyte deploy``
+    registers it; the runtime re-adds them to its sys.path."""
     task_copy = copy.copy(task)
-    task_copy.env_vars = {**(task.env_vars or {}), **local_sys_paths_env(root_dir)}
+    task_copy.env_vars = {**(task.env_vars or {}), **local_sys_paths(root_dir)}
     return task_copy
 
 
@@ -149,4 +154,4 @@ def _pip_options(layer: Any) -> str | None:
 
 
 __all__ = ["SUPPORTED_RANGE", "add_deploy_documentation", "image_cache", "image_is_built", "image_layers",
-           "image_ref_name", "sdk_version", "task_triggers", "unsupported_version", "with_local_sys_paths"]
+           "image_ref_name", "local_sys_paths", "sdk_version", "task_triggers", "unsupported_version", "with_local_sys_paths"]

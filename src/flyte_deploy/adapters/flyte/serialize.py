@@ -11,10 +11,11 @@ comes from ``sdk_internals``; the source link is ours (``attach_source_link``).
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from google.protobuf import json_format
 
 from ...errors import SerializationError
 from ...types import DeployPlan, SerializedTask
@@ -22,9 +23,6 @@ from . import sdk_internals
 
 if TYPE_CHECKING:
     from .views import FlyteEnvironment, FlyteTask
-
-#: the version identity() serializes with; the real one is derived from it
-IDENTITY_VERSION = "identity"
 
 _contexts: dict[tuple[int, str, str | None], Any] = {}
 
@@ -83,21 +81,46 @@ def _triggers(task: FlyteTask, spec: Any) -> tuple[Any, ...]:
                                  f" serialized: {type(exc).__name__}: {exc}") from None
 
 
+#: fields of the SDK's environment and task objects that the version does not hash directly:
+#: the image (its URI is hashed), links back to other objects (their names are), the
+#: function and its interface (their source is)
+_NOT_HASHED = frozenset({"image", "depends_on", "parent_env", "func", "interface", "_tasks", "_declaring_file",
+                         "ref", "_call_as_synchronous"})
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _settings(obj: Any) -> dict[str, str]:
+    """The dataclass fields of ``obj`` (an SDK environment or task) as their reprs, without
+    memory addresses."""
+    return {f.name: _ADDRESS.sub("", repr(getattr(obj, f.name, None)))
+            for f in dataclasses.fields(obj) if f.name not in _NOT_HASHED}
+
+
 def identity(environment: FlyteEnvironment, root_dir: Path) -> dict[str, Any]:
     """What a deployed version of ``environment`` depends on besides the bundle and the image
-    URIs: every task's spec as the SDK serializes it, with a placeholder version and no
-    bundle (both of which the version decides) and relative module paths only, so the same
-    checkout anywhere gives the same identity."""
-    from flyte.models import SerializationContext
-
-    context = SerializationContext(version=IDENTITY_VERSION, root_dir=root_dir)
+    URIs: the settings of the environment and of every task (the SDK's own objects' fields),
+    each task's module path relative to the root dir, its function's source (decorators
+    included) and its interface, and the import roots the runtime re-adds. No absolute path and no address enters, so the same
+    checkout anywhere gives the same identity; serializing every task twice would double
+    the cost of a deploy."""
     tasks = {}
     for name, task in sorted(environment.tasks.items()):
-        spec = _spec(task, context, root_dir)
-        tasks[name] = json_format.MessageToDict(spec)
-        tasks[name]["triggers"] = [json_format.MessageToDict(t) for t in _triggers(task, spec)]
-    return {"sdk": "flyte", "flyte": sdk_internals.sdk_version(), "name": environment.name,
-            "depends_on": sorted(d.name for d in environment.depends_on), "tasks": tasks}
+        try:
+            source = inspect.getsource(task.func)
+        except OSError:
+            source = task.func.__code__.co_code.hex()
+        tasks[name] = {"settings": _settings(task.native), "source": source, "module": _relative(task, root_dir),
+                       "interface": _ADDRESS.sub("", repr(task.native.interface))}
+    return {"sdk": "flyte", "flyte": sdk_internals.sdk_version(), "settings": _settings(environment.native),
+            "depends_on": sorted(d.name for d in environment.depends_on), "tasks": tasks,
+            "sys_paths": sdk_internals.local_sys_paths(root_dir)}
+
+
+def _relative(task: FlyteTask, root_dir: Path) -> str:
+    try:
+        return Path(task.source_file).resolve().relative_to(root_dir.resolve()).as_posix()
+    except ValueError:
+        return task.module
 
 
 __all__ = ["identity", "serialization_context", "serialize"]
