@@ -172,3 +172,10 @@ def test_imported_files_index_follows_sys_modules(project):
     assert index.get(root / "shared.py") is shared  # found after the module was added
     del sys.modules["shared"]
     assert index.get(root / "shared.py") is None  # a removed module is not returned stale
+
+
+def test_module_names_need_not_be_identifiers_but_cannot_hold_a_dot(tmp_path):
+    assert module_name_for(tmp_path / "flows" / "01_hello.py", tmp_path) == ("flows.01_hello", tmp_path)
+    assert module_name_for(tmp_path / "my-jobs" / "__init__.py", tmp_path) == ("my-jobs", tmp_path)
+    with pytest.raises(DiscoveryError, match=r"a\.b\.py: cannot be imported as a module"):
+        module_name_for(tmp_path / "a.b.py", tmp_path)
