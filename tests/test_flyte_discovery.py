@@ -184,3 +184,47 @@ def test_an_installed_flyte_outside_the_tested_range_is_refused(tmp_path, invoke
     result = invoke("deploy", "envs.py", "env", "--dry-run")
     assert result.exit_code == ExitCode.USAGE_ERROR
     assert "flyte 2.99.0 is installed; the flyte adapter supports flyte>=2.12,<2.13" in result.stderr
+
+
+class YamlSpec:
+    """A stand-in for a third SDK's environment object (not an Environment itself)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class ThirdSdkAdapter:
+    """An adapter plugin for ``YamlSpec`` objects: both discovery hooks, through our own SDK."""
+
+    def __init__(self) -> None:
+        self.views: dict[int, fd.TaskEnvironment] = {}
+
+    def view(self, spec: YamlSpec) -> fd.TaskEnvironment:
+        if id(spec) not in self.views:
+            self.views[id(spec)] = fd.TaskEnvironment(name=spec.name)
+        return self.views[id(spec)]
+
+    @fd.hookimpl
+    def find_environments(self, module):
+        return {var: self.view(v) for var, v in vars(module).items() if isinstance(v, YamlSpec)}
+
+    @fd.hookimpl
+    def adapt_environment(self, obj):
+        return self.view(obj) if isinstance(obj, YamlSpec) else None
+
+
+def test_another_adapter_plugin_adds_its_sdks_environments_to_discovery_and_the_api(
+        register_plugin, tmp_path, monkeypatch, invoke):
+    adapter = ThirdSdkAdapter()
+    register_plugin(adapter, "third_sdk")
+    spec = YamlSpec("third")
+    result = fd.deploy(spec, dry_run=True, root_dir=Path(__file__).parent, options={"quiet": True})
+    assert list(result.environments) == ["third"]
+    (tmp_path / "specs.py").write_text("from tests.test_flyte_discovery import YamlSpec\nspec = YamlSpec('filed')\n"
+                                       "import flyte\nenv = flyte.TaskEnvironment(name='beside')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1]))
+    with fd.open_session(tmp_path) as session:
+        found = discover(DeployRequest(mode="all", path=tmp_path / "specs.py"), tmp_path, session.hook)
+        assert [e.name for e in found.environments] == ["filed", "beside"]
+        assert session.hook.adapt_environment(obj=found.environments[1].native) is found.environments[1]

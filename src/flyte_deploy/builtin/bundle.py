@@ -70,6 +70,7 @@ def _sdk_dirs() -> tuple[str, ...]:
 
 
 NOT_USER_CODE_DIRS = _sdk_dirs()
+
 LOCAL_STORE_DIR = ".flyte-deploy"
 ALWAYS_SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", LOCAL_STORE_DIR})
 NOT_CODE_DIRS = frozenset({"site-packages", "dist-packages"})
