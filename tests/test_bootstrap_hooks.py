@@ -37,9 +37,9 @@ def deploy_start(session, plan):
     EVENTS.append(("deploy_start", plan.request.mode))
 
 @fd.hookimpl
-def phase_finished(session, phase, duration, detail):
-    assert duration >= 0
-    EVENTS.append(("phase_finished", phase, detail))
+def phase_finished(session, report):
+    assert report.duration >= 0
+    EVENTS.append(("phase_finished", report.phase, report.outcome, report.detail))
 
 @fd.hookimpl
 def deploy_finish(session, result, error):
@@ -59,8 +59,9 @@ def test_configure_is_replayed_to_late_plugins_and_reporting_hooks_fire(project)
         deploy(session, DeployRequest(mode="all", path=root / "envs.py"), version="v1")
     phases = [e[1] for e in events if e[0] == "phase_finished"]
     assert phases == ["discover_environments", "resolve_dependencies", "build_bundle", "serialize_task",
-                      "build_image", "upload_bundle", "register_environment"]
-    assert ("phase_finished", "serialize_task", "1 task(s)") in events
+                      "attach_source_link", "check_plan", "build_image", "upload_bundle", "register_environment"]
+    assert ("phase_finished", "serialize_task", "passed", "1 task(s)") in events
+    assert ("phase_finished", "register_environment", "passed", "1 task(s) registered with local") in events
     assert events[1] == ("deploy_start", "all")
     assert events[-2:] == [("deploy_finish", "v1", None), ("unconfigure", "proj")]
 
@@ -73,6 +74,8 @@ def test_deploy_finish_and_unconfigure_see_failures(project, invoke, monkeypatch
             deploy(session, DeployRequest(mode="all", path=root / "envs.py"))
         assert info.value.exit_code == ExitCode.DISCOVERY_FAILED
     assert events[-2:] == [("deploy_finish", None, "DiscoveryError"), ("unconfigure", "proj")]
+    failed = [e for e in events if e[0] == "phase_finished"]
+    assert len(failed) == 1 and failed[0][1:3] == ("discover_environments", "failed")
 
 
 def test_add_hookspecs_lets_a_plugin_define_hooks_others_implement(project, invoke, monkeypatch):

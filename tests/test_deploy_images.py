@@ -126,4 +126,4 @@ def test_plugin_builders_are_chosen_by_name_and_independent_images_build_concurr
 
     unknown = flyte_deploy(project, "deploy", "--all", "tasks.py", env={**env, "FLYTE_DEPLOY_IMAGE_BUILDER": "kaniko"})
     assert unknown.returncode == ExitCode.USAGE_ERROR
-    assert "error: image.builder 'kaniko' is unknown; available: barrier, docker, oci" in unknown.stderr
+    assert "error: image.builder 'kaniko' is unknown; available: auto, barrier, docker, oci" in unknown.stderr

@@ -100,7 +100,7 @@ def test_a_project_mixing_both_sdks_deploys_each_with_its_own_serializer(layout,
 def test_views_satisfy_the_core_protocols_and_one_object_has_one_view(layout):
     root = layout("pkg_project")
     with fd.open_session(root) as session:
-        found = discover(DeployRequest(mode="all", path=root / "app/tasks.py"), root, session.hook)
+        found = discover(DeployRequest(mode="all", path=root / "app/tasks.py"), root, session.calls)
     env = next(e for e in found.environments if e.name == "pkg-main")
     assert isinstance(env, FlyteEnvironment) and isinstance(env, Environment)
     assert env.sdk == "flyte" and env is view_of(env.native)
@@ -225,6 +225,6 @@ def test_another_adapter_plugin_adds_its_sdks_environments_to_discovery_and_the_
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(Path(__file__).parents[1]))
     with fd.open_session(tmp_path) as session:
-        found = discover(DeployRequest(mode="all", path=tmp_path / "specs.py"), tmp_path, session.hook)
+        found = discover(DeployRequest(mode="all", path=tmp_path / "specs.py"), tmp_path, session.calls)
         assert [e.name for e in found.environments] == ["filed", "beside"]
-        assert session.hook.adapt_environment(obj=found.environments[1].native) is found.environments[1]
+        assert session.calls.adapt_environment(found.environments[1].native) is found.environments[1]

@@ -57,9 +57,8 @@ def test_hooks_are_called_in_lifecycle_order(project):
         ("resolve_dependencies", ""),
         ("build_bundle", ""),
         ("compute_version", ""),
-        ("serialize_task", "base.one"), ("attach_source_link", "base.one"),
-        ("serialize_task", "top.two"), ("attach_source_link", "top.two"),
-        ("serialize_task", "top.three"), ("attach_source_link", "top.three"),
+        ("serialize_task", "base.one"), ("serialize_task", "top.two"), ("serialize_task", "top.three"),
+        ("attach_source_link", "base.one"), ("attach_source_link", "top.two"), ("attach_source_link", "top.three"),
         ("check_plan", ""),
         ("build_image", "base"),  # one distinct image shared by both environments
         ("upload_bundle", ""),

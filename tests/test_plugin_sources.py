@@ -240,3 +240,147 @@ def test_a_plugin_that_raises_is_named_with_its_source(project, invoke, monkeypa
     assert "plugin 'deployconf' (local" in result.stderr and "failed in build_bundle: KeyError" in result.stderr
     assert "-p no:deployconf" in result.stderr
     assert not (root / ".flyte-deploy").exists()
+
+
+# -- one registration path ----------------------------------------------------------------
+
+SUB_PLUGIN = """
+import flyte_deploy as fd
+
+
+class Sloppy:
+    @fd.hookimpl
+    def compute_version(self, plan):
+        return 42
+
+
+@fd.hookimpl
+def configure(config):
+    config.pluginmanager.register(Sloppy(), "sloppy")
+"""
+
+
+def test_a_sub_plugin_registered_in_configure_is_checked_and_named(project, invoke, monkeypatch):
+    root = project({**DEPLOYABLE, "deployconf.py": SUB_PLUGIN})
+    monkeypatch.chdir(root)
+    result = invoke("deploy", "envs.py", "env")
+    assert result.exit_code == ExitCode.PLUGIN_ERROR, result.stderr
+    assert (f"plugin 'sloppy' (sub-plugin {root / 'deployconf.py'}:4, registered by 'deployconf')"
+            " returned int from compute_version, expected str") in result.stderr
+    assert not (root / ".flyte-deploy").exists()
+
+
+def test_a_sub_plugin_is_listed_and_can_be_blocked(project, invoke, monkeypatch):
+    root = project({**DEPLOYABLE, "deployconf.py": SUB_PLUGIN})
+    monkeypatch.chdir(root)
+    by_name = {p["name"]: p for p in invoke("plugins", "--json").json()["plugins"]}
+    assert by_name["sloppy"]["source"] == "sub-plugin" and by_name["sloppy"]["registered_by"] == "deployconf"
+    assert by_name["sloppy"]["hooks"] == ["compute_version"]
+    result = invoke("deploy", "envs.py", "env", "-p", "no:sloppy", "-q", "--output", "json")
+    assert result.exit_code == 0, result.stderr
+    assert len(result.json()["version"]) == 32  # the built-in answered
+    assert invoke("plugins", "--json", "-p", "no:sloppy").json()["plugins"][-1] == {
+        **by_name["sloppy"], "status": "disabled", "hooks": []}
+
+
+def test_a_misspelled_hook_in_a_sub_plugin_names_it(project, invoke, monkeypatch):
+    root = project({**DEPLOYABLE, "deployconf.py": SUB_PLUGIN.replace("def compute_version", "def compute_versoin")})
+    monkeypatch.chdir(root)
+    result = invoke("check", "envs.py", "env")
+    assert result.exit_code == ExitCode.PLUGIN_ERROR
+    assert f"{root / 'deployconf.py'}:5: plugin 'sloppy' (sub-plugin" in result.stderr  # its @hookimpl line
+    assert "compute_versoin is not a flyte-deploy hook (did you mean compute_version?)" in result.stderr
+
+
+def test_blocking_uses_pluggy(site, tmp_path):
+    pm = build_plugin_manager(Config.load(tmp_path, environ={}), cmdline_plugins=["no:source_link", "no:zeta"])
+    assert pm.is_blocked("source_link") and pm.is_blocked("zeta")
+    assert pm.register(object(), "source_link") is None  # pluggy refuses the name, the manager records it
+    assert pm.disabled["source_link"].source == "api"
+
+
+def test_blocking_an_unknown_name_in_pyproject_names_the_file(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.flyte-deploy]\ndisable_plugins = ["sourcelink"]\n')
+    with pytest.raises(UsageError, match=rf"disable_plugins \({tmp_path / 'pyproject.toml'}\): no plugin is named"
+                                         " 'sourcelink'; known: .*source_link"):
+        build_plugin_manager(Config.load(tmp_path, environ={}))
+
+
+WRAPPERS = """
+import flyte_deploy as fd
+
+@fd.hookimpl(wrapper=True)
+def build_bundle(session, plan):
+    bundle = yield
+    {action}
+"""
+
+
+@pytest.mark.parametrize("action, message", [
+    ("raise KeyError('oops')", "failed in build_bundle: KeyError: 'oops' (run with -p no:deployconf to confirm)"),
+    ("return 'not a bundle'", "returned str from build_bundle, expected Bundle"),
+])
+def test_a_wrapper_that_fails_is_attributed(project, invoke, monkeypatch, action, message):
+    root = project({**DEPLOYABLE, "deployconf.py": WRAPPERS.format(action=action)})
+    monkeypatch.chdir(root)
+    result = invoke("deploy", "envs.py", "env")
+    assert result.exit_code == ExitCode.PLUGIN_ERROR, result.stderr
+    assert f"error: plugin 'deployconf' (local {root / 'deployconf.py'}) {message}" in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    assert not (root / ".flyte-deploy").exists()
+
+
+def test_a_wrapper_is_not_blamed_for_the_implementation_it_wraps(project, invoke, monkeypatch):
+    """The inner plugin's failure passes through a wrapper that does not catch it, and still names the inner plugin."""
+    root = project({**DEPLOYABLE,
+                    "inner.py": "import flyte_deploy as fd\n\n@fd.hookimpl\ndef build_bundle(plan):\n"
+                                "    raise ValueError('inner broke')\n",
+                    "deployconf.py": WRAPPERS.format(action="return bundle"),
+                    "pyproject.toml": '[tool.flyte-deploy]\nplugins = ["inner.py"]\n'})
+    monkeypatch.chdir(root)
+    result = invoke("deploy", "envs.py", "env")
+    assert result.exit_code == ExitCode.PLUGIN_ERROR
+    assert "plugin 'inner' (pyproject" in result.stderr and "failed in build_bundle: ValueError: inner broke" in result.stderr
+    assert "deployconf" not in result.stderr.replace("-p no:deployconf", "")
+
+
+def test_a_wrapper_veto_keeps_its_error_and_exit_code(project, invoke, monkeypatch):
+    root = project({**DEPLOYABLE, "deployconf.py": WRAPPERS.format(
+        action="raise fd.BundleError('bundle vetoed: too big')")})
+    monkeypatch.chdir(root)
+    result = invoke("deploy", "envs.py", "env")
+    assert result.exit_code == ExitCode.BUNDLE_FAILED
+    assert "error: bundle vetoed: too big" in result.stderr
+
+
+def test_a_hookimpl_with_a_default_value_is_refused_with_its_file_and_line(project, invoke, monkeypatch):
+    root = project({**DEPLOYABLE, "deployconf.py": """
+        import flyte_deploy as fd
+
+        @fd.hookimpl
+        def compute_version(session, plan=None):
+            return "v1"
+    """})
+    monkeypatch.chdir(root)
+    result = invoke("deploy", "envs.py", "env")
+    assert result.exit_code == ExitCode.PLUGIN_ERROR
+    lines = result.stderr.strip().splitlines()
+    where = root / "deployconf.py"
+    assert lines == [(f"error: {where}:3: plugin 'deployconf' (local {where}): compute_version gives plan a default"
+                      " value, which pluggy never passes; remove the default")]
+
+
+def test_a_hookimpl_with_an_argument_its_hook_lacks_is_refused_in_one_line(project, invoke, monkeypatch):
+    root = project({**DEPLOYABLE, "deployconf.py": """
+        import flyte_deploy as fd
+
+        @fd.hookimpl
+        def compute_version(session, plan, extra):
+            return "v1"
+    """})
+    monkeypatch.chdir(root)
+    result = invoke("deploy", "envs.py", "env")
+    assert result.exit_code == ExitCode.PLUGIN_ERROR
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {root / 'deployconf.py'}:3: plugin 'deployconf'")
+    assert "compute_version: Argument(s) {'extra'} are declared in the hookimpl" in lines[0]

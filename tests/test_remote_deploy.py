@@ -254,6 +254,12 @@ def test_ls_remote_lists_tasks_and_their_versions(example, flyte_server, tmp_pat
     assert "visualization.report" in table.stdout and "v2" in table.stdout
     other = invoke("ls", "--remote", "--domain", "production", "--output", "json")
     assert other.json() == []
+    # the project configures an endpoint: a plain ls lists the backend deploy used
+    assert invoke("ls", "--output", "json").json() == records
+    local = invoke("ls", "--backend", "local")
+    assert local.exit_code == 0 and "nothing deployed in" in local.stdout
+    conflicting = invoke("ls", "--remote", "--backend", "local")
+    assert conflicting.exit_code == ExitCode.USAGE_ERROR and "cannot be combined" in conflicting.stderr
 
 
 def test_ls_remote_with_the_server_down_is_a_control_plane_error(example, tmp_path, invoke):

@@ -244,8 +244,8 @@ def test_a_backend_run_cannot_read_is_a_usage_error(tmp_path):
     project = copy_example(tmp_path)
     result = flyte_deploy(project, "run", "visualization.report", "--backend", "carrier-pigeon")
     assert result.returncode == ExitCode.USAGE_ERROR
-    assert result.stderr.strip() == "error: run reads tasks from the local or the remote backend, not 'carrier-pigeon'" \
-                                    " (command line)"
+    assert result.stderr.strip() == ("error: backend 'carrier-pigeon' is unknown; available: local, remote"
+                                     " (set in command line)")
 
 
 @pytest.mark.parametrize("s3_server", ["rclone"], indirect=True)

@@ -88,15 +88,15 @@ def test_hook_recorder_records_calls_in_order_with_arguments_and_results(deploy_
     run = deploy_project.deploy("envs.py", "env").assert_ok()
 
     phases = [n for n in hook_recorder.names if n not in ("add_hookspecs", "phase_finished")]
-    assert phases == ["configure", "deploy_start", "discover_environments", "find_environments",
-                      "resolve_dependencies", "build_bundle",
+    assert phases == ["configure", "register_backends", "register_image_builders", "deploy_start",
+                      "discover_environments", "find_environments", "resolve_dependencies", "build_bundle",
                       "compute_version", "serialize_task", "attach_source_link", "check_plan", "build_image",
                       "upload_bundle", "register_environment", "deploy_finish", "unconfigure"]
     assert hook_recorder.getcall("compute_version").returned == run.json["version"]
     serialized = hook_recorder.getcall("serialize_task")
     assert serialized.task.name == "rec.work" and serialized.environment.name == "rec"
     assert serialized.returned.name == "rec.work"
-    assert [c.phase for c in hook_recorder.getcalls("phase_finished")][:2] == [
+    assert [c.report.phase for c in hook_recorder.getcalls("phase_finished")][:2] == [
         "discover_environments", "resolve_dependencies"]
     assert len(hook_recorder.getcalls("build_bundle compute_version")) == 2
     with pytest.raises(AttributeError, match="no argument 'nope'"):

@@ -13,6 +13,7 @@ from .config import Config
 from .errors import UsageError
 from .lifecycle import deploy as run_lifecycle
 from .pluginmanager import build_plugin_manager
+from .selection import select
 from .session import DeploySession
 from .types import DeployRequest, DeployResult
 
@@ -27,15 +28,16 @@ def open_session(
     console: Console | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Iterator[DeploySession]:
-    """A session with a fresh plugin manager; ``unconfigure`` runs when it closes."""
+    """A session with a fresh plugin manager (every plugin source, ``configure`` run) and
+    the backend and image builder selected by name; ``unconfigure`` runs when it closes.
+    Every command opens its session here, so all load the same plugins the same way."""
     config = Config.load(root_dir, options, environ)
     pm = build_plugin_manager(config, cmdline_plugins=plugins)
-    session = DeploySession(config=config, pluginmanager=pm, dry_run=dry_run,
-                            console=console or Console(stderr=True))
     try:
-        yield session
+        yield DeploySession(config=config, pluginmanager=pm, selection=select(pm, config), dry_run=dry_run,
+                            console=console or Console(stderr=True))
     finally:
-        pm.hook.unconfigure(config=config)
+        pm.calls.unconfigure(config)
 
 
 def deploy(

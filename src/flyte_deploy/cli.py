@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.table import Table
 
 from .api import open_session
-from .builtin import local_backend
 from .builtin.reporting import render_summary
 from .errors import ExitCode, FlyteDeployError, PolicyViolation, UsageError
 from .lifecycle import deploy as run_lifecycle
@@ -127,7 +126,7 @@ def check_command(**params: Any) -> None:
             if not isinstance(exc.plan, DeployPlan):
                 raise
             violations = exc.violations
-            result = dry_run_result(exc.plan, session.config.backend)
+            result = dry_run_result(exc.plan, session.backend.name)
     if output == "json":
         click.echo(json.dumps({**result.to_json(), "violations": [
             {"rule": v.rule, "subject": v.subject, "message": v.message, "plugin": v.plugin} for v in violations
@@ -154,12 +153,21 @@ cli.add_command(click.Command(
 @root_option
 @plugin_option
 def plugins_command(as_json: bool, root_dir: Path | None, plugins: tuple[str, ...]) -> None:
-    """List plugins in registration order: name, source, version, status and hooks."""
+    """List plugins in registration order (name, source, version, status, hooks), then the
+    backends and image builders they offer."""
     with open_session(root_dir, plugins=plugins) as session:
         pm = session.pluginmanager
         infos = list(pm.infos.values()) + list(pm.disabled.values())
+        offered = [("backend", b.name, b.plugin, ", ".join(b.capabilities)) for b in sorted(session.selection.backends.values(), key=lambda b: b.name)]
+        offered += [("image builder", b.name, b.plugin, b.description) for b in session.selection.image_builders.values()]
         if as_json:
-            click.echo(json.dumps({"plugins": [i.to_json() for i in infos], "hooks": hook_names(pm)}, indent=2))
+            click.echo(json.dumps({
+                "plugins": [i.to_json() for i in infos], "hooks": hook_names(pm),
+                "backends": [{"name": name, "plugin": plugin, "capabilities": caps.split(", ") if caps else []}
+                             for kind, name, plugin, caps in offered if kind == "backend"],
+                "image_builders": [{"name": name, "plugin": plugin} for kind, name, plugin, _ in offered
+                                   if kind == "image builder"],
+            }, indent=2))
             return
         table = Table(title="flyte-deploy plugins (registration order)", title_justify="left")
         for column in ("name", "source", "version", "status", "hooks"):
@@ -167,70 +175,49 @@ def plugins_command(as_json: bool, root_dir: Path | None, plugins: tuple[str, ..
         for info in infos:
             table.add_row(info.name, info.source, info.version or "-", info.status, ", ".join(info.hooks) or "-")
         Console().print(table)
+        chosen = Table(title="offered by name", title_justify="left")
+        for column in ("kind", "name", "plugin", "can / description"):
+            chosen.add_column(column)
+        for row in offered:
+            chosen.add_row(*row)
+        Console().print(chosen)
 
 
 @cli.command("ls")
 @root_option
 @click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
-@click.option("--remote", is_flag=True, help="List the tasks and versions deployed on the Flyte control plane.")
+@click.option("--remote", is_flag=True, help="Same as --backend remote: list what the Flyte control plane holds.")
 @project_option
 @domain_option
+@backend_option
 @config_option
+@plugin_option
 def ls_command(root_dir: Path | None, store: str | None, output: str, remote: bool, project: str | None,
-               domain: str | None, config_file: Path | None) -> None:
-    """List what is deployed: in the local backend (environments, versions, tasks, images),
-    or with --remote on the control plane (tasks and their versions)."""
-    from .config import Config
-
-    config = Config.load(root_dir, {"store": store, "config": config_file, "project": project, "domain": domain})
-    if remote:
-        _list_remote(config, output)
-        return
-    records = local_backend.list_deployments(config.store_url)
+               domain: str | None, backend: str | None, config_file: Path | None, plugins: tuple[str, ...]) -> None:
+    """List what the backend holds: the local store (environments, versions, tasks, images),
+    or a control plane (tasks and their versions)."""
+    if remote and backend not in (None, "remote"):
+        raise UsageError(f"--remote lists the remote backend; it cannot be combined with --backend {backend}")
+    options = {"store": store, "config": config_file, "project": project, "domain": domain,
+               "backend": "remote" if remote else backend}
+    with open_session(root_dir, options=options, plugins=plugins) as session:
+        chosen = session.backend
+        if chosen.listing is None:
+            raise UsageError(f"backend {chosen.name!r} ({session.config.source_of('backend')}) cannot list what it"
+                             " holds")
+        listed = chosen.listing(session.config)
     if output == "json":
-        click.echo(json.dumps(records, indent=2))
+        click.echo(json.dumps(listed.records, indent=2))
         return
-    if not records:
-        click.echo(f"nothing deployed in {config.store_url}")
+    if not listed.records:
+        click.echo(f"nothing deployed {listed.where}")
         return
-    table = Table(title=f"Deployed in {config.store_url}", title_justify="left")
-    for column in ("environment", "version", "tasks", "image", "bundle"):
+    table = Table(title=f"Deployed {listed.where}", title_justify="left")
+    for column in listed.columns:
         table.add_column(column, overflow="fold")
-    for r in records:
-        tasks = "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in r["tasks"])
-        table.add_row(r["environment"], r["version"], tasks, r["image"], r["bundle"] or "none")
-    Console().print(table)
-
-
-def _list_remote(config: Any, output: str) -> None:
-    from .remote import RemoteSettings, TaskServiceConnection, read_token
-
-    settings = RemoteSettings.from_config(config)
-    with TaskServiceConnection(settings, read_token(settings, config.environ)) as connection:
-        records = []
-        for task in sorted(connection.list_tasks(settings.project, settings.domain), key=lambda t: t.task_id.name):
-            versions = connection.list_versions(task.task_id)
-            records.append({
-                "task": task.task_id.name, "environment": task.metadata.environment_name or None,
-                "project": task.task_id.project, "domain": task.task_id.domain, "latest": task.task_id.version,
-                "versions": [{"version": v.version,
-                              "deployed_at": v.deployed_at.ToJsonString() if v.HasField("deployed_at") else None}
-                             for v in versions],
-            })
-    if output == "json":
-        click.echo(json.dumps(records, indent=2))
-        return
-    where = f"{settings.address} ({settings.project}/{settings.domain})"
-    if not records:
-        click.echo(f"nothing deployed on {where}")
-        return
-    table = Table(title=f"Deployed on {where}", title_justify="left")
-    for column in ("task", "environment", "latest", "versions"):
-        table.add_column(column, overflow="fold")
-    for r in records:
-        versions = "\n".join(f"{v['version']}  {v['deployed_at'] or ''}".rstrip() for v in r["versions"])
-        table.add_row(r["task"], r["environment"] or "-", r["latest"], versions)
+    for row in listed.rows:
+        table.add_row(*row)
     Console().print(table)
 
 
@@ -249,9 +236,10 @@ def _list_remote(config: Any, output: str) -> None:
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run in this new directory and keep it (default: a temporary one, removed afterwards).")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@plugin_option
 def run_command(task: str, inputs: tuple[str, ...], version: str | None, root_dir: Path | None, store: str | None,
                 project: str | None, domain: str | None, backend: str | None, config_file: Path | None,
-                work_dir: Path | None, output: str) -> None:
+                work_dir: Path | None, output: str, plugins: tuple[str, ...]) -> None:
     """Run a deployed task ENV.TASK from its code bundle, as a remote runtime would.
 
     The spec comes from the configured backend, as for deploy: the local store, or the
@@ -260,7 +248,6 @@ def run_command(task: str, inputs: tuple[str, ...], version: str | None, root_di
     from the bundle fails here and not in production. The task's output goes to stderr,
     its results to stdout.
     """
-    from .config import Config
     from .errors import RunError
     from .local_run import parse_inputs, run_task
     from .storage import storage_options
@@ -271,10 +258,11 @@ def run_command(task: str, inputs: tuple[str, ...], version: str | None, root_di
     given = parse_inputs(inputs)
     if work_dir is not None and work_dir.exists() and any(work_dir.iterdir()):
         raise RunError(f"--work-dir {work_dir} is not empty")
-    config = Config.load(root_dir, {"store": store, "project": project, "domain": domain, "backend": backend,
-                                    "config": config_file})
-    spec = find_task_spec(config, task, version)
-    result = run_task(spec, given, keep_dir=work_dir, storage=storage_options(config))
+    options = {"store": store, "project": project, "domain": domain, "backend": backend, "config": config_file}
+    with open_session(root_dir, options=options, plugins=plugins) as session:
+        spec = find_task_spec(session.backend, session.config, task, version)
+        storage = storage_options(session.config)
+    result = run_task(spec, given, keep_dir=work_dir, storage=storage)
     click.echo(result.stdout + result.stderr, err=True, nl=False)
     if output == "json":
         click.echo(json.dumps({"task": result.task, "version": result.version, "outputs": result.outputs}, indent=2))

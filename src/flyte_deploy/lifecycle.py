@@ -1,11 +1,13 @@
-"""The deploy lifecycle: calls the phase hooks in order and checks what they return.
+"""The deploy lifecycle: calls the phase hooks in order, through the typed ``session.calls``.
 
 Order: deploy_start, discover_environments, resolve_dependencies, build_bundle,
-compute_version (unless a version was given), serialize_task + attach_source_link per
-task, check_plan, then (unless dry run) build_image per distinct image, upload_bundle,
-register_environment per environment, and finally deploy_finish.
-Nothing is uploaded, pushed or registered before every task serialized and every policy
-passed.
+compute_version (unless a version was given), serialize_task per task, attach_source_link
+per task, check_plan, then (unless dry run) build_image per distinct image, upload_bundle,
+register_environment per environment, and finally deploy_finish. Each phase reports once,
+passed or failed, through ``phase_finished``.
+
+The orchestration itself is not a hook, so no plugin can reorder it: nothing is uploaded,
+pushed or registered before every task serialized and every policy passed.
 """
 
 from __future__ import annotations
@@ -14,67 +16,31 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence, TypeVar
 
-from .errors import PluginError, PolicyViolation, RegistrationError, UsageError
+from .errors import PolicyViolation, RegistrationError, UsageError
 from .image import Image
-from .environments import Environment
+from .environments import Environment, Task
 from .session import DeploySession
 from .types import (
-    COPY_STYLES, Bundle, DeployPlan, DeployRequest, DeployResult, Discovery, ImageRef, Registration,
-    SerializedTask, SourceLink, Violation,
+    COPY_STYLES, DeployPlan, DeployRequest, DeployResult, ImageRef, PhaseReport, Registration, SerializedTask,
 )
 
-#: what each hook must return (besides None); checked for every implementation
-RESULT_TYPES: dict[str, type | tuple[type, ...]] = {
-    "discover_environments": Discovery,
-    "resolve_dependencies": (list, tuple),
-    "build_bundle": Bundle,
-    "compute_version": str,
-    "serialize_task": SerializedTask,
-    "attach_source_link": SourceLink,
-    "check_plan": (list, tuple),
-    "build_image": ImageRef,
-    "upload_bundle": str,
-    "register_environment": (list, tuple),
-    "register_image_builders": (list, tuple),
-}
-
-#: element types of the list-valued results
-ITEM_TYPES: dict[str, type] = {
-    "resolve_dependencies": Environment,
-    "check_plan": Violation,
-    "register_environment": Registration,
-}
+T = TypeVar("T")
 
 
-def check_result(hook_name: str, result: Any, info: Any) -> None:
-    """Raise ``PluginError`` naming the plugin when ``result`` is not of the hook's type."""
-    if result is None or hook_name not in RESULT_TYPES:
-        return
-    expected = RESULT_TYPES[hook_name]
-    if not isinstance(result, expected):
-        names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
-        raise PluginError(f"{info.describe()} returned {type(result).__name__} from {hook_name}, expected {names}")
-    item_type = ITEM_TYPES.get(hook_name)
-    if item_type is not None:
-        for item in result:
-            if not isinstance(item, item_type):
-                raise PluginError(f"{info.describe()} returned a {type(item).__name__} in the list from"
-                                  f" {hook_name}, expected {item_type.__name__}")
-
-
-def call_phase(session: DeploySession, name: str, describe: Callable[[Any], str] | None = None,
-               **kwargs: Any) -> Any:
-    """Call a firstresult phase hook; a phase nobody handled is a ``PluginError``. With
-    ``describe``, report the phase's outcome through ``phase_finished``."""
+def run_phase(session: DeploySession, phase: str, run: Callable[[], T], describe: Callable[[T], str]) -> T:
+    """``run()``, reported through ``phase_finished`` as passed (with ``describe(result)``)
+    or failed (with the error, which is re-raised)."""
     started = time.perf_counter()
-    result = getattr(session.hook, name)(session=session, **kwargs)
-    if result is None and name not in ("attach_source_link",):
-        raise PluginError(f"no plugin handled {name}; is its built-in disabled (-p no:...)?")
-    if describe is not None:
-        session.hook.phase_finished(session=session, phase=name, duration=time.perf_counter() - started,
-                                    detail=describe(result))
+    try:
+        result = run()
+    except BaseException as exc:
+        session.calls.phase_finished(session, PhaseReport(phase, "failed", time.perf_counter() - started,
+                                                          str(exc).splitlines()[0] if str(exc) else "", exc))
+        raise
+    session.calls.phase_finished(session, PhaseReport(phase, "passed", time.perf_counter() - started,
+                                                      describe(result)))
     return result
 
 
@@ -112,82 +78,99 @@ def deploy(
         raise UsageError("--copy-style none needs an explicit --version: there is no bundle to derive one from")
     with tempfile.TemporaryDirectory(prefix="flyte-deploy-") as scratch:
         plan = DeployPlan(request=request, root_dir=config.root_dir, copy_style=style, scratch_dir=Path(scratch))
-        session.hook.deploy_start(session=session, plan=plan)
+        session.calls.deploy_start(session, plan)
         try:
             result = _deploy(session, plan, version, dict(image_overrides or {}))
         except BaseException as exc:
-            session.hook.deploy_finish(session=session, result=None, error=exc)
+            session.calls.deploy_finish(session, None, exc)
             raise
-        session.hook.deploy_finish(session=session, result=result, error=None)
+        session.calls.deploy_finish(session, result, None)
         return result
 
 
 def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overrides: dict[str, str]) -> DeployResult:
-    plan.discovery = call_phase(
-        session, "discover_environments",
-        lambda d: f"{len(d.selected)} selected of {len(d.environments)} environment(s) found",
-        request=plan.request)
-    if not plan.discovery.selected:
+    calls = session.calls
+    discovery = run_phase(session, "discover_environments", lambda: calls.discover_environments(session, plan.request),
+                          lambda d: f"{len(d.selected)} selected of {len(d.environments)} environment(s) found")
+    plan.discovery = discovery
+    if not discovery.selected:
         raise UsageError("nothing to deploy: no TaskEnvironment selected")
-    plan.environments = tuple(call_phase(
-        session, "resolve_dependencies", lambda envs: "deploy order: " + " -> ".join(e.name for e in envs),
-        selected=plan.discovery.selected))
+    plan.environments = tuple(run_phase(
+        session, "resolve_dependencies", lambda: calls.resolve_dependencies(session, discovery.selected),
+        lambda envs: "deploy order: " + " -> ".join(e.name for e in envs)))
     plan.images = resolve_images(plan.environments, session.config.get("image.registry"), overrides)
-    plan.bundle = call_phase(session, "build_bundle", lambda b: b.summary, plan=plan)
+    plan.bundle = run_phase(session, "build_bundle", lambda: calls.build_bundle(session, plan), lambda b: b.summary)
     if plan.bundle.digest:
         plan.bundle_uri = f"{session.config.storage_url.rstrip('/')}/{plan.bundle.filename}"
-    plan.version = version or call_phase(session, "compute_version", lambda v: f"version {v}", plan=plan)
+    plan.version = version or run_phase(session, "compute_version", lambda: calls.compute_version(session, plan),
+                                        lambda v: f"version {v}")
 
-    started = time.perf_counter()
-    for env in plan.environments:
-        for task in env.tasks.values():
-            serialized = call_phase(session, "serialize_task", environment=env, task=task, plan=plan)
-            link = call_phase(session, "attach_source_link", task=task, serialized=serialized)
-            if link is not None:
-                serialized.spec.documentation.source_code.link = link.url
-            plan.tasks.append(serialized)
-    session.hook.phase_finished(session=session, phase="serialize_task", duration=time.perf_counter() - started,
-                                detail=f"{len(plan.tasks)} task(s)")
+    serialized: list[tuple[Task, SerializedTask]] = []
 
-    violations = [v for batch in session.hook.check_plan(session=session, plan=plan) for v in batch]
-    if violations:
-        raise PolicyViolation(violations, plan=plan)
+    def serialize() -> None:
+        for env in plan.environments:
+            for task in env.tasks.values():
+                serialized.append((task, calls.serialize_task(session, env, task, plan)))
+        plan.tasks[:] = [spec for _, spec in serialized]
 
-    backend = session.config.backend
+    run_phase(session, "serialize_task", serialize, lambda _: f"{len(plan.tasks)} task(s)")
+
+    def link() -> int:
+        linked = 0
+        for task, spec in serialized:
+            found = calls.attach_source_link(session, task, spec)
+            if found is not None:
+                spec.spec.documentation.source_code.link = found.url
+                linked += 1
+        return linked
+
+    run_phase(session, "attach_source_link", link, lambda linked: f"{linked} of {len(plan.tasks)} task(s) linked")
+
+    def police() -> None:
+        violations = calls.check_plan(session, plan)
+        if violations:
+            raise PolicyViolation(violations, plan=plan)
+
+    run_phase(session, "check_plan", police, lambda _: "no violations")
     if session.dry_run:
-        return dry_run_result(plan, backend)
+        return dry_run_result(plan, session.backend.name)
 
-    images = build_images(session, plan)
+    images = run_phase(session, "build_image", lambda: build_images(session, plan),
+                       lambda refs: f"{len({r.uri for r in refs if r.built})} built,"
+                                    f" {len({r.uri for r in refs})} distinct")
     if plan.bundle.digest and plan.bundle_uri:
-        plan.bundle_uri = call_phase(session, "upload_bundle", lambda uri: f"bundle at {uri}", bundle=plan.bundle,
-                                     uri=plan.bundle_uri)
+        bundle, uri = plan.bundle, plan.bundle_uri
+        plan.bundle_uri = run_phase(session, "upload_bundle", lambda: calls.upload_bundle(session, bundle, uri),
+                                    lambda stored: f"bundle at {stored}")
+    registrations = run_phase(session, "register_environment", lambda: register(session, plan),
+                              lambda regs: f"{len(regs)} task(s) registered with {session.backend.name}")
+    return _result(plan, session.backend.name, images, tuple(registrations), dry_run=False)
+
+
+def register(session: DeploySession, plan: DeployPlan) -> list[Registration]:
+    """Register each environment in deploy order; a ``RegistrationError`` names every task
+    registered before it and every task not registered."""
     registrations: list[Registration] = []
-    started = time.perf_counter()
     for index, env in enumerate(plan.environments):
         try:
-            registrations += call_phase(session, "register_environment", environment=env,
-                                        tasks=plan.tasks_of(env.name), plan=plan)
+            registrations += session.calls.register_environment(session, env, plan.tasks_of(env.name), plan)
         except RegistrationError as exc:
             if not (exc.registered or exc.not_registered):  # backend did not say: the whole env failed
                 exc = RegistrationError(exc.message, not_registered=[t.name for t in plan.tasks_of(env.name)],
                                         hint=exc.hint)
             later = [t.name for e in plan.environments[index + 1:] for t in plan.tasks_of(e.name)]
             raise exc.with_progress([r.task for r in registrations], later) from exc
-    session.hook.phase_finished(session=session, phase="register_environment", duration=time.perf_counter() - started,
-                                detail=f"{len(registrations)} task(s) registered with {backend}")
-    return _result(plan, backend, images, tuple(registrations), dry_run=False)
+    return registrations
 
 
 def build_images(session: DeploySession, plan: DeployPlan) -> tuple[ImageRef, ...]:
     """Build each distinct image once, independent ones concurrently; map refs back to
     every environment using them."""
-    started = time.perf_counter()
     first_env: dict[str, Environment] = {}
     for env in plan.environments:
         first_env.setdefault(plan.images[env.name].uri, env)
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(first_env)))) as pool:
-        futures = {uri: pool.submit(call_phase, session, "build_image", None, environment=env,
-                                    image=plan.images[env.name])
+        futures = {uri: pool.submit(session.calls.build_image, session, env, plan.images[env.name])
                    for uri, env in first_env.items()}
         built = {uri: future.result() for uri, future in futures.items()}
     refs = []
@@ -195,8 +178,6 @@ def build_images(session: DeploySession, plan: DeployPlan) -> tuple[ImageRef, ..
         ref = built[plan.images[env.name].uri]
         refs.append(ImageRef(environment=env.name, uri=ref.uri, builder=ref.builder, built=ref.built,
                              digest=ref.digest, note=ref.note))
-    session.hook.phase_finished(session=session, phase="build_image", duration=time.perf_counter() - started,
-                                detail=f"{sum(r.built for r in built.values())} built, {len(built)} distinct")
     return tuple(refs)
 
 
@@ -216,4 +197,4 @@ def _result(plan: DeployPlan, backend: str, images: tuple[ImageRef, ...], regist
                         registrations=registrations)
 
 
-__all__ = ["call_phase", "check_result", "deploy", "dry_run_result", "resolve_images"]
+__all__ = ["deploy", "dry_run_result", "resolve_images", "run_phase"]

@@ -17,22 +17,28 @@ entry-point plugin, which overrides a built-in (built-in phases are also ``tryla
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import difflib
 import functools
 import importlib
 import importlib.util
+import inspect
+import re
 import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Generator, Iterable
 
 import pluggy
 
 from . import hookspecs
 from .config import LOCAL_PLUGIN_FILE, Config
+from .contracts import contract_of
 from .errors import FlyteDeployError, PluginError, UsageError
+from .hookcalls import HookCalls
 
 ENTRY_POINT_GROUP = "flyte_deploy"
 POLICY_ENTRY_POINT_GROUP = "flyte_deploy.policy"
@@ -48,6 +54,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("source_link", "flyte_deploy.builtin.source_link"),
     ("image", "flyte_deploy.builtin.image"),
     ("upload", "flyte_deploy.builtin.upload"),
+    ("register", "flyte_deploy.builtin.register"),
     ("local_backend", "flyte_deploy.builtin.local_backend"),
     ("remote_backend", "flyte_deploy.builtin.remote_backend"),
     ("reporting", "flyte_deploy.builtin.reporting"),
@@ -56,11 +63,18 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
 #: built-ins registered only when the package they adapt is importable (never imported here)
 BUILTIN_REQUIRES: dict[str, str] = {"flyte": "flyte"}
 
+#: the plugin whose hook implementation is running (in this thread): the parent of any
+#: plugin it registers
+_RUNNING: contextvars.ContextVar[PluginInfo | None] = contextvars.ContextVar("flyte_deploy_running_plugin",
+                                                                             default=None)
+
 
 @dataclass(frozen=True)
 class PluginInfo:
     """Where a plugin came from: ``source`` is builtin, cmdline, env, entrypoint, pyproject,
-    local or policy; ``status`` is active, disabled or policy."""
+    local, policy, or sub-plugin (registered by plugin ``registered_by``, e.g. from its
+    ``configure``) or api (registered directly through the plugin manager); ``status`` is
+    active, disabled or policy."""
 
     name: str
     source: str
@@ -68,22 +82,29 @@ class PluginInfo:
     location: str = ""
     status: str = "active"
     hooks: tuple[str, ...] = ()
+    registered_by: str = ""
 
     def describe(self) -> str:
         where = f" {self.location}" if self.location else ""
         version = f" {self.version}" if self.version else ""
-        return f"plugin {self.name!r} ({self.source}{version}{where})"
+        parent = f", registered by {self.registered_by!r}" if self.registered_by else ""
+        return f"plugin {self.name!r} ({self.source}{version}{where}{parent})"
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "version": self.version,
-                "location": self.location, "status": self.status, "hooks": list(self.hooks)}
+                "location": self.location, "status": self.status, "hooks": list(self.hooks),
+                "registered_by": self.registered_by or None}
 
 
 class DeployPluginManager(pluggy.PluginManager):
     """A pluggy manager that remembers each plugin's source and attributes failures.
 
-    Every implementation it registers is wrapped so that an unexpected exception, or a
-    result of the wrong type, becomes a ``PluginError`` naming the plugin and its source.
+    Every plugin, whichever way it arrives (the loaders below, ``register`` from a
+    ``configure`` hook, the testing kit), goes through ``register_plugin``. Every hook
+    implementation, wrappers included, is wrapped as pluggy accepts it (before a historic
+    hook is replayed to it), so that an unexpected exception, or a result its hook's
+    contract refuses, becomes a ``PluginError`` naming the plugin and its source.
+    ``calls`` is the typed facade of every hook.
     """
 
     def __init__(self) -> None:
@@ -91,67 +112,182 @@ class DeployPluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self.disabled: dict[str, PluginInfo] = {}
-        # historic: pluggy calls it for every plugin registered from now on
-        self.hook.add_hookspecs.call_historic(kwargs={"pluginmanager": self})
+        self.calls = HookCalls(self.hook)
+        #: once the manager is built, every registration is checked for misspelled hooks at once
+        self.checked = False
+        self.calls.add_hookspecs(self)
 
-    def register_plugin(self, plugin: object, info: PluginInfo) -> None:
-        """Register ``plugin`` under ``info.name``; a name already taken is an error."""
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        """pluggy's registration, for plugins that register others (``configure``): the
+        plugin is recorded as a sub-plugin of the plugin whose hook is running."""
+        parent = _RUNNING.get()
+        info = PluginInfo(name or self.get_canonical_name(plugin), "sub-plugin" if parent else "api",
+                          parent.version if parent else None, defined_at(plugin),
+                          registered_by=parent.name if parent else "")
+        return self.register_plugin(plugin, info)
+
+    def load_plugin(self, info: PluginInfo, load: Callable[[], object]) -> str | None:
+        """Import a plugin with ``load`` and register it; a blocked name is not imported."""
+        if self.is_blocked(info.name):
+            return self._disable(info)
+        return self.register_plugin(load(), info)
+
+    def _disable(self, info: PluginInfo) -> str | None:
+        """Record a plugin pluggy blocks (``-p no:NAME``); it is not registered (``None``)."""
+        self.disabled[info.name] = dataclasses.replace(info, status="disabled")
+        return None
+
+    def register_plugin(self, plugin: object, info: PluginInfo) -> str | None:
+        """Register ``plugin`` under ``info.name``, the one registration path: a blocked
+        name is recorded as disabled; a name already taken, a hookimpl with default values
+        or arguments its hook does not have, and (once built) a misspelled hook are a
+        ``PluginError`` naming the plugin and the file and line."""
+        if self.is_blocked(info.name):
+            return self._disable(info)
         if info.name in self.infos:
             other = self.infos[info.name]
             raise PluginError(f"{info.describe()} clashes with {other.describe()}: two plugins named {info.name!r}")
         if self.is_registered(plugin):
-            return
+            return self.get_name(plugin)
+        impls = self._hookimpl_functions(plugin, info)
+        self.infos[info.name] = info
         try:
-            self.register(plugin, name=info.name)
+            super().register(plugin, name=info.name)
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"{info.describe()} is invalid: {exc}") from None
-        hooks = tuple(sorted(impl_hook for impl_hook in self._hooks_of(plugin)))
-        self.infos[info.name] = PluginInfo(**{**info.__dict__, "hooks": hooks})
-        self._attribute(plugin, self.infos[info.name])
+            self.infos.pop(info.name, None)
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            hook = re.search(r"for hook '(\w+)'", str(exc))
+            name = hook.group(1) if hook else ""
+            where = defined_at(impls[name]) if name in impls else info.location
+            raise PluginError(f"{where}: {info.describe()}: {name + ': ' if name else ''}{lines[-1] if lines else exc}"
+                              ) from None
+        hooks = tuple(sorted(caller.name for caller in self.get_hookcallers(plugin) or ()))
+        self.infos[info.name] = dataclasses.replace(info, hooks=hooks)
+        if self.checked:
+            self.check()
+        return info.name
 
-    def _hooks_of(self, plugin: object) -> Iterable[str]:
-        for caller in self.get_hookcallers(plugin) or ():
-            yield caller.name
+    def _hookimpl_functions(self, plugin: object, info: PluginInfo) -> dict[str, Callable[..., Any]]:
+        """The plugin's hook implementations by hook name; refuses parameters with
+        default values (pluggy never passes them) naming the file and line."""
+        found: dict[str, Callable[..., Any]] = {}
+        for attr in dir(plugin):
+            opts = self.parse_hookimpl_opts(plugin, attr)
+            if opts is None:
+                continue
+            function = getattr(plugin, attr)
+            defaults = [p.name for p in inspect.signature(function).parameters.values()
+                        if p.default is not inspect.Parameter.empty]
+            if defaults:
+                raise PluginError(f"{defined_at(function)}: {info.describe()}: {attr} gives {', '.join(defaults)}"
+                                  " a default value, which pluggy never passes; remove the default")
+            found[opts.get("specname") or attr] = function
+        return found
 
-    def _attribute(self, plugin: object, info: PluginInfo) -> None:
-        for caller in self.get_hookcallers(plugin) or ():
-            for impl in caller.get_hookimpls():
-                if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
-                    impl.function = _attributed(impl.function, caller.name, info)
+    def _verify_hook(self, hook: pluggy.HookCaller, hookimpl: pluggy.HookImpl) -> None:
+        """pluggy calls this once per implementation as its spec becomes known, before a
+        historic hook is replayed to it: the moment to wrap it for attribution."""
+        super()._verify_hook(hook, hookimpl)
+        info = self.infos.get(hookimpl.plugin_name)
+        if info is not None and not hookimpl.hookwrapper:
+            wrap = _attributed_wrapper if hookimpl.wrapper else _attributed
+            hookimpl.function = wrap(hookimpl.function, hook, info)  # type: ignore[misc]  # pluggy: Final
 
     def check(self) -> None:
-        """Fail on any marked implementation that matches no hookspec (a misspelling)."""
-        try:
-            self.check_pending()
-        except pluggy.PluginValidationError as exc:
-            name = self.get_name(exc.plugin) if exc.plugin is not None else "?"
-            info = self.infos.get(name)
-            where = info.describe() if info else f"plugin {name!r}"
-            raise PluginError(f"{where}: {exc}") from None
+        """Fail on any marked implementation that matches no hookspec (a misspelling),
+        naming the plugin, its file and line, and the closest hook name."""
+        known = hook_names(self)
+        for name, caller in sorted(vars(self.hook).items()):
+            if name.startswith("_") or not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.optionalhook:
+                    continue
+                info = self.infos.get(impl.plugin_name)
+                where = info.describe() if info else f"plugin {impl.plugin_name!r}"
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise PluginError(f"{defined_at(impl.function)}: {where}: {name} is not a flyte-deploy hook{hint}")
+        self.checked = True
 
-    def plugin_of(self, hookimpl_plugin: object) -> PluginInfo | None:
-        name = self.get_name(hookimpl_plugin)
-        return self.infos.get(name) if name else None
+
+def defined_at(obj: object) -> str:
+    """``file:line`` of a function or a plugin object's class, the file of a module."""
+    if isinstance(obj, ModuleType):
+        return str(getattr(obj, "__file__", None) or obj.__name__)
+    target: Any = inspect.unwrap(obj) if callable(obj) else obj
+    target = getattr(target, "__func__", target)
+    code = getattr(target, "__code__", None)
+    if code is not None:
+        return f"{code.co_filename}:{code.co_firstlineno}"
+    cls = target if inspect.isclass(target) else type(target)
+    try:
+        return f"{inspect.getsourcefile(cls)}:{inspect.getsourcelines(cls)[1]}"
+    except (OSError, TypeError):
+        return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _attributed(func: Callable[..., Any], hook_name: str, info: PluginInfo) -> Callable[..., Any]:
-    from .lifecycle import check_result  # late: lifecycle imports this module
+def _failure(info: PluginInfo, hook: str, exc: Exception) -> PluginError:
+    return PluginError(f"{info.describe()} failed in {hook}: {type(exc).__name__}: {exc}"
+                       f" (run with -p no:{info.name} to confirm)")
+
+
+def _attributed(func: Callable[..., Any], hook: pluggy.HookCaller, info: PluginInfo) -> Callable[..., Any]:
+    """``func`` raising ``PluginError`` for an unexpected exception or a result its
+    contract refuses; results come back stamped when the contract says so."""
 
     @functools.wraps(func)
     def call(*args: Any) -> Any:
+        token = _RUNNING.set(info)
         try:
             result = func(*args)
         except FlyteDeployError:
             raise
         except Exception as exc:
-            raise PluginError(
-                f"{info.describe()} failed in {hook_name}: {type(exc).__name__}: {exc}"
-                f" (run with -p no:{info.name} to confirm)"
-            ) from exc
-        check_result(hook_name, result, info)
-        if hook_name == "check_plan":  # reports say which plugin rejected what
-            result = [dataclasses.replace(violation, plugin=info.name) for violation in result]
-        return result
+            raise _failure(info, hook.name, exc) from exc
+        finally:
+            _RUNNING.reset(token)
+        contract = contract_of(hook)
+        return result if contract is None else contract.check(hook.name, result, info.name, info.describe())
+
+    return call
+
+
+def _attributed_wrapper(func: Callable[..., Any], hook: pluggy.HookCaller, info: PluginInfo) -> Callable[..., Any]:
+    """A ``wrapper=True`` generator whose own exceptions (not the ones pluggy throws into
+    it from the implementations it wraps) are attributed to ``info``; for firstresult
+    hooks the result it returns is checked like any implementation's."""
+
+    @functools.wraps(func)
+    def call(*args: Any) -> Generator[None, Any, Any]:
+        def step(method: Callable[..., Any], *method_args: Any, thrown: BaseException | None = None) -> Any:
+            token = _RUNNING.set(info)
+            try:
+                return method(*method_args)
+            except (StopIteration, FlyteDeployError):
+                raise
+            except Exception as exc:
+                if exc is thrown:
+                    raise
+                raise _failure(info, hook.name, exc) from exc
+            finally:
+                _RUNNING.reset(token)
+
+        generator = step(func, *args)
+        try:
+            step(next, generator)
+            try:
+                result = yield
+            except BaseException as error:  # noqa: BLE001 - whatever pluggy throws goes into the wrapper
+                step(generator.throw, error, thrown=error)
+            else:
+                step(generator.send, result)
+        except StopIteration as stop:
+            contract = contract_of(hook)
+            if contract is None or contract.kind != "firstresult":
+                return stop.value
+            return contract.check(hook.name, stop.value, info.name, info.describe())
+        raise PluginError(f"{info.describe()}: its {hook.name} wrapper must yield exactly once")
 
     return call
 
@@ -214,34 +350,29 @@ def _package_version() -> str:
 
 
 def build_plugin_manager(config: Config, *, cmdline_plugins: Iterable[str] = ()) -> DeployPluginManager:
-    """Register every plugin source in the documented order, run ``check_pending`` and the
-    ``required_plugins`` check, and replay ``configure`` (historic)."""
+    """Register every plugin source in the documented order, check for misspelled hooks
+    and ``required_plugins``, replay ``configure`` (historic), then refuse a blocked name
+    (``-p no:NAME``, ``disable_plugins``) that no plugin has."""
     pm = DeployPluginManager()
     config.pluginmanager = pm
     cmdline = list(cmdline_plugins)
-    blocked = {p[3:] for p in cmdline if p.startswith("no:")}
-    blocked |= set(config.get_list("disable_plugins"))
+    blocked = {p[3:]: f"-p no:{p[3:]}" for p in cmdline if p.startswith("no:")}
+    for name in config.get_list("disable_plugins"):
+        blocked.setdefault(name, f"disable_plugins ({config.source_of('disable_plugins')})")
     requested = [p for p in cmdline if not p.startswith("no:")]
 
     policy = _policy_sources(config)
-    for name in sorted(blocked & {info.name for _, info in policy}):
+    for name in sorted(set(blocked) & {info.name for _, info in policy}):
         raise UsageError(f"plugin {name!r} is a policy plugin and cannot be disabled")
+    for name in blocked:
+        pm.set_blocked(name)
 
-    def add(plugin: object, info: PluginInfo) -> None:
-        if info.name in blocked and info.source != "policy":
-            pm.disabled[info.name] = PluginInfo(**{**info.__dict__, "status": "disabled"})
-            return
-        pm.register_plugin(plugin, info)
-
-    version = _package_version()
+    version = f"flyte-deploy {_package_version()}"
     for name, module in BUILTIN_PLUGINS:
         if name in BUILTIN_REQUIRES and importlib.util.find_spec(BUILTIN_REQUIRES[name]) is None:
             continue
         info = PluginInfo(name, "builtin", version, module)
-        if name in blocked:
-            add(None, info)
-            continue
-        add(_import_module(module, info), info)
+        pm.load_plugin(info, functools.partial(_import_module, module, info))
 
     entry_points = {ep.name: ep for ep in _sorted_entry_points(ENTRY_POINT_GROUP)}
     env_plugins = [p for p in config.environ.get("FLYTE_DEPLOY_PLUGINS", "").split(",") if p.strip()]
@@ -251,18 +382,15 @@ def build_plugin_manager(config: Config, *, cmdline_plugins: Iterable[str] = ())
             if name in entry_points:
                 ep = entry_points.pop(name)
                 info = PluginInfo(ep.name, source, _dist_version(ep), ep.value)
-                if ep.name not in blocked:
-                    add(_load_entry_point(ep, info), info)
+                pm.load_plugin(info, functools.partial(_load_entry_point, ep, info))
             else:
                 info = PluginInfo(name, source, None, name)
-                if name not in blocked:
-                    add(_import_module(name, info), info)
+                pm.load_plugin(info, functools.partial(_import_module, name, info))
 
-    autoload = not _truthy(config.get("disable_plugin_autoload"))
-    if autoload:
+    if not _truthy(config.get("disable_plugin_autoload")):
         for ep in entry_points.values():
             info = PluginInfo(ep.name, "entrypoint", _dist_version(ep), ep.value)
-            add(None if ep.name in blocked else _load_entry_point(ep, info), info)
+            pm.load_plugin(info, functools.partial(_load_entry_point, ep, info))
 
     for ref in config.get_list("plugins", pyproject_only=True):
         where = f"{config.pyproject_path or 'pyproject.toml'}"
@@ -271,22 +399,27 @@ def build_plugin_manager(config: Config, *, cmdline_plugins: Iterable[str] = ())
             info = PluginInfo(Path(ref).stem, "pyproject", None, str(path))
             if not path.is_file():
                 raise PluginError(f"{where}: plugin file {ref} does not exist")
-            add(None if info.name in blocked else _import_file(path, info), info)
+            pm.load_plugin(info, functools.partial(_import_file, path, info))
         else:
             info = PluginInfo(ref, "pyproject", None, where)
-            add(None if ref in blocked else _import_module(ref, info), info)
+            pm.load_plugin(info, functools.partial(_import_module, ref, info))
 
     local = config.root_dir / LOCAL_PLUGIN_FILE
     if local.is_file():
         info = PluginInfo("deployconf", "local", None, str(local))
-        add(None if "deployconf" in blocked else _import_file(local, info), info)
+        pm.load_plugin(info, functools.partial(_import_file, local, info))
 
     for loader, info in policy:
         pm.register_plugin(loader(), info)
 
     pm.check()
     _check_required(pm, config)
-    pm.hook.configure.call_historic(kwargs={"config": config})
+    pm.calls.configure(config)
+    unknown = [name for name in blocked if name not in pm.disabled]
+    if unknown:
+        pm.calls.unconfigure(config)
+        known = sorted({*pm.infos, *pm.disabled} - set(unknown))
+        raise UsageError(f"{blocked[unknown[0]]}: no plugin is named {unknown[0]!r}; known: {', '.join(known)}")
     return pm
 
 

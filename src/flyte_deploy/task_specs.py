@@ -1,6 +1,6 @@
-"""Where ``flyte-deploy run`` finds the ``TaskSpec`` to run: the backend the project is
-configured for, by the same rules as ``deploy`` (``--backend``, else ``remote`` when the
-project configures an endpoint, else ``local``).
+"""Where ``flyte-deploy run`` finds the ``TaskSpec`` to run: the backend selected for the
+command, by the same rules as ``deploy`` (``--backend``, else ``remote`` when the project
+configures an endpoint, else ``local``), through its ``task_spec`` operation.
 
 * ``local``: the local backend's store (``--store``), newest deployed version by default;
 * ``remote``: the control plane's ``TaskService``: ``GetTaskDetails`` for ``--version``, or
@@ -19,35 +19,28 @@ from typing import Any, Sequence
 
 from flyteidl2.task import task_definition_pb2
 
-from .builtin import local_backend
 from .config import Config
-from .errors import RegistrationError, RunError, UsageError
+from .errors import RunError, UsageError
+from .types import Backend
 
 
-def find_task_spec(config: Config, task_name: str, version: str | None) -> task_definition_pb2.TaskSpec:
+def find_task_spec(backend: Backend, config: Config, task_name: str,
+                   version: str | None) -> task_definition_pb2.TaskSpec:
     """The deployed spec of ``task_name`` (``ENV.TASK``) at ``version`` (None: the latest)."""
-    backend = config.backend
-    if backend == "remote":
-        if config.options.get("store") is not None:
-            raise UsageError("--store names the local backend's store; the remote backend runs what the control"
-                             " plane holds (pass --backend local to run from the store)")
-        return remote_task_spec(config, task_name, version)
-    if backend != "local":
-        raise UsageError(f"run reads tasks from the local or the remote backend, not {backend!r}"
-                         f" ({config.source_of('backend')})")
-    try:
-        spec, _ = local_backend.load_task_spec(config.store_url, task_name, version,
-                                               project=config.options.get("project"),
-                                               domain=config.options.get("domain"))
-    except RegistrationError as exc:
-        raise RunError(str(exc)) from None
-    return spec
+    if backend.task_spec is None:
+        raise UsageError(f"backend {backend.name!r} ({config.source_of('backend')}) cannot run tasks:"
+                         " it offers no task specs")
+    return backend.task_spec(config, task_name, version)
 
 
 def remote_task_spec(config: Config, task_name: str, version: str | None) -> task_definition_pb2.TaskSpec:
     """The spec the control plane holds for ``task_name`` in the configured project and
     domain, with the same settings, TLS and token as a remote deploy."""
     from .remote import RemoteSettings, TaskServiceConnection, read_token
+
+    if config.options.get("store") is not None:
+        raise UsageError("--store names the local backend's store; the remote backend runs what the control"
+                         " plane holds (pass --backend local to run from the store)")
 
     settings = RemoteSettings.from_config(config)
     task_id = task_definition_pb2.TaskIdentifier(org=settings.org, project=settings.project, domain=settings.domain,

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 if TYPE_CHECKING:
     from flyteidl2.task.task_definition_pb2 import TaskSpec, TaskTrigger
 
+    from .config import Config
     from .image import Image
     from .environments import Environment
+    from .session import DeploySession
 
 CopyStyle = Literal["loaded_modules", "all", "none"]
 COPY_STYLES: tuple[str, ...] = ("loaded_modules", "all", "none")
@@ -93,7 +95,8 @@ class ImageBuilder:
     ``build(session, environment_name, image)`` makes ``image.uri`` exist in its registry
     and returns an ``ImageRef``; ``available()`` says whether it can run here (e.g. a
     daemon answers); ``auto_priority`` orders builders for ``image.builder = "auto"``
-    (lowest first; ``None`` means never chosen automatically).
+    (lowest first; ``None`` means never chosen automatically). ``plugin`` is set to the
+    name of the plugin that offered it.
     """
 
     name: str
@@ -101,6 +104,7 @@ class ImageBuilder:
     available: Callable[[], bool] = lambda: True
     description: str = ""
     auto_priority: int | None = None
+    plugin: str = ""
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,58 @@ class Registration:
     task: str
     version: str
     status: Literal["created", "unchanged"]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a backend holds, for ``flyte-deploy ls``: ``where`` it looked (``"in <url>"``,
+    ``"on <host> (project/domain)"``), the JSON ``records`` and the same as table ``rows``
+    under ``columns``."""
+
+    where: str
+    records: list[dict[str, Any]]
+    columns: tuple[str, ...]
+    rows: Sequence[Sequence[str]]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A deploy target offered by ``register_backends`` and selected by name (``backend``).
+
+    ``register(session, environment, tasks, plan)`` registers one environment's serialized
+    tasks and returns one ``Registration`` per task (or raises ``RegistrationError``).
+    ``task_spec(config, "ENV.TASK", version)`` returns the deployed ``TaskSpec`` for ``run``
+    (``None``: the backend cannot run tasks); ``listing(config)`` returns a ``Listing`` for
+    ``ls`` (``None``: it cannot list); ``holds_apps`` says whether it can hold Flyte apps.
+    ``plugin`` is set to the name of the plugin that offered it.
+    """
+
+    name: str
+    register: Callable[[DeploySession, Environment, Sequence[SerializedTask], DeployPlan], list[Registration]]
+    task_spec: Callable[[Config, str, str | None], TaskSpec] | None = None
+    listing: Callable[[Config], Listing] | None = None
+    holds_apps: bool = False
+    description: str = ""
+    plugin: str = ""
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """What it can do besides registering: ``list``, ``run``, ``apps``."""
+        return tuple(name for name, able in (("list", self.listing), ("run", self.task_spec),
+                                             ("apps", self.holds_apps)) if able)
+
+
+@dataclass(frozen=True)
+class PhaseReport:
+    """How one lifecycle phase went, passed to ``phase_finished``: ``phase`` (the hook
+    name), ``outcome`` (``passed`` or ``failed``), wall time in seconds, a one-line
+    ``detail`` of its result and, when it failed, the ``error``."""
+
+    phase: str
+    outcome: Literal["passed", "failed"]
+    duration: float
+    detail: str = ""
+    error: BaseException | None = None
 
 
 @dataclass

@@ -46,7 +46,8 @@ def test_it_loads_from_its_entry_point_as_the_last_plugin(deploy_project, policy
     run = deploy_project.run_subprocess("plugins", "--json", python=policy_python).assert_ok()
     last = run.json["plugins"][-1]
     assert last == {"name": "org_policy", "source": "policy", "version": "flyte-deploy-policy 0.1.0",
-                    "location": "flyte_deploy_policy", "status": "policy", "hooks": ["check_plan"]}
+                    "location": "flyte_deploy_policy", "status": "policy", "hooks": ["check_plan"],
+                    "registered_by": None}
     table = deploy_project.run_subprocess("plugins", python=policy_python).assert_ok()
     assert any("org_policy" in line and "policy" in line for line in table.stdout.splitlines())
 

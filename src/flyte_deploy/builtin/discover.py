@@ -18,6 +18,7 @@ from typing import Any
 
 from ..environments import Environment
 from ..errors import DiscoveryError, UsageError
+from ..hookcalls import HookCalls
 from ..hookspecs import hookimpl
 from ..importing import ImportedFiles, import_file, iter_python_files
 from ..sdk import TaskEnvironment
@@ -61,20 +62,20 @@ def _adapter_hint(value: object) -> str:
 
 class Finder:
     """The environments of modules, as every plugin's ``find_environments`` reports them
-    (without a hook relay: our own SDK's only)."""
+    (without the session's hook calls: our own SDK's only)."""
 
-    def __init__(self, hook: Any | None) -> None:
-        self.hook = hook
+    def __init__(self, calls: HookCalls | None) -> None:
+        self.calls = calls
 
     def environments_in(self, module: ModuleType) -> dict[str, Environment]:
         found: dict[str, Environment] = {}
-        batches = [find_environments(module)] if self.hook is None else self.hook.find_environments(module=module)
+        batches = [find_environments(module)] if self.calls is None else self.calls.find_environments(module)
         for batch in batches:
             found.update(batch)
         return {var: found[var] for var in vars(module) if var in found}  # in definition order
 
     def adapt(self, obj: object) -> Environment:
-        env = adapt_environment(obj) if self.hook is None else self.hook.adapt_environment(obj=obj)
+        env = adapt_environment(obj) if self.calls is None else self.calls.adapt_environment(obj)
         if env is None:
             raise UsageError(f"deploy() takes TaskEnvironment objects (flyte_deploy's, or flyte's with"
                              f" flyte-deploy[flyte]), got a {_type_name(obj)}"
@@ -82,10 +83,10 @@ class Finder:
         return env
 
 
-def discover(request: DeployRequest, root_dir: Path, hook: Any | None = None) -> Discovery:
-    """Discover and select environments as ``request`` asks; ``hook`` is the session's
-    hook relay (None: find our own SDK's environments only)."""
-    finder = Finder(hook)
+def discover(request: DeployRequest, root_dir: Path, calls: HookCalls | None = None) -> Discovery:
+    """Discover and select environments as ``request`` asks; ``calls`` are the session's
+    hook calls (None: find our own SDK's environments only)."""
+    finder = Finder(calls)
     if request.mode == "objects":
         found = _unique(finder.adapt(obj) for obj in request.objects)
         return Discovery(environments=found, selected=found, loaded_modules=tuple(sys.modules))
@@ -131,4 +132,4 @@ def discover(request: DeployRequest, root_dir: Path, hook: Any | None = None) ->
 
 @hookimpl(trylast=True)
 def discover_environments(session: DeploySession, request: DeployRequest) -> Discovery:
-    return discover(request, session.config.root_dir, session.hook)
+    return discover(request, session.config.root_dir, session.calls)

@@ -13,12 +13,13 @@ from typing import Any, Sequence
 
 from flyteidl2.task import task_definition_pb2
 
-from ..errors import RegistrationError
+from ..config import Config
+from ..errors import RegistrationError, RunError
 from ..hookspecs import hookimpl
 from ..sdk import TaskEnvironment
 from ..session import DeploySession
 from ..storage import filesystem, join
-from ..types import DeployPlan, Registration, SerializedTask, same_registration
+from ..types import Backend, DeployPlan, Listing, Registration, SerializedTask, same_registration
 
 BACKEND = "local"
 
@@ -91,9 +92,32 @@ def load_task_spec(store_url: str, task_name: str, version: str | None = None, *
     return spec, record
 
 
-@hookimpl(trylast=True)
-def register_environment(session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
-                         plan: DeployPlan) -> list[Registration] | None:
-    if session.config.backend != BACKEND:
-        return None
+def task_spec(config: Config, task_name: str, version: str | None) -> task_definition_pb2.TaskSpec:
+    """The stored spec ``run`` executes; a task or version not deployed is a ``RunError``."""
+    try:
+        spec, _ = load_task_spec(config.store_url, task_name, version, project=config.options.get("project"),
+                                 domain=config.options.get("domain"))
+    except RegistrationError as exc:
+        raise RunError(str(exc)) from None
+    return spec
+
+
+def listing(config: Config) -> Listing:
+    """The store's environment records, for ``ls``."""
+    records = list_deployments(config.store_url)
+    rows = [(r["environment"], r["version"],
+             "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in r["tasks"]),
+             r["image"], r["bundle"] or "none") for r in records]
+    return Listing(f"in {config.store_url}", records, ("environment", "version", "tasks", "image", "bundle"), rows)
+
+
+def register_in_store(session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
+                      plan: DeployPlan) -> list[Registration]:
+    """The backend's ``register``: into the store at ``session.config.store_url``."""
     return register(session.config.store_url, environment, tasks, plan)
+
+
+@hookimpl
+def register_backends() -> list[Backend]:
+    return [Backend(BACKEND, register_in_store, task_spec=task_spec, listing=listing,
+                    description="the embedded store under the project")]

@@ -1,5 +1,6 @@
 """Built-in remote backend (``backend = "remote"``): registers each serialized ``TaskSpec``
-with a Flyte control plane through ``TaskService.DeployTask`` over Connect.
+with a Flyte control plane through ``TaskService.DeployTask`` over Connect, and offers
+``run`` the specs it holds and ``ls`` its tasks and versions.
 
 Contract (docs/remote.md):
 
@@ -21,13 +22,15 @@ from typing import Sequence
 
 from flyteidl2.task import task_definition_pb2
 
+from ..config import Config
 from ..errors import ControlPlaneError, RegistrationError, UsageError
 from ..hookspecs import hookimpl
 from ..remote import RemoteSettings, TaskServiceConnection, read_token, spec_differences
 from ..sdk import TaskEnvironment
 from ..session import DeploySession, StashKey
+from ..task_specs import remote_task_spec
 from ..types import (
-    DeployPlan, DeployResult, Registration, SerializedTask, same_registration, without_source_link,
+    Backend, DeployPlan, DeployResult, Listing, Registration, SerializedTask, same_registration, without_source_link,
 )
 
 BACKEND = "remote"
@@ -108,17 +111,10 @@ def register(state: RemoteDeploy, tasks: Sequence[SerializedTask]) -> list[Regis
     return registrations
 
 
-@hookimpl
-def deploy_start(session: DeploySession, plan: DeployPlan) -> None:
-    if session.config.backend == BACKEND:
-        check_settings(session, plan)
-
-
-@hookimpl(trylast=True)
-def register_environment(session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
-                         plan: DeployPlan) -> list[Registration] | None:
-    if session.config.backend != BACKEND:
-        return None
+def register_on_control_plane(session: DeploySession, environment: TaskEnvironment,
+                              tasks: Sequence[SerializedTask], plan: DeployPlan) -> list[Registration]:
+    """The backend's ``register``: connects and looks every task of the plan up on the
+    first call of a deploy, then registers ``tasks``."""
     state = session.stash.get(remote_deploy_key)
     if state is None:
         settings = check_settings(session, plan)
@@ -129,6 +125,38 @@ def register_environment(session: DeploySession, environment: TaskEnvironment, t
         except ControlPlaneError as exc:
             raise RegistrationError(f"looking up the tasks failed: {exc}", hint=RERUN_HINT) from None
     return register(state, tasks)
+
+
+def listing(config: Config) -> Listing:
+    """The tasks of the configured project and domain with their versions, for ``ls``."""
+    settings = RemoteSettings.from_config(config)
+    with TaskServiceConnection(settings, read_token(settings, config.environ)) as connection:
+        records = []
+        for task in sorted(connection.list_tasks(settings.project, settings.domain), key=lambda t: t.task_id.name):
+            versions = connection.list_versions(task.task_id)
+            records.append({
+                "task": task.task_id.name, "environment": task.metadata.environment_name or None,
+                "project": task.task_id.project, "domain": task.task_id.domain, "latest": task.task_id.version,
+                "versions": [{"version": v.version,
+                              "deployed_at": v.deployed_at.ToJsonString() if v.HasField("deployed_at") else None}
+                             for v in versions],
+            })
+    rows = [(r["task"], r["environment"] or "-", r["latest"],
+             "\n".join(f"{v['version']}  {v['deployed_at'] or ''}".rstrip() for v in r["versions"])) for r in records]
+    return Listing(f"on {settings.address} ({settings.project}/{settings.domain})", records,
+                   ("task", "environment", "latest", "versions"), rows)
+
+
+@hookimpl
+def register_backends() -> list[Backend]:
+    return [Backend(BACKEND, register_on_control_plane, task_spec=remote_task_spec, listing=listing,
+                    description="a Flyte control plane (TaskService over Connect)")]
+
+
+@hookimpl
+def deploy_start(session: DeploySession, plan: DeployPlan) -> None:
+    if session.backend.name == BACKEND:
+        check_settings(session, plan)
 
 
 @hookimpl

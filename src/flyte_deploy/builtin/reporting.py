@@ -1,21 +1,24 @@
-"""Built-in reporting: one progress line per finished phase on stderr, and the summary
-table of a deploy (``render_summary``), used by the CLI."""
+"""Built-in reporting: one line per phase report on stderr (passed or failed), and the
+summary table of a deploy (``render_summary``), used by the CLI."""
 
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..hookspecs import hookimpl
 from ..session import DeploySession
-from ..types import DeployResult
+from ..types import DeployResult, PhaseReport
 
 
 @hookimpl
-def phase_finished(session: DeploySession, phase: str, duration: float, detail: str) -> None:
+def phase_finished(session: DeploySession, report: PhaseReport) -> None:
     if session.config.get("quiet"):
         return
-    session.console.print(f"[green]✓[/] {phase:<22} {detail} [dim]({duration:.2f}s)[/]", highlight=False)
+    mark = "[green]✓[/]" if report.outcome == "passed" else "[red]✗[/]"
+    session.console.print(f"{mark} {report.phase:<22} {escape(report.detail)} [dim]({report.duration:.2f}s)[/]",
+                          highlight=False)
 
 
 def render_summary(result: DeployResult, console: Console) -> None:
