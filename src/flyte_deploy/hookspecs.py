@@ -32,12 +32,12 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .image import Image
-    from .pluginmanager import DeployPluginManager
     from types import ModuleType
 
+    from .config import Config
     from .environments import Task
+    from .image import Image
+    from .pluginmanager import DeployPluginManager
     from .session import DeploySession
     from .types import DeployPlan, DeployRequest, DeployResult, PhaseReport
 

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from ..environments import Environment
 from ..errors import DiscoveryError, UsageError
