@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import flyte_deploy as fd
 from flyte_deploy import ExitCode
 from flyte_deploy.local_run import RunPaths, command_line
 from flyte_deploy.task_specs import find_task_spec
@@ -48,10 +49,9 @@ def test_the_example_runs_from_its_bundle_with_the_source_tree_gone(deployed, in
 
 
 def test_the_command_is_the_templates_own_a0_with_what_a_control_plane_would_add(deployed):
-    from flyte_deploy.config import Config
-
     root = deployed(PROJECTS / "basics.py")
-    spec = find_task_spec(Config.load(root, {}), "basics-base.add", None)
+    with fd.open_session(root) as session:
+        spec = find_task_spec(session.backend, session.config, "basics-base.add", None)
     paths = RunPaths(inputs="file:///i/inputs.pb", outputs="file:///o", raw_data="file:///r", checkpoint="file:///c",
                      run_base="file:///b")
     argv = command_line(spec, paths, run_name="r1")
