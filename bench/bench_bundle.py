@@ -5,9 +5,13 @@ plus 20,000 data files of about 2 KB in 100 directories, a pyproject.toml and a
 .gitignore (22,023 files, about 43 MB). For each copy style the real code path runs:
 
 * ``select``: choosing the files (``loaded_module_files`` / ``all_files``);
-* ``build``: ``flyte_deploy.builtin.bundle.build`` (selection + deterministic tar.gz);
+* ``build``: ``flyte_deploy.bundle.build.build`` (selection + deterministic tar.gz);
+* ``upload, stored``: ``flyte_deploy.bundle.upload.upload`` when the bundle is already at
+  its content address (the no-change path: the stored object is verified, not re-sent);
 * ``cli``: ``flyte-deploy deploy --all envs.py --copy-style STYLE --dry-run`` in a fresh
   process (discovery, bundle, version, serialization), wall time;
+* ``cli, no change``: the same deploy for real (local backend and storage), run again
+  with nothing changed (bundle verified in storage, registrations unchanged);
 
 next to ``tar czf`` of the whole tree as the physical reference, and ``tar cf | gzip -1``
 (the compression level the bundle uses). Each figure is the best
@@ -29,8 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from flyte_deploy.builtin import bundle as bundle_phase
 from flyte_deploy.builtin.discover import discover
+from flyte_deploy.bundle import build as bundle_build
+from flyte_deploy.bundle.upload import upload
 from flyte_deploy.types import DeployPlan, DeployRequest
 
 PACKAGES, MODULES_PER_PACKAGE = 20, 100
@@ -112,11 +117,15 @@ def main() -> None:
             plan = DeployPlan(request=DeployRequest(mode="all", path=root / "envs.py"), root_dir=root,
                               copy_style=style, scratch_dir=work, discovery=discovery,
                               environments=discovery.selected)
-            seconds, selected = best(args.repeat, lambda plan=plan: bundle_phase.select_files(plan))
+            seconds, selected = best(args.repeat, lambda plan=plan: bundle_build.select_files(plan))
             selected_size = sum(os.path.getsize(p) for p in selected.values())
             rows.append((f"{style}: select", len(selected), selected_size, seconds, None))
-            seconds, built = best(args.repeat, lambda plan=plan: bundle_phase.build(plan))
+            seconds, (built, _) = best(args.repeat, lambda plan=plan: bundle_build.build(plan))
             rows.append((f"{style}: build", len(built.files), selected_size, seconds, built.size))
+            stored = work / "storage" / built.filename
+            upload(built, stored.as_uri())
+            seconds, _ = best(args.repeat, lambda built=built, stored=stored: upload(built, stored.as_uri()))
+            rows.append((f"{style}: upload, stored", len(built.files), selected_size, seconds, None))
             # byte-code is cached outside the project, as a user's __pycache__ would be
             env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PYTHONPYCACHEPREFIX": str(work / "pycache")}
             command = [sys.executable, "-m", "flyte_deploy", "deploy", "--all", "envs.py", "--copy-style", style,
@@ -124,10 +133,15 @@ def main() -> None:
             seconds, _ = best(args.repeat, lambda command=command, env=env: subprocess.run(
                 command, cwd=root, env=env, check=True, capture_output=True))
             rows.append((f"{style}: cli --dry-run", len(built.files), selected_size, seconds, None))
+            real = [*command[:-4], "--store", (work / f"store-{style}").as_uri(), "--output", "json", "-q"]
+            subprocess.run(real, cwd=root, env=env, check=True, capture_output=True)
+            seconds, _ = best(args.repeat, lambda real=real, env=env: subprocess.run(
+                real, cwd=root, env=env, check=True, capture_output=True))
+            rows.append((f"{style}: cli, no change", len(built.files), selected_size, seconds, None))
 
-        print(f"\n{'what':<28}{'files':>8}{'MB':>8}{'seconds':>9}{'files/s':>10}{'MB/s':>8}{'gz MB':>8}")
+        print(f"\n{'what':<32}{'files':>8}{'MB':>8}{'seconds':>9}{'files/s':>10}{'MB/s':>8}{'gz MB':>8}")
         for what, n, nbytes, secs, gz in rows:
-            print(f"{what:<28}{n:>8,}{nbytes / 1e6:>8.1f}{secs:>9.3f}{n / secs:>10,.0f}{nbytes / 1e6 / secs:>8.1f}"
+            print(f"{what:<32}{n:>8,}{nbytes / 1e6:>8.1f}{secs:>9.4f}{n / secs:>10,.0f}{nbytes / 1e6 / secs:>8.1f}"
                   f"{'' if gz is None else f'{gz / 1e6:.1f}':>8}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

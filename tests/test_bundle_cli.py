@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from flyte_deploy.builtin import bundle as bundle_phase
-from flyte_deploy.builtin.bundle import extract_archive
+from flyte_deploy.bundle import archive as bundle_archive
+from flyte_deploy.bundle import extract_archive
 from flyte_deploy.cli import cli as cli_group
 from flyte_deploy.cli import run_cli
 from flyte_deploy.errors import ExitCode
@@ -132,7 +132,7 @@ def test_another_compressor_gives_the_same_bundle_name_and_version_and_redeploys
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == first["bundle"]["archive_digest"]
     before = stored.stat()
     # as on a machine whose zlib writes other bytes for the same stream
-    monkeypatch.setattr(bundle_phase, "COMPRESS_LEVEL", 9)
+    monkeypatch.setattr(bundle_archive, "COMPRESS_LEVEL", 9)
     other = deploy_in_process(project, args, capsys)
     assert other["bundle"]["archive_digest"] != first["bundle"]["archive_digest"]
     assert other["bundle"]["size"] != first["bundle"]["size"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flyte_deploy.builtin.bundle import all_files, loaded_module_files
+from flyte_deploy.bundle.select import all_files, loaded_module_files
 from flyte_deploy.errors import BundleError
 
 from .bundle_helpers import write

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from flyte_deploy import ExitCode
-from flyte_deploy.builtin.bundle import loaded_module_files
+from flyte_deploy.bundle.select import loaded_module_files
 from tests.fixtures.base_image import BASE_REPOSITORY, BASE_TAG
 from tests.imaging import pull_back
 

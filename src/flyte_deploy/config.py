@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "domain": "development",
     "store": None,          # local backend store (fsspec URL); default <root>/.flyte-deploy
     "storage": None,        # where bundles are uploaded (fsspec URL); default <store>/bundles
+    "bundle_allow_secrets": [],  # patterns of secret-looking files bundled without a warning
     "image.builder": "auto",
     "image.registry": None,
     "image.base_registry": None,        # Docker Hub mirror for bases named without a registry

@@ -30,7 +30,7 @@ class ExitCode(IntEnum):
     DEPENDENCY_FAILED = 7
     #: a task could not be serialized (unsupported type, bad settings)
     SERIALIZATION_FAILED = 8
-    #: the code bundle could not be built
+    #: the code bundle could not be built, or holds a member that cannot be unpacked safely
     BUNDLE_FAILED = 9
     #: an image could not be built or pushed
     IMAGE_FAILED = 10
@@ -44,6 +44,8 @@ class ExitCode(IntEnum):
     RUN_FAILED = 14
     #: the Flyte control plane could not be reached or answered with an error (outside a deploy)
     CONTROL_PLANE_FAILED = 15
+    #: a stored code bundle does not match the digest in its name (damaged or swapped)
+    BUNDLE_CORRUPT = 16
 
 
 class FlyteDeployError(Exception):
@@ -70,6 +72,12 @@ class SerializationError(FlyteDeployError):
 
 class BundleError(FlyteDeployError):
     exit_code = ExitCode.BUNDLE_FAILED
+
+
+class BundleIntegrityError(FlyteDeployError):
+    """A stored bundle's tar stream does not hash to the digest in its name."""
+
+    exit_code = ExitCode.BUNDLE_CORRUPT
 
 
 class ImageBuildError(FlyteDeployError):

@@ -26,7 +26,13 @@ from flyteidl2.core import execution_pb2, literals_pb2
 from flyteidl2.task import common_pb2, task_definition_pb2
 
 from .builtin.serialize import INPUT_PLACEHOLDER, OUTPUT_PLACEHOLDER
-from .errors import RunError
+from .errors import (
+    BundleError,
+    BundleIntegrityError,
+    ExitCode,
+    FlyteDeployError,
+    RunError,
+)
 from .interface import literal_from_text, literal_to_json, named_literals
 from .runtime import INPUTS_FILE, OUTPUTS_FILE
 from .storage import OPTIONS_ENV
@@ -39,6 +45,9 @@ NO_CONTROLLER = "Controller is not initialized"
 CLUSTERED_WORKER = "FLYTE_CLUSTERED_WORKER"
 #: environment variables that would let the user's environment leak into the runtime's imports
 DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE")
+#: the runtime's exit codes that keep their own error class (and so exit code) in ``run``
+RUNTIME_ERRORS: dict[int, type[FlyteDeployError]] = {
+    ExitCode.BUNDLE_CORRUPT: BundleIntegrityError, ExitCode.BUNDLE_FAILED: BundleError}
 
 
 @dataclass(frozen=True)
@@ -191,9 +200,14 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
             raise RunError(f"task {task}: cannot start {argv[0]}: {exc}") from None
         failure = sdk_runtime_error(io_dir / "outputs" / ERROR_FILE, task)
         if proc.returncode != 0 or failure:
-            sys.stderr.write(proc.stdout + proc.stderr)
-            errors = [line[len("error: "):] for line in proc.stderr.splitlines() if line.startswith("error: ")]
-            raise RunError(failure or (errors[-1] if errors else f"task {task} exited with code {proc.returncode}"))
+            lines = proc.stderr.splitlines(keepends=True)
+            errors = [line[len("error: "):].rstrip("\n") for line in lines if line.startswith("error: ")]
+            # the task's output and traceback; its error line becomes this command's own
+            sys.stderr.write(proc.stdout + "".join(line for line in lines if not line.startswith("error: ")))
+            if failure:
+                raise RunError(failure)
+            error = RUNTIME_ERRORS.get(proc.returncode, RunError)
+            raise error(errors[-1] if errors else f"task {task} exited with code {proc.returncode}")
         outputs_file = io_dir / "outputs" / OUTPUTS_FILE
         outputs = common_pb2.Outputs()
         if template.interface.outputs.variables:

@@ -22,14 +22,14 @@ import inspect
 import json
 import os
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from flyteidl2.task import common_pb2
 
-from .errors import ExitCode, RunError
+from .bundle import fetch as bundle_fetch
+from .errors import ExitCode, FlyteDeployError, RunError
 from .interface import (
     UnsupportedType, a_type, from_literal, input_parameters, named_literals, output_types, to_literal,
 )
@@ -53,19 +53,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def fetch_bundle(uri: str, dest: Path) -> list[str]:
-    """Download the bundle at ``uri`` through fsspec and unpack it into ``dest``. Filesystem
-    options (an S3 endpoint, credentials) come from ``FLYTE_DEPLOY_STORAGE_OPTIONS`` (JSON)."""
-    from .builtin.bundle import extract_archive  # the runtime needs no other built-in plugin
-
-    with tempfile.TemporaryDirectory(prefix="flyte-deploy-bundle-") as scratch:
-        local = Path(scratch) / "bundle.tar.gz"
-        try:
-            options = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
-            fs, path = filesystem(uri, options)
-            fs.get_file(path, str(local))
-        except Exception as exc:
-            raise RunError(f"cannot fetch the code bundle {uri}: {type(exc).__name__}: {exc}") from None
-        return extract_archive(local, dest)
+    """Download the bundle at ``uri``, verify it against the digest in its name and unpack
+    it into ``dest``. Filesystem options (an S3 endpoint, credentials) come from
+    ``FLYTE_DEPLOY_STORAGE_OPTIONS`` (JSON)."""
+    try:
+        options = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{OPTIONS_ENV} is not valid JSON: {exc.msg}") from None
+    return bundle_fetch.fetch_bundle(uri, dest, options)
 
 
 def _missing_module(exc: ModuleNotFoundError, where: str) -> RunError:
@@ -181,9 +176,9 @@ def run(argv: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(sys.argv[1:] if argv is None else argv)
-    except RunError as exc:
+    except FlyteDeployError as exc:  # a bad or unsafe bundle keeps its own exit code
         print(f"error: {exc}", file=sys.stderr)
-        return int(ExitCode.RUN_FAILED)
+        return int(exc.exit_code)
     return int(ExitCode.OK)
 
 

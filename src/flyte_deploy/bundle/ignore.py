@@ -11,6 +11,11 @@ ignored directory can be re-included: the walk never enters it.
 When the root dir lies inside a git work tree (a monorepo and ``--root-dir services/a``),
 the ignore files of the directories above it, up to the work tree's top, apply too, as
 they do for git.
+
+Every pattern keeps where it came from (``Rule``: file, line, text), so a decision can be
+explained (``IgnoreRules.rule_for``). An ignore file that is not a regular file (a FIFO
+named ``.gitignore``) is not read; an invalid pattern is a ``BundleError`` naming the file
+and line.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pathspec
+from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
-from .errors import BundleError
+from ..errors import BundleError
+from .files import read_regular
 
 IGNORE_FILES = (".gitignore", ".flyteignore")
 
@@ -31,43 +39,68 @@ IGNORE_FILES = (".gitignore", ".flyteignore")
 _NAMED_GROUP = re.compile(r"\(\?P<\w+>")
 
 
+class Rule(NamedTuple):
+    """One ignore pattern and where it is written; ``str`` is ``file:line:pattern``."""
+
+    file: Path
+    line: int
+    pattern: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.pattern}"
+
+
 @dataclass(frozen=True)
 class _Level:
     """The patterns of one directory's ignore files. A root-relative path is matched
     as ``base + path[len(prefix):]``: ``prefix`` is the directory relative to the root
-    (``""`` for the root and above), ``base`` the root relative to a directory above it."""
+    (``""`` for the root and above), ``base`` the root relative to a directory above it.
+    ``rules[i]`` is where ``spec.patterns[i]`` comes from."""
 
     prefix: str
     spec: pathspec.GitIgnoreSpec
+    rules: tuple[Rule, ...]
     any_pattern: re.Pattern[str] | None
     base: str = ""
 
-    def decide(self, path: str) -> bool | None:
-        """True (ignored), False (re-included by a negation) or None (no pattern matched)."""
+    def decide(self, path: str) -> tuple[bool, Rule] | None:
+        """(True: ignored, or False: re-included by a negation, and the deciding rule), or
+        None when no pattern matched."""
         relative = self.base + path[len(self.prefix):]
         if self.any_pattern is not None and self.any_pattern.search(relative) is None:
             return None
-        return self.spec.check_file(relative).include
+        result = self.spec.check_file(relative)
+        if result.include is None or result.index is None:
+            return None
+        return result.include, self.rules[result.index]
 
 
-def _read_patterns(file: Path) -> list[str]:
+def _read_rules(file: Path) -> list[tuple[GitIgnoreSpecPattern, Rule]]:
+    """The patterns of one ignore file with their origins; none when it is not a regular
+    file. An unreadable file or an invalid pattern is a ``BundleError``."""
     try:
-        text = file.read_text(encoding="utf-8", errors="surrogateescape")
+        data = read_regular(file)
     except OSError as exc:
         raise BundleError(f"{file}: cannot read: {exc.strerror}") from None
-    lines = text.splitlines()
-    for number, line in enumerate(lines, 1):
+    if data is None:
+        return []
+    found = []
+    for number, line in enumerate(data.decode("utf-8", "surrogateescape").splitlines(), 1):
         try:
-            pathspec.GitIgnoreSpec.from_lines([line])
-        except ValueError:  # pathspec's GitIgnorePatternError
-            raise BundleError(f"{file}:{number}: invalid ignore pattern {line!r}") from None
-    return lines
+            patterns = pathspec.GitIgnoreSpec.from_lines([line]).patterns
+        except (ValueError, re.error) as exc:  # pathspec's GitIgnorePatternError; a bad [z-a] range
+            reason = f": {exc}" if isinstance(exc, re.error) else ""
+            raise BundleError(f"{file}:{number}: invalid ignore pattern {line!r}{reason}") from None
+        found += [(pattern, Rule(file, number, line.strip())) for pattern in patterns
+                  if getattr(pattern, "include", None) is not None]
+    return found
 
 
 def _quick_check(spec: pathspec.GitIgnoreSpec) -> re.Pattern[str] | None:
     """One regex matching wherever any pattern of ``spec`` matches (a fast "no pattern
     applies" answer for most paths), or None when it cannot be built."""
-    sources = [_NAMED_GROUP.sub("(?:", p.regex.pattern) for p in spec.patterns if getattr(p, "regex", None)]
+    sources = [_NAMED_GROUP.sub("(?:", regex.pattern) for p in spec.patterns
+               if (regex := getattr(p, "regex", None)) is not None]
     if not sources:
         return None
     try:
@@ -99,7 +132,7 @@ class IgnoreRules:
         rules = cls()
         for directory in reversed(chain):
             base = root.relative_to(directory).as_posix() + "/"
-            rules = rules._with(directory, "", {n for n in IGNORE_FILES if (directory / n).is_file()}, base)
+            rules = rules._with(directory, "", {n for n in IGNORE_FILES if (directory / n).exists()}, base)
         return rules
 
     def enter(self, directory: Path, prefix: str, names: set[str] | frozenset[str]) -> IgnoreRules:
@@ -108,23 +141,27 @@ class IgnoreRules:
         return self._with(directory, prefix, names, "")
 
     def _with(self, directory: Path, prefix: str, names: set[str] | frozenset[str], base: str) -> IgnoreRules:
-        present = [directory / name for name in IGNORE_FILES if name in names]
-        if not present:
+        found = [item for name in IGNORE_FILES if name in names for item in _read_rules(directory / name)]
+        if not found:
             return self
-        lines = [line for file in present if file.is_file() for line in _read_patterns(file)]
-        spec = pathspec.GitIgnoreSpec.from_lines(lines)
-        if not any(getattr(p, "include", None) is not None for p in spec.patterns):
-            return self
-        return IgnoreRules(self.levels + (_Level(prefix, spec, _quick_check(spec), base),))
+        spec = pathspec.GitIgnoreSpec([pattern for pattern, _ in found])
+        level = _Level(prefix, spec, tuple(rule for _, rule in found), _quick_check(spec), base)
+        return IgnoreRules(self.levels + (level,))
 
-    def ignored(self, path: str, is_dir: bool) -> bool:
-        """Whether ``path`` (relative to the root, ``/``-separated) is ignored."""
-        if not self.levels:
-            return False
+    def rule_for(self, path: str, is_dir: bool) -> tuple[bool, Rule] | None:
+        """Whether ``path`` (relative to the root, ``/``-separated) is ignored (True) or
+        re-included (False), and by which rule; None when no rule matches it."""
         if is_dir:
             path += "/"
         for level in reversed(self.levels):
             decision = level.decide(path)
             if decision is not None:
                 return decision
-        return False
+        return None
+
+    def ignored(self, path: str, is_dir: bool) -> bool:
+        """Whether ``path`` (relative to the root, ``/``-separated) is ignored."""
+        if not self.levels:
+            return False
+        decision = self.rule_for(path, is_dir)
+        return decision is not None and decision[0]
