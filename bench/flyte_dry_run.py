@@ -83,9 +83,9 @@ def main(count: int, rounds: int) -> None:
             elapsed, _ = timed([sys.executable, "-m", "flyte_deploy", "deploy", "--all", "flow.py", "--dry-run",
                                 "-q", "--output", "json"], root, ours_env)
             ours.append(elapsed)
-            for how in sdk:
+            for how, runs in sdk.items():
                 elapsed, out = timed([sys.executable, "-c", SDK, how], root, env)
-                sdk[how].append((elapsed, float(out.rsplit("@@", 1)[1])))
+                runs.append((elapsed, float(out.rsplit("@@", 1)[1])))
         print(f"{count} tasks in {ENVS} environments (a depends_on chain), best of {rounds},"
               f" python {sys.version.split()[0]}, {os.cpu_count()} cpus")
         print(f"  flyte-deploy deploy --all flow.py --dry-run     {min(ours):6.2f} s (process)")

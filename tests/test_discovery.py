@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from flyte_deploy.builtin.discover import discover
-from flyte_deploy.importing import iter_python_files, module_name_for
 from flyte_deploy.errors import DiscoveryError, ExitCode, UsageError
+from flyte_deploy.importing import iter_python_files, module_name_for
 from flyte_deploy.types import DeployRequest
 
 MULTI = {

@@ -7,9 +7,9 @@ from typing import Sequence
 
 import networkx as nx
 
+from ..environments import Environment
 from ..errors import DependencyError
 from ..hookspecs import hookimpl
-from ..environments import Environment
 from ..session import DeploySession
 
 
