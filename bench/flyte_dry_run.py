@@ -40,7 +40,8 @@ for index in range({envs}):
 '''
 TASK = '''
 @envs[{env}].task(retries=1, cache="auto")
-async def task_{i}(p: Point, items: list[dict[str, float]], mode: Optional[str] = None, n: int = {i}) -> tuple[Point, int]:
+async def task_{i}(p: Point, items: list[dict[str, float]], mode: Optional[str] = None,
+                   n: int = {i}) -> tuple[Point, int]:
     """Task {i}.
 
     Args:
@@ -89,7 +90,8 @@ def main(count: int, rounds: int) -> None:
         print(f"{count} tasks in {ENVS} environments (a depends_on chain), best of {rounds},"
               f" python {sys.version.split()[0]}, {os.cpu_count()} cpus")
         print(f"  flyte-deploy deploy --all flow.py --dry-run     {min(ours):6.2f} s (process)")
-        for how, label in (("all", "flyte.deploy(*every env, dry_run=True)"), ("last", "flyte.deploy(last env, dry_run=True)")):
+        labels = {"all": "flyte.deploy(*every env, dry_run=True)", "last": "flyte.deploy(last env, dry_run=True)"}
+        for how, label in labels.items():
             best = min(sdk[how])
             print(f"  {label:<46}{best[0]:6.2f} s (process), {best[1]:.2f} s in deploy")
 

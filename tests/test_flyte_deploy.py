@@ -47,8 +47,8 @@ def test_a_flyte_image_is_built_by_the_daemonless_builder_at_the_sdks_uri(base_r
     (root / "img.py").write_text(textwrap.dedent(f'''
         import flyte
 
-        base = flyte.Image.from_base("{addr}/{BASE_REPOSITORY}:{BASE_TAG}").clone(name="flyte-e2e", registry="{addr}/e2e",
-                                                                             extendable=True)
+        base = flyte.Image.from_base("{addr}/{BASE_REPOSITORY}:{BASE_TAG}").clone(
+            name="flyte-e2e", registry="{addr}/e2e", extendable=True)
         env = flyte.TaskEnvironment(name="img", image=base.with_pip_packages("six").with_env_vars({{"STAGE": "e2e"}}))
 
         @env.task

@@ -28,20 +28,25 @@ OWN_SDK = "flyte_deploy"
 @runtime_checkable
 class Task(Protocol):
     """One task: ``name`` is ``"<environment>.<function>"``; ``func`` the user's function,
-    defined in ``source_file`` and imported as ``module``."""
+    defined in ``source_file`` and imported as ``module``. (Read-only members: a plain
+    attribute satisfies them.)"""
 
     @property
     def name(self) -> str: ...
     @property
     def function_name(self) -> str: ...
-    short_name: str
-    func: Callable[..., Any]
+    @property
+    def short_name(self) -> str: ...
+    @property
+    def func(self) -> Callable[..., Any]: ...
     @property
     def module(self) -> str: ...
     @property
     def source_file(self) -> str: ...
-    env_vars: Mapping[str, str]
-    environment: Environment
+    @property
+    def env_vars(self) -> Mapping[str, str]: ...
+    @property
+    def environment(self) -> Environment: ...
 
 
 @runtime_checkable
@@ -50,21 +55,28 @@ class Environment(Protocol):
     the environments its tasks call (deployed with it); ``image`` the spec our builders
     build; ``location`` where it is defined (``"file:line"``); ``sdk`` who defined it.
 
-    An environment may also offer ``identity() -> Mapping`` (JSON-able settings its
+    An environment may also offer ``identity(root_dir) -> Mapping`` (JSON-able settings its
     deployed version must depend on); without one the version hashes our own SDK's
     settings (see ``builtin.version``)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
     @property
     def tasks(self) -> Mapping[str, Task]: ...
-    depends_on: Sequence[Environment]
-    image: Image
-    env_vars: Mapping[str, str]
-    secrets: Sequence[Any]
-    description: str | None
+    @property
+    def depends_on(self) -> Sequence[Environment]: ...
+    @property
+    def image(self) -> Image: ...
+    @property
+    def env_vars(self) -> Mapping[str, str]: ...
+    @property
+    def secrets(self) -> Sequence[Any]: ...
+    @property
+    def description(self) -> str | None: ...
     @property
     def location(self) -> str: ...
-    sdk: str
+    @property
+    def sdk(self) -> str: ...
 
 
 __all__ = ["OWN_SDK", "Environment", "Task"]

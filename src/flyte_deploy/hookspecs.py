@@ -20,15 +20,23 @@ enforced by ``tests/test_lifecycle_order.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from .contracts import PROJECT, Contract, Kind, hookspec, spec
 from .environments import Environment
 from .types import (
-    Backend, Bundle, Discovery, ImageBuilder, ImageRef, Registration, SerializedTask, SourceLink, Violation,
+    Backend,
+    Bundle,
+    Discovery,
+    ImageBuilder,
+    ImageRef,
+    Registration,
+    SerializedTask,
+    SourceLink,
+    Violation,
 )
 
 if TYPE_CHECKING:
@@ -185,7 +193,8 @@ def adapt_environment(obj: object) -> Environment | None:
 
 
 @spec(Contract(PHASE, (list, tuple), Environment, required=True))
-def resolve_dependencies(session: DeploySession, selected: Sequence[Environment]) -> Sequence[Environment] | None:
+def resolve_dependencies(session: DeploySession,
+                         selected: Sequence[Environment]) -> Sequence[Environment] | None:
     """Order the deployment: the selected environments plus the transitive closure of
     their ``depends_on``, each once, dependencies before dependents.
 

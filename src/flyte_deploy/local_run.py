@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from flyteidl2.core import execution_pb2, literals_pb2
 from flyteidl2.task import common_pb2, task_definition_pb2
@@ -139,7 +141,7 @@ def command_line(spec: task_definition_pb2.TaskSpec, paths: RunPaths, run_name: 
     values = {INPUT_PLACEHOLDER: paths.inputs, OUTPUT_PLACEHOLDER: paths.outputs,
               "{{.rawOutputDataPrefix}}": paths.raw_data, "{{.checkpointOutputPrefix}}": paths.checkpoint,
               "{{.prevCheckpointPrefix}}": "", "{{.runName}}": run_name, "{{.actionName}}": "a0",
-              "{{.runStartTime}}": datetime.now(timezone.utc).isoformat()}
+              "{{.runStartTime}}": datetime.now(UTC).isoformat()}
 
     def fill(arg: str) -> str:
         for placeholder, value in values.items():
@@ -177,7 +179,7 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
     template = spec.task_template
     task = template.id.name
     literals = build_inputs(spec, given)
-    run_dir = Path(tempfile.mkdtemp(prefix="flyte-deploy-run-")) if keep_dir is None else keep_dir
+    run_dir = Path(tempfile.mkdtemp(prefix="flyte-deploy-run-")) if keep_dir is None else keep_dir.resolve()
     try:
         work, io_dir = run_dir / "work", run_dir / "io"
         work.mkdir(parents=True)
@@ -190,10 +192,11 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
                          raw_data=(io_dir / "raw").as_uri(), checkpoint=(io_dir / "checkpoint").as_uri(),
                          run_base=(io_dir / "base").as_uri())
         argv = command_line(spec, paths)
-        timeout = template.metadata.timeout.ToTimedelta().total_seconds() if template.metadata.HasField("timeout") else None
+        metadata = template.metadata
+        timeout = metadata.timeout.ToTimedelta().total_seconds() if metadata.HasField("timeout") else None
         try:
-            proc = subprocess.run(argv, cwd=work, env=runtime_environment(spec, storage), capture_output=True, text=True,
-                                  timeout=timeout or None)
+            proc = subprocess.run(argv, cwd=work, env=runtime_environment(spec, storage), capture_output=True,
+                                  text=True, timeout=timeout or None)
         except subprocess.TimeoutExpired:
             raise RunError(f"task {task} timed out after {timeout:g}s") from None
         except OSError as exc:
@@ -223,11 +226,13 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
 
 
 def parse_inputs(pairs: Sequence[str]) -> dict[str, str]:
-    """``NAME=VALUE`` pairs as a dict; a malformed pair is a ``RunError``."""
+    """``NAME=VALUE`` pairs as a dict; a malformed pair or a name given twice is a ``RunError``."""
     given: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise RunError(f"--input takes NAME=VALUE, got {pair!r}")
+        if not sep or not name.strip():
+            raise RunError(f"--input takes NAME=VALUE, got {reprlib.repr(pair)}")
+        if name in given:
+            raise RunError(f"--input {name} is given twice")
         given[name] = value
     return given

@@ -3,9 +3,9 @@ of ``depends_on``, dependencies before dependents (depth-first post-order), each
 
 from __future__ import annotations
 
-from typing import Sequence
-
-import networkx as nx
+import reprlib
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..environments import Environment
 from ..errors import DependencyError
@@ -13,51 +13,80 @@ from ..hookspecs import hookimpl
 from ..session import DeploySession
 
 
-def dependency_graph(selected: Sequence[Environment]) -> nx.DiGraph:
-    """Edges point from an environment to each environment it depends on; nodes are names.
-    Two different environment objects sharing a name is a ``DependencyError``."""
-    graph = nx.DiGraph()
+def _dependencies_of(env: Environment) -> list[Environment]:
+    """``env.depends_on``, checked again: it may have been replaced after construction."""
+    deps: Any = env.depends_on
+    where = f"environment {env.name!r} ({env.location})"
+    if isinstance(deps, (str, bytes)) or not isinstance(deps, Iterable):
+        raise DependencyError(f"{where}: depends_on must be a list of environments, got {type(deps).__name__}")
+    deps = list(deps)
+    for dep in deps:
+        if not (isinstance(getattr(dep, "name", None), str) and hasattr(dep, "depends_on") and hasattr(dep, "tasks")):
+            raise DependencyError(f"{where}: depends_on holds {reprlib.repr(dep)} ({type(dep).__name__}),"
+                                  f" not an environment")
+    return deps
+
+
+def dependency_graph(selected: Sequence[Environment]) -> dict[str, list[Environment]]:
+    """Every environment reachable from ``selected``, by name, with its dependencies. Two
+    different environment objects sharing a name is a ``DependencyError``."""
     seen: dict[str, Environment] = {}
+    graph: dict[str, list[Environment]] = {}
     stack = list(selected)
     while stack:
         env = stack.pop()
         other = seen.setdefault(env.name, env)
         if other is not env:
             raise DependencyError(f"two environments are named {env.name!r}: {other.location} and {env.location}")
-        if "env" in graph.nodes.get(env.name, {}):
+        if env.name in graph:
             continue
-        graph.add_node(env.name, env=env)
-        for dep in env.depends_on:
-            graph.add_edge(env.name, dep.name)
-            stack.append(dep)
+        graph[env.name] = _dependencies_of(env)
+        stack.extend(graph[env.name])
     return graph
+
+
+def find_cycle(graph: dict[str, list[Environment]]) -> list[str] | None:
+    """Names along one ``depends_on`` cycle, the first repeated at the end; None if acyclic."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        path.append(name)
+        for dep in graph[name]:
+            if dep.name in path:
+                return path[path.index(dep.name):] + [dep.name]
+            if dep.name not in done and (cycle := visit(dep.name)):
+                return cycle
+        path.pop()
+        done.add(name)
+        return None
+
+    for name in graph:
+        if name not in done and (cycle := visit(name)):
+            return cycle
+    return None
 
 
 def resolve(selected: Sequence[Environment]) -> list[Environment]:
     """The deploy order; a cycle is a ``DependencyError`` that prints it."""
     graph = dependency_graph(selected)
-    try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        cycle = None
+    envs = {env.name: env for deps in graph.values() for env in deps} | {env.name: env for env in selected}
+    cycle = find_cycle(graph)
     if cycle:
-        names = [edge[0] for edge in cycle] + [cycle[0][0]]
-        raise DependencyError("depends_on cycle: " + " -> ".join(names)
-                              + f" (defined at {graph.nodes[names[0]]['env'].location})")
+        raise DependencyError("depends_on cycle: " + " -> ".join(cycle) + f" (defined at {envs[cycle[0]].location})")
     order: list[Environment] = []
     visited: set[str] = set()
 
-    def visit(name: str) -> None:
-        if name in visited:
+    def visit(env: Environment) -> None:
+        if env.name in visited:
             return
-        visited.add(name)
-        env = graph.nodes[name]["env"]
-        for dep in env.depends_on:
-            visit(dep.name)
+        visited.add(env.name)
+        for dep in graph[env.name]:
+            visit(dep)
         order.append(env)
 
     for env in selected:
-        visit(env.name)
+        visit(env)
     return order
 
 

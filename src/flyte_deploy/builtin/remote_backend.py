@@ -17,20 +17,27 @@ Contract (docs/remote.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from flyteidl2.task import task_definition_pb2
 
 from ..config import Config
+from ..environments import Environment
 from ..errors import ControlPlaneError, RegistrationError, UsageError
 from ..hookspecs import hookimpl
 from ..remote import RemoteSettings, TaskServiceConnection, read_token, spec_differences
-from ..sdk import TaskEnvironment
 from ..session import DeploySession, StashKey
 from ..task_specs import remote_task_spec
 from ..types import (
-    Backend, DeployPlan, DeployResult, Listing, Registration, SerializedTask, same_registration, without_source_link,
+    Backend,
+    DeployPlan,
+    DeployResult,
+    Listing,
+    Registration,
+    SerializedTask,
+    same_registration,
+    without_source_link,
 )
 
 BACKEND = "remote"
@@ -111,7 +118,7 @@ def register(state: RemoteDeploy, tasks: Sequence[SerializedTask]) -> list[Regis
     return registrations
 
 
-def register_on_control_plane(session: DeploySession, environment: TaskEnvironment,
+def register_on_control_plane(session: DeploySession, environment: Environment,
                               tasks: Sequence[SerializedTask], plan: DeployPlan) -> list[Registration]:
     """The backend's ``register``: connects and looks every task of the plan up on the
     first call of a deploy, then registers ``tasks``."""

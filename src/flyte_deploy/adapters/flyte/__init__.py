@@ -34,7 +34,8 @@ def check_supported() -> None:
 def find_environments(module: ModuleType) -> dict[str, Environment]:
     if "flyte" not in sys.modules:
         return {}  # the user's code never imported flyte: it defines no flyte environment
-    found = {var: view_of(value) for var, value in vars(module).items() if is_task_environment(value)}
+    found: dict[str, Environment] = {var: view_of(value) for var, value in vars(module).items()
+                                     if is_task_environment(value)}
     if found:
         check_supported()
     return found

@@ -154,4 +154,5 @@ def _pip_options(layer: Any) -> str | None:
 
 
 __all__ = ["SUPPORTED_RANGE", "add_deploy_documentation", "image_cache", "image_is_built", "image_layers",
-           "image_ref_name", "local_sys_paths", "sdk_version", "task_triggers", "unsupported_version", "with_local_sys_paths"]
+           "image_ref_name", "local_sys_paths", "sdk_version", "task_triggers", "unsupported_version",
+           "with_local_sys_paths"]

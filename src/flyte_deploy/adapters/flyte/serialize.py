@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 from ...errors import SerializationError
 from ...types import DeployPlan, SerializedTask
 from . import sdk_internals
+from .views import FlyteEnvironment
 
 if TYPE_CHECKING:
-    from .views import FlyteEnvironment, FlyteTask
+    from .views import FlyteTask
 
 _contexts: dict[tuple[int, str, str | None], Any] = {}
 
@@ -40,7 +41,7 @@ def serialization_context(plan: DeployPlan, project: str, domain: str, org: str)
         from flyte.models import CodeBundle, SerializationContext
 
         lookup = {env.name: plan.images[env.name].uri for env in plan.environments
-                  if getattr(env, "sdk", None) == "flyte" and not _is_uri(env.native.image)}
+                  if isinstance(env, FlyteEnvironment) and not _is_uri(env.native.image)}
         bundle = (CodeBundle(tgz=plan.bundle_uri, destination=".", computed_version=str(plan.version))
                   if plan.bundle_uri else None)
         context = SerializationContext(version=str(plan.version), project=project, domain=domain, org=org or None,
@@ -100,8 +101,9 @@ def identity(environment: FlyteEnvironment, root_dir: Path) -> dict[str, Any]:
     """What a deployed version of ``environment`` depends on besides the bundle and the image
     URIs: the settings of the environment and of every task (the SDK's own objects' fields),
     each task's module path relative to the root dir, its function's source (decorators
-    included) and its interface, and the import roots the runtime re-adds. No absolute path and no address enters, so the same
-    checkout anywhere gives the same identity; serializing every task twice would double
+    included) and its interface, and the import roots the runtime re-adds. No absolute path
+    and no address enters, so the same checkout anywhere gives the same identity;
+    serializing every task twice would double
     the cost of a deploy."""
     tasks = {}
     for name, task in sorted(environment.tasks.items()):
