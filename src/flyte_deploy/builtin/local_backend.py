@@ -20,9 +20,9 @@ from typing import Any
 from flyteidl2.task import task_definition_pb2
 
 from ..config import Config
+from ..environments import Environment
 from ..errors import RegistrationError, RunError
 from ..hookspecs import hookimpl
-from ..sdk import TaskEnvironment
 from ..session import DeploySession, StashKey
 from ..store import Store, TaskRecord
 from ..types import Backend, DeployPlan, DeployResult, Listing, Registration, SerializedTask
@@ -134,7 +134,7 @@ def listing(config: Config) -> Listing:
                     "bundle"), rows)
 
 
-def register_in_store(session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
+def register_in_store(session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask],
                       plan: DeployPlan) -> list[Registration]:
     """The backend's ``register``: the whole plan in one transaction on the first call of a
     deploy (``register``), then ``tasks``' part of the outcome."""

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from flyteidl2.task import task_definition_pb2
 
 from ..config import Config
+from ..environments import Environment
 from ..errors import ControlPlaneError, RegistrationError, UsageError
 from ..hookspecs import hookimpl
 from ..remote import RemoteSettings, TaskServiceConnection, read_token, spec_differences
-from ..sdk import TaskEnvironment
 from ..session import DeploySession, StashKey
 from ..task_specs import remote_task_spec
 from ..types import (
@@ -102,7 +102,7 @@ def register(state: RemoteDeploy, tasks: Sequence[SerializedTask]) -> list[Regis
             continue
         pending = [t.name for t in tasks[index:]]
         try:
-            outcome = connection.deploy(task.spec)
+            outcome = connection.deploy(task.spec, task.triggers)
             if outcome == "exists":  # deployed meanwhile: same spec is fine, another is refused
                 existing = connection.get_spec(connection.task_id(task.spec))
                 if existing is not None and not same_registration(existing, task.spec):
@@ -118,7 +118,7 @@ def register(state: RemoteDeploy, tasks: Sequence[SerializedTask]) -> list[Regis
     return registrations
 
 
-def register_on_control_plane(session: DeploySession, environment: TaskEnvironment,
+def register_on_control_plane(session: DeploySession, environment: Environment,
                               tasks: Sequence[SerializedTask], plan: DeployPlan) -> list[Registration]:
     """The backend's ``register``: connects and looks every task of the plan up on the
     first call of a deploy, then registers ``tasks``."""
