@@ -19,7 +19,7 @@ from ..types import Bundle, DeployPlan
 def build_bundle(session: DeploySession, plan: DeployPlan) -> Bundle:
     config = session.config
     cache = SignatureCache.load(cache_file(cache_dir(config.environ), plan.root_dir, plan.copy_style))
-    bundle, files = build(plan, store_dirs(config), cache, local_path(config.storage_url))
+    bundle, files = build(plan, store_dirs(config), cache, local_path(config.storage_url), session.dry_run)
     allowed = allow_list(config.get_list(ALLOW_KEY), config.source_of(ALLOW_KEY))
     for line in warnings_for(find_secrets(files, allowed)):
         session.console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -92,13 +92,14 @@ def stored_bundle(storage_dir: str | None, known: KnownBundle) -> Path | None:
     return Path(path)
 
 
-def _from_cache(plan: DeployPlan, files: FileMap, cache: SignatureCache, storage_dir: str | None) -> Bundle | None:
+def _from_cache(plan: DeployPlan, files: FileMap, cache: SignatureCache, storage_dir: str | None,
+                dry_run: bool) -> Bundle | None:
     """The bundle of ``files`` without writing an archive, when the signature cache knows
     the tree and either the bundle is in the local storage (``path`` is that object) or the
-    plan is a dry run (``path`` None); None when the archive must be written."""
+    deploy is a dry run (``path`` None); None when the archive must be written."""
     members, changed = cache.lookup(files)
-    if changed and (not cache.trees or len(changed) * 8 > len(files)):
-        return None  # most of the tree is new: hashing it first would read it twice
+    if changed and not cache.trees:
+        return None  # no bundle known yet: hashing first would only read the files twice
     try:
         for name in changed:
             members[name] = hash_file(files[name])
@@ -110,19 +111,19 @@ def _from_cache(plan: DeployPlan, files: FileMap, cache: SignatureCache, storage
     if known is None:
         return None
     stored = stored_bundle(storage_dir, known)
-    if stored is None and not plan.dry_run:
+    if stored is None and not dry_run:
         return None
     return Bundle(copy_style=plan.copy_style, digest=known.digest, path=stored, size=known.size,
                   files=tuple(files), archive_digest=known.archive_digest)
 
 
 def build(plan: DeployPlan, skip: Iterable[str] = (), cache: SignatureCache | None = None,
-          storage_dir: str | None = None) -> tuple[Bundle, FileMap]:
+          storage_dir: str | None = None, dry_run: bool = False) -> tuple[Bundle, FileMap]:
     """The bundle for ``plan`` and the files it holds (archive name -> path read).
 
     The archive is written to ``plan.scratch_dir/bundle.tar.gz``, unless the signature
     ``cache`` knows the tree's bundle and it is already in the local bundle storage
-    ``storage_dir`` (then ``path`` is that verified object) or the plan is a dry run
+    ``storage_dir`` (then ``path`` is that verified object) or this is a ``dry_run``
     (then ``path`` is None): see ``flyte_deploy.bundle.cache``."""
     if plan.copy_style == "none":
         return Bundle(copy_style="none"), {}
@@ -132,7 +133,7 @@ def build(plan: DeployPlan, skip: Iterable[str] = (), cache: SignatureCache | No
     if not files:
         raise BundleError(f"no files to bundle under {plan.root_dir} (copy style {plan.copy_style})")
     check_task_modules(plan, files, skip)
-    if cache is not None and (reused := _from_cache(plan, files, cache, storage_dir)) is not None:
+    if cache is not None and (reused := _from_cache(plan, files, cache, storage_dir, dry_run)) is not None:
         return reused, files
     destination = plan.scratch_dir / archive.ARCHIVE_NAME
     members: dict[str, FileDigest] | None = {} if cache is not None else None
