@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-import yaml
-
 from .errors import UsageError
 
 if sys.version_info >= (3, 11):
@@ -142,6 +140,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     """Our flat keys from a Flyte ``config.yaml``: the ``FLYTE_KEYS`` entries, a top-level
     ``storage`` URL, and every key of the ``flyte-deploy`` section. Other Flyte sections
     (logger, console, auth flows) are ignored."""
+    import yaml  # only when there is a config.yaml to read
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

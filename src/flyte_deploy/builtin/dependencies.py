@@ -5,18 +5,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import networkx as nx
-
 from ..errors import DependencyError
 from ..hookspecs import hookimpl
 from ..sdk import TaskEnvironment
 from ..session import DeploySession
 
 
-def dependency_graph(selected: Sequence[TaskEnvironment]) -> nx.DiGraph:
-    """Edges point from an environment to each environment it depends on; nodes are names.
-    Two different environment objects sharing a name is a ``DependencyError``."""
-    graph = nx.DiGraph()
+def closure(selected: Sequence[TaskEnvironment]) -> dict[str, TaskEnvironment]:
+    """Every environment ``selected`` reaches through ``depends_on``, by name. Two different
+    environment objects sharing a name is a ``DependencyError``."""
     seen: dict[str, TaskEnvironment] = {}
     stack = list(selected)
     while stack:
@@ -24,40 +21,33 @@ def dependency_graph(selected: Sequence[TaskEnvironment]) -> nx.DiGraph:
         other = seen.setdefault(env.name, env)
         if other is not env:
             raise DependencyError(f"two environments are named {env.name!r}: {other.location} and {env.location}")
-        if "env" in graph.nodes.get(env.name, {}):
-            continue
-        graph.add_node(env.name, env=env)
-        for dep in env.depends_on:
-            graph.add_edge(env.name, dep.name)
-            stack.append(dep)
-    return graph
+        stack.extend(dep for dep in env.depends_on if seen.get(dep.name) is not dep)
+    return seen
 
 
 def resolve(selected: Sequence[TaskEnvironment]) -> list[TaskEnvironment]:
     """The deploy order; a cycle is a ``DependencyError`` that prints it."""
-    graph = dependency_graph(selected)
-    try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        cycle = None
-    if cycle:
-        names = [edge[0] for edge in cycle] + [cycle[0][0]]
-        raise DependencyError("depends_on cycle: " + " -> ".join(names)
-                              + f" (defined at {graph.nodes[names[0]]['env'].location})")
+    environments = closure(selected)
     order: list[TaskEnvironment] = []
-    visited: set[str] = set()
+    done: set[str] = set()
+    path: list[str] = []  # the environments being visited, outermost first
 
-    def visit(name: str) -> None:
-        if name in visited:
+    def visit(env: TaskEnvironment) -> None:
+        if env.name in done:
             return
-        visited.add(name)
-        env = graph.nodes[name]["env"]
+        if env.name in path:
+            names = path[path.index(env.name):] + [env.name]
+            raise DependencyError("depends_on cycle: " + " -> ".join(names)
+                                  + f" (defined at {environments[names[0]].location})")
+        path.append(env.name)
         for dep in env.depends_on:
-            visit(dep.name)
+            visit(dep)
+        path.pop()
+        done.add(env.name)
         order.append(env)
 
     for env in selected:
-        visit(env.name)
+        visit(env)
     return order
 
 

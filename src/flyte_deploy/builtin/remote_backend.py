@@ -18,20 +18,22 @@ Contract (docs/remote.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
-
-from flyteidl2.task import task_definition_pb2
+from typing import TYPE_CHECKING, Sequence
 
 from ..config import Config
 from ..errors import ControlPlaneError, RegistrationError, UsageError
 from ..hookspecs import hookimpl
-from ..remote import RemoteSettings, TaskServiceConnection, read_token, spec_differences
 from ..sdk import TaskEnvironment
 from ..session import DeploySession, StashKey
 from ..task_specs import remote_task_spec
 from ..types import (
     Backend, DeployPlan, DeployResult, Listing, Registration, SerializedTask, same_registration, without_source_link,
 )
+
+if TYPE_CHECKING:  # the Connect client stack is imported only when this backend is used
+    from flyteidl2.task import task_definition_pb2
+
+    from ..remote import RemoteSettings, TaskServiceConnection
 
 BACKEND = "remote"
 RERUN_HINT = "run the same command again to register the rest"
@@ -51,6 +53,8 @@ remote_deploy_key: StashKey[RemoteDeploy] = StashKey()
 
 def check_settings(session: DeploySession, plan: DeployPlan) -> RemoteSettings:
     """Validate the remote configuration; bundles need an explicit ``storage`` URL."""
+    from ..remote import RemoteSettings
+
     settings = RemoteSettings.from_config(session.config)
     if plan.copy_style != "none" and not session.config.get("storage"):
         raise UsageError("the remote backend needs `storage`, an fsspec URL the cluster can read bundles from"
@@ -78,6 +82,8 @@ def look_up(connection: TaskServiceConnection, tasks: Sequence[SerializedTask]) 
 
 
 def _conflict(task: SerializedTask, existing: task_definition_pb2.TaskSpec) -> str:
+    from ..remote import spec_differences
+
     fields = spec_differences(without_source_link(existing), without_source_link(task.spec))
     shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
     version = task.spec.task_template.id.version
@@ -117,6 +123,8 @@ def register_on_control_plane(session: DeploySession, environment: TaskEnvironme
     first call of a deploy, then registers ``tasks``."""
     state = session.stash.get(remote_deploy_key)
     if state is None:
+        from ..remote import TaskServiceConnection, read_token
+
         settings = check_settings(session, plan)
         connection = TaskServiceConnection(settings, read_token(settings, session.config.environ))
         state = session.stash[remote_deploy_key] = RemoteDeploy(connection)
@@ -129,6 +137,8 @@ def register_on_control_plane(session: DeploySession, environment: TaskEnvironme
 
 def listing(config: Config) -> Listing:
     """The tasks of the configured project and domain with their versions, for ``ls``."""
+    from ..remote import RemoteSettings, TaskServiceConnection, read_token
+
     settings = RemoteSettings.from_config(config)
     with TaskServiceConnection(settings, read_token(settings, config.environ)) as connection:
         records = []
