@@ -298,7 +298,7 @@ def test_a_version_deployed_between_look_up_and_registration_is_compared_again(f
         return SerializedTask(environment=name.split(".")[0], name=name, spec=spec)
 
     settings = RemoteSettings(address=flyte_server.endpoint, org="", project="p", domain="d", ca_cert=None,
-                              timeout=5, retries=0, token_command=None)
+                              timeout=5, retries=0, token_command=None, concurrency=1)  # in task order
     with TaskServiceConnection(settings, None) as connection:
         first = [task("env.a", "img:1"), task("env.b", "img:1")]
         assert [r.status for r in register(RemoteDeploy(connection), first)] == ["created", "created"]

@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "org": "",
     "timeout": 30,          # seconds per request
     "retries": 3,           # retries of transient errors (unavailable, deadline exceeded)
+    "remote.concurrency": 16,  # DeployTask/GetTaskDetails calls in flight at once
 }
 
 #: keys of Flyte's config.yaml (and its FLYTE_<SECTION>_<OPTION> variables) -> our keys

@@ -11,12 +11,16 @@ Contract (docs/remote.md):
   a version already deployed with the same spec is ``unchanged`` and not sent again, one
   deployed with a different spec refuses the whole deploy before anything is registered
   (versions are immutable);
-* if a registration fails, the ``RegistrationError`` names the tasks registered and the
-  ones not registered; running the same command again registers the rest.
+* up to ``remote.concurrency`` (default 16) look-ups and registrations are in flight at
+  once; if a registration fails, no further one starts, the ones in flight finish, and the
+  ``RegistrationError`` names the tasks registered and the ones not registered; running the
+  same command again registers the rest.
 """
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
@@ -64,18 +68,20 @@ def check_settings(session: DeploySession, plan: DeployPlan) -> RemoteSettings:
 
 
 def look_up(connection: TaskServiceConnection, tasks: Sequence[SerializedTask]) -> dict[str, str]:
-    """Compare every task with what the control plane holds under its version; refuse
-    (naming each task and the fields that differ) if any version exists with another spec."""
+    """Compare every task with what the control plane holds under its version (up to
+    ``remote.concurrency`` look-ups at once); refuse (naming each task and the fields that
+    differ) if any version exists with another spec."""
+    with ThreadPoolExecutor(max_workers=connection.settings.concurrency) as pool:
+        existing = list(pool.map(lambda task: connection.get_spec(connection.task_id(task.spec)), tasks))
     status: dict[str, str] = {}
     conflicts: list[str] = []
-    for task in tasks:
-        existing = connection.get_spec(connection.task_id(task.spec))
-        if existing is None:
+    for task, spec in zip(tasks, existing):
+        if spec is None:
             status[task.name] = "new"
-        elif same_registration(existing, task.spec):
+        elif same_registration(spec, task.spec):
             status[task.name] = "unchanged"
         else:
-            conflicts.append(_conflict(task, existing))
+            conflicts.append(_conflict(task, spec))
     if conflicts:
         raise RegistrationError(f"{'; '.join(conflicts)}; versions are immutable: pass a new --version")
     return status
@@ -90,31 +96,67 @@ def _conflict(task: SerializedTask, existing: task_definition_pb2.TaskSpec) -> s
     return f"task {task.name} version {version} is already deployed with a different spec (differs in {shown})"
 
 
+def register_one(connection: TaskServiceConnection, task: SerializedTask) -> Registration:
+    """``DeployTask`` for one task; a version deployed meanwhile with another spec is refused."""
+    version = task.spec.task_template.id.version
+    try:
+        outcome = connection.deploy(task.spec)
+    except ControlPlaneError as exc:
+        raise RegistrationError(f"registering {task.name} version {version} failed: {exc}", hint=RERUN_HINT
+                                ) from None
+    if outcome == "exists":  # deployed meanwhile: same spec is fine, another is refused
+        existing = connection.get_spec(connection.task_id(task.spec))
+        if existing is not None and not same_registration(existing, task.spec):
+            raise RegistrationError(f"{_conflict(task, existing)}; versions are immutable: pass a new --version")
+    return Registration(task=task.name, version=version, status="created" if outcome == "created" else "unchanged")
+
+
 def register(state: RemoteDeploy, tasks: Sequence[SerializedTask]) -> list[Registration]:
-    """Register ``tasks`` in order; on a failure name what was and was not registered."""
-    registrations: list[Registration] = []
+    """Register ``tasks``, up to ``remote.concurrency`` ``DeployTask`` calls at once. After a
+    failure no further call starts and the ones in flight are awaited, so the
+    ``RegistrationError`` (the first failure in task order) names exactly the tasks
+    registered and the ones not registered, in task order."""
     connection = state.connection
-    for index, task in enumerate(tasks):
-        version = task.spec.task_template.id.version
+    done: dict[str, Registration] = {}
+    failures: dict[str, BaseException] = {}
+    new = []
+    for task in tasks:
         if state.status.get(task.name) == "unchanged":
-            registrations.append(Registration(task=task.name, version=version, status="unchanged"))
-            continue
-        pending = [t.name for t in tasks[index:]]
+            done[task.name] = Registration(task=task.name, version=task.spec.task_template.id.version,
+                                           status="unchanged")
+        else:
+            new.append(task)
+    stop = threading.Event()  # set by the first failure: no call starts after it
+
+    def attempt(task: SerializedTask) -> Registration | None:
+        if stop.is_set():
+            return None
         try:
-            outcome = connection.deploy(task.spec)
-            if outcome == "exists":  # deployed meanwhile: same spec is fine, another is refused
-                existing = connection.get_spec(connection.task_id(task.spec))
-                if existing is not None and not same_registration(existing, task.spec):
-                    raise RegistrationError(f"{_conflict(task, existing)}; versions are immutable: pass a new"
-                                            " --version", registered=[r.task for r in registrations],
-                                            not_registered=pending)
-        except ControlPlaneError as exc:
-            raise RegistrationError(f"registering {task.name} version {version} failed: {exc}",
-                                    registered=[r.task for r in registrations], not_registered=pending,
-                                    hint=RERUN_HINT) from None
-        registrations.append(Registration(task=task.name, version=version,
-                                          status="created" if outcome == "created" else "unchanged"))
-    return registrations
+            return register_one(connection, task)
+        except BaseException:
+            stop.set()
+            raise
+
+    with ThreadPoolExecutor(max_workers=connection.settings.concurrency) as pool:
+        futures = {pool.submit(attempt, task): task for task in new}
+        for future in as_completed(futures):
+            name = futures[future].name
+            try:
+                registration = future.result()
+            except Exception as exc:  # noqa: BLE001 - recorded, the first one in task order is raised below
+                failures[name] = exc
+                continue
+            if registration is not None:
+                done[name] = registration
+    if failures:
+        first = next(failures[t.name] for t in tasks if t.name in failures)
+        registered = [t.name for t in tasks if t.name in done]
+        pending = [t.name for t in tasks if t.name not in done]
+        if not isinstance(first, RegistrationError):
+            raise first
+        raise RegistrationError(first.message, registered=registered, not_registered=pending,
+                                hint=first.hint) from None
+    return [done[t.name] for t in tasks]
 
 
 def register_on_control_plane(session: DeploySession, environment: TaskEnvironment,
