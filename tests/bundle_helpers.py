@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from flyte_deploy.testing import AUTOLOAD_VARIABLES
+
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 FLOWS = '''
@@ -72,7 +74,7 @@ def make_project(root: Path) -> Path:
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_DEPLOY_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_DEPLOY_") or k in AUTOLOAD_VARIABLES}
     env.update({"PYTHONPATH": str(SRC), "PYTHONDONTWRITEBYTECODE": "1"})
     env.update(extra or {})
     return env

@@ -106,7 +106,8 @@ def test_push_with_credentials_from_the_docker_config(docker_env, base_registry,
     image = (Image.from_base(f"{base_registry.address}/{BASE_REPOSITORY}:{BASE_TAG}")
              .with_env_vars({"WHO": "authed"}).with_name("docker/authed"))
     ref = build(tmp_path, auth_registry.address, image)
-    assert ref.built and pull_back(ref.uri, tmp_path / "pulled", creds=auth_registry.creds).manifest_digest == ref.digest
+    assert ref.built
+    assert pull_back(ref.uri, tmp_path / "pulled", creds=auth_registry.creds).manifest_digest == ref.digest
 
 
 def test_push_refused_without_credentials(docker_env, base_registry, auth_registry, tmp_path):

@@ -131,7 +131,8 @@ def test_files_and_links_already_in_the_target_are_replaced_not_followed(tmp_pat
 
 def test_links_that_stay_inside_and_hard_links_to_earlier_files_are_unpacked(tmp_path: Path,
                                                                              python_tarfile: str) -> None:
-    archive = hostile(tmp_path / "ok.tar.gz", member("./", tarfile.DIRTYPE), member("./pkg/", tarfile.DIRTYPE), member("pkg/mod.py", data=b"X = 1\n"),
+    archive = hostile(tmp_path / "ok.tar.gz", member("./", tarfile.DIRTYPE), member("./pkg/", tarfile.DIRTYPE),
+                      member("pkg/mod.py", data=b"X = 1\n"),
                       member("alias", SYM, "pkg"), member("pkg/up", SYM, ".."), member("copy.py", LNK, "pkg/mod.py"),
                       member("run.sh", data=b"#!/bin/sh\n", mode=0o6777), member("c:/notes.txt"))
     target = tmp_path / "target"

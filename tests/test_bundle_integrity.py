@@ -104,7 +104,8 @@ def test_a_stored_object_from_another_compressor_is_reused_unchanged(tmp_path: P
     before = target.stat()
     assert upload(bundle, target.as_uri()) == target.as_uri()
     after = target.stat()
-    assert target.read_bytes() == other_zlib and (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert target.read_bytes() == other_zlib
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "swapped", "empty"])

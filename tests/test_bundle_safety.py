@@ -86,7 +86,8 @@ def test_a_task_module_dropped_by_an_ignore_rule_names_the_rule(project: Path) -
 
 def test_a_task_module_in_an_ignored_directory_names_the_directory_rule(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    write(root, {".gitignore": "", "services/.gitignore": "# built elsewhere\n\n/jobs/\n", "services/jobs/__init__.py": "",
+    write(root, {".gitignore": "", "services/.gitignore": "# built elsewhere\n\n/jobs/\n",
+                 "services/jobs/__init__.py": "",
                  "services/__init__.py": "",
                  "services/jobs/flow.py": "import flyte_deploy as fd\nenv = fd.TaskEnvironment(name='jobs')\n\n\n"
                                           "@env.task\ndef nightly() -> int:\n    return 1\n"})

@@ -26,7 +26,7 @@ docs/**/tmp
 cache/
 a/**/b.txt
 \\#hash.txt
-trailing.txt   
+trailing.txt\x20\x20\x20
 *.tmp
 !important.tmp
 out/

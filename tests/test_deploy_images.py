@@ -87,7 +87,8 @@ def test_unreachable_registry_fails_the_deploy_and_registers_nothing(project):
 
 
 def test_run_steps_with_the_oci_builder_fail_the_deploy(base_registry, project):
-    (project / "tasks.py").write_text(TWO_ENVS.replace('with_env_vars({"STAGE": "train"})', 'with_apt_packages("curl")'))
+    tasks = TWO_ENVS.replace('with_env_vars({"STAGE": "train"})', 'with_apt_packages("curl")')
+    (project / "tasks.py").write_text(tasks)
     addr = base_registry.address
     proc = flyte_deploy(project, "deploy", "--all", "tasks.py", env={
         "FLYTE_DEPLOY_IMAGE_REGISTRY": f"{addr}/e2e-run", "FLYTE_DEPLOY_IMAGE_BASE_REGISTRY": addr,

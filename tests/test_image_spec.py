@@ -111,7 +111,8 @@ def test_generated_dockerfile_orders_layers_for_caching(tmp_path: Path):
 
 
 def test_oci_builder_refuses_specs_that_need_run_steps():
-    with pytest.raises(ImageBuildError, match=r"needs RUN steps \(apt packages and commands\).*image.builder = \"docker\""):
+    message = r"needs RUN steps \(apt packages and commands\).*image.builder = \"docker\""
+    with pytest.raises(ImageBuildError, match=message):
         refuse_run_steps(Image.from_debian_base().with_apt_packages("curl").with_commands("true"), "prep")
     refuse_run_steps(Image.from_debian_base().with_pip_packages("six"), "prep")  # no RUN needed: no error
 

@@ -31,8 +31,9 @@ def make_distribution(site: Path, dist: str, version: str, entry_points: dict[st
 
 
 @pytest.fixture
-def site(tmp_path, monkeypatch):
-    """A directory on sys.path holding two installed plugin distributions and modules."""
+def site(tmp_path, monkeypatch, deploy_isolation):
+    """A directory on sys.path holding two installed plugin distributions and modules, which
+    load as installed plugins do: the only ones this process sees (``use_installed_plugins``)."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "zeta_plugin.py").write_text(VERSION_PLUGIN.format(version="from-zeta"))
@@ -51,6 +52,7 @@ def site(tmp_path, monkeypatch):
     make_distribution(site, "flyte-deploy-alpha", "1.5", {"alpha": "alpha_plugin"})
     make_distribution(site, "acme-policy", "3.1", {"org_policy": "org_policy"}, group="flyte_deploy.policy")
     monkeypatch.syspath_prepend(str(site))
+    deploy_isolation.use_installed_plugins(only=[site])
     return site
 
 
@@ -340,7 +342,8 @@ def test_a_wrapper_is_not_blamed_for_the_implementation_it_wraps(project, invoke
     monkeypatch.chdir(root)
     result = invoke("deploy", "envs.py", "env")
     assert result.exit_code == ExitCode.PLUGIN_ERROR
-    assert "plugin 'inner' (pyproject" in result.stderr and "failed in build_bundle: ValueError: inner broke" in result.stderr
+    assert "plugin 'inner' (pyproject" in result.stderr
+    assert "failed in build_bundle: ValueError: inner broke" in result.stderr
     assert "deployconf" not in result.stderr.replace("-p no:deployconf", "")
 
 

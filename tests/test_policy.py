@@ -152,7 +152,8 @@ def test_a_required_minimum_version_fails_closed_when_the_version_is_unknown(tmp
         build_plugin_manager(Config.load(tmp_path))
 
 
-def test_a_policy_named_in_the_environment_and_installed_loads_once(tmp_path, monkeypatch, register_plugin):
+def test_a_policy_named_in_the_environment_and_installed_loads_once(tmp_path, monkeypatch, register_plugin,
+                                                                    deploy_isolation):
     site = tmp_path / "site"
     (site / "acme_policy-2.0.dist-info").mkdir(parents=True)
     (site / "acme_policy-2.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-policy\n"
@@ -162,6 +163,7 @@ def test_a_policy_named_in_the_environment_and_installed_loads_once(tmp_path, mo
     (site / "acme_rules.py").write_text("import flyte_deploy as fd\n\n@fd.hookimpl\n"
                                         "def check_plan(session, plan):\n    return []\n")
     monkeypatch.syspath_prepend(str(site))
+    deploy_isolation.use_installed_plugins(only=[site])
     for named in ("acme", "acme_rules"):
         monkeypatch.setenv("FLYTE_DEPLOY_POLICY", named)
         (tmp_path / "pyproject.toml").write_text('[tool.flyte-deploy]\nrequired_plugins = ["acme>=2"]\n')
@@ -192,7 +194,8 @@ def test_a_policy_returning_the_wrong_type_is_a_plugin_error_naming_it(deploy_pr
     deploy_project({"app.py": APP})
     register_plugin(module, "sloppy", policy=True)
     run = deploy_project.deploy("app.py", "app").assert_exit(ExitCode.PLUGIN_ERROR)
-    assert "plugin 'sloppy' (policy sloppy) returned a str in the list from check_plan, expected Violation" in run.stderr
+    assert ("plugin 'sloppy' (policy sloppy) returned a str in the list from check_plan, expected Violation"
+            in run.stderr)
 
 
 def test_a_policy_module_from_the_environment_gets_its_distribution_version(tmp_path, monkeypatch):

@@ -12,8 +12,18 @@ import subprocess
 import pytest
 
 from flyte_deploy.builders.registry import (
-    DOCKER_HUB, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Credentials, ImageNotFound, Reference, RegistryAuthError,
-    RegistryClient, RegistryUnreachable, docker_config_credentials, sha256_digest,
+    DOCKER_HUB,
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    Credentials,
+    ImageNotFound,
+    Reference,
+    RegistryAuthError,
+    RegistryClient,
+    RegistryUnreachable,
+    docker_config_credentials,
+    sha256_digest,
 )
 from tests.fixtures.processes import free_port
 
@@ -76,31 +86,30 @@ def test_push_and_pull_round_trip(registry, tmp_path):
 
 
 def test_missing_manifest_is_image_not_found(registry):
-    with RegistryClient(registry.address) as client:
-        with pytest.raises(ImageNotFound, match=f"^image {registry.address}/nothing/here:v9 not found in the registry$"):
-            client.get_manifest("nothing/here", "v9")
+    with RegistryClient(registry.address) as client, \
+            pytest.raises(ImageNotFound, match=f"^image {registry.address}/nothing/here:v9 not found in the registry$"):
+        client.get_manifest("nothing/here", "v9")
 
 
 def test_unreachable_registry_is_one_line():
     address = f"127.0.0.1:{free_port()}"
-    with RegistryClient(address) as client:
-        with pytest.raises(RegistryUnreachable) as info:
-            client.ping()
+    with RegistryClient(address) as client, pytest.raises(RegistryUnreachable) as info:
+        client.ping()
     assert str(info.value).startswith(f"registry {address} is unreachable (http://{address}):")
     assert "\n" not in str(info.value)
 
 
 def test_auth_registry_without_credentials_says_so(auth_registry, tmp_path):
-    with RegistryClient(auth_registry.address, docker_config=tmp_path / "none.json") as client:
-        with pytest.raises(RegistryAuthError, match="requires credentials and none are configured"):
-            client.ping()
+    with RegistryClient(auth_registry.address, docker_config=tmp_path / "none.json") as client, \
+            pytest.raises(RegistryAuthError, match="requires credentials and none are configured"):
+        client.ping()
 
 
 def test_auth_registry_refuses_a_wrong_password_without_leaking_it(auth_registry, tmp_path):
     creds = Credentials(auth_registry.username, "wrong-password-123")
-    with RegistryClient(auth_registry.address, credentials=creds) as client:
-        with pytest.raises(RegistryAuthError) as info:
-            client.ping()
+    with RegistryClient(auth_registry.address, credentials=creds) as client, \
+            pytest.raises(RegistryAuthError) as info:
+        client.ping()
     assert str(info.value) == f"registry {auth_registry.address} refused authentication (user 'flyte')"
     assert "wrong-password-123" not in repr(creds) and "wrong-password-123" not in str(info.value)
 
@@ -150,7 +159,7 @@ def test_bearer_token_auth(token_registry):
 
 
 def test_bearer_token_auth_refused(token_registry):
-    with RegistryClient(token_registry.address, credentials=Credentials("flyte", "bad-token-pw")) as client:
-        with pytest.raises(RegistryAuthError, match=f"^registry {token_registry.address} refused authentication"
-                                                    r" \(user 'flyte'\)$"):
-            client.manifest_digest("token/app", "v1")
+    with RegistryClient(token_registry.address, credentials=Credentials("flyte", "bad-token-pw")) as client, \
+            pytest.raises(RegistryAuthError, match=f"^registry {token_registry.address} refused authentication"
+                                                   r" \(user 'flyte'\)$"):
+        client.manifest_digest("token/app", "v1")

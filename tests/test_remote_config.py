@@ -125,7 +125,8 @@ def test_endpoint_forms_resolve_to_a_base_url(endpoint, insecure, address):
 def test_remote_settings_explain_what_is_missing_or_wrong(tmp_path, home):
     with pytest.raises(UsageError, match="the remote backend needs an endpoint"):
         RemoteSettings.from_config(load(tmp_path))
-    with pytest.raises(UsageError, match=r"ca_cert .*nope\.pem does not exist \(environment variable FLYTE_DEPLOY_CA_CERT\)"):
+    missing_ca = r"ca_cert .*nope\.pem does not exist \(environment variable FLYTE_DEPLOY_CA_CERT\)"
+    with pytest.raises(UsageError, match=missing_ca):
         RemoteSettings.from_config(load(tmp_path, FLYTE_DEPLOY_ENDPOINT="h:1", FLYTE_DEPLOY_CA_CERT="nope.pem"))
     with pytest.raises(UsageError, match="is not host:port"):
         RemoteSettings.from_config(load(tmp_path, FLYTE_DEPLOY_ENDPOINT="dns:///h:1/path"))

@@ -16,6 +16,7 @@ from connectrpc.code import Code
 import flyte_deploy as fd
 from flyte_deploy.errors import ExitCode
 from flyte_deploy.storage import filesystem
+from flyte_deploy.testing import AUTOLOAD_VARIABLES
 from tests.conftest import EXAMPLE, REPO
 from tests.fixtures.processes import free_port
 
@@ -223,7 +224,7 @@ def test_token_command_in_a_subprocess_deploy(example, flyte_server_factory, tmp
     script.write_text(f"#!/bin/sh\necho {TOKEN}\n")
     script.chmod(0o755)
     write_config(example, server.endpoint, storage=tmp_path / "bundles", extra=f"  command: [{script}]\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_DEPLOY_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_DEPLOY_") or k in AUTOLOAD_VARIABLES}
     env.update(PYTHONPATH=str(REPO / "src"), COLUMNS="200", NO_COLOR="1")
     proc = subprocess.run([sys.executable, "-m", "flyte_deploy", "deploy", "workflow.py", "viz_env",
                            "--version", "v1"], cwd=example, env=env, capture_output=True, text=True, timeout=120)

@@ -19,6 +19,7 @@ from google.protobuf import timestamp_pb2
 
 from flyte_deploy.errors import ExitCode
 from flyte_deploy.task_specs import latest_version
+from flyte_deploy.testing import AUTOLOAD_VARIABLES
 from tests.conftest import EXAMPLE, REPO
 from tests.fixtures.processes import free_port
 from tests.fixtures.s3 import S3Server
@@ -32,7 +33,8 @@ TOKEN = "tok-5be1a7c9-never-print-me"
 def flyte_deploy(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI in a subprocess from ``cwd``, with this worktree's code and a clean
     flyte-deploy environment plus ``env``."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_DEPLOY_", "FLYTE_ADMIN_", "FLYTE_TASK_"))}
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("FLYTE_DEPLOY_", "FLYTE_ADMIN_", "FLYTE_TASK_")) or k in AUTOLOAD_VARIABLES}
     base.update(PYTHONPATH=str(REPO / "src"), COLUMNS="200", NO_COLOR="1", HOME=str(cwd.parent / "home"))
     return subprocess.run([sys.executable, "-m", "flyte_deploy", *args], cwd=cwd, env={**base, **(env or {})},
                           capture_output=True, text=True, timeout=300)

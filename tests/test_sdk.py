@@ -67,7 +67,8 @@ def _f():
 
 def test_environment_records_where_it_was_defined():
     env = fd.TaskEnvironment(name="here")
-    assert env.location.endswith(f"test_sdk.py:{test_environment_records_where_it_was_defined.__code__.co_firstlineno + 1}")
+    line = test_environment_records_where_it_was_defined.__code__.co_firstlineno + 1
+    assert env.location.endswith(f"test_sdk.py:{line}")
 
 
 def test_default_image_and_string_images():

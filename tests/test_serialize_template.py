@@ -116,8 +116,10 @@ def test_environment_resources_env_and_secrets(tmp_path: Path) -> None:
     assert resource_map(resources.limits) == {"CPU": "2"}
     assert {kv.key: kv.value for kv in template.container.env} == {"LOG_LEVEL": "info", "REGION": "eu"}
     assert list(template.security_context.secrets) == [
-        security_pb2.Secret(key="wandb-api-key", env_var="WANDB_API_KEY", mount_requirement=security_pb2.Secret.ENV_VAR),
-        security_pb2.Secret(group="hub", key="token", env_var="HUB_TOKEN", mount_requirement=security_pb2.Secret.ENV_VAR),
+        security_pb2.Secret(key="wandb-api-key", env_var="WANDB_API_KEY",
+                            mount_requirement=security_pb2.Secret.ENV_VAR),
+        security_pb2.Secret(group="hub", key="token", env_var="HUB_TOKEN",
+                            mount_requirement=security_pb2.Secret.ENV_VAR),
     ]
     assert not template.HasField("extended_resources")
 

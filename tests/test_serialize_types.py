@@ -23,7 +23,13 @@ from flyte_deploy.builtin.serialize import serialize
 from flyte_deploy.errors import ExitCode, SerializationError
 from flyte_deploy.image import Image
 from flyte_deploy.interface import (
-    UnsupportedType, from_literal, literal_from_json, literal_from_text, literal_to_json, literal_type, to_literal,
+    UnsupportedType,
+    from_literal,
+    literal_from_json,
+    literal_from_text,
+    literal_to_json,
+    literal_type,
+    to_literal,
 )
 from flyte_deploy.types import DeployPlan, DeployRequest
 
@@ -46,13 +52,13 @@ class Shape:
     name: str
     points: list[Point]
     color: Color = Color.RED
-    tags: dict[str, Optional[int]] = dataclasses.field(default_factory=dict)
+    tags: dict[str, int | None] = dataclasses.field(default_factory=dict)
 
 
 class Model(pydantic.BaseModel):
     name: str
     tags: list[str] = []
-    origin: Optional[Point] = None
+    origin: Point | None = None
 
 
 def lt(data: dict[str, Any]) -> types_pb2.LiteralType:
@@ -75,7 +81,7 @@ SIMPLE = [
     (bool, "BOOLEAN", True),
     (bytes, "BINARY", b"raw bytes"),
     (type(None), "NONE", None),
-    (datetime.datetime, "DATETIME", datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.timezone.utc)),
+    (datetime.datetime, "DATETIME", datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.UTC)),
     (datetime.timedelta, "DURATION", datetime.timedelta(minutes=90, microseconds=5)),
 ]
 
@@ -159,7 +165,7 @@ def test_pydantic_model_is_a_struct_with_its_json_schema() -> None:
 
 
 def test_nested_combinations() -> None:
-    tp = list[dict[str, Optional[list[Shape]]]]
+    tp = list[dict[str, list[Shape] | None]]
     t = literal_type(tp)
     inner = t.collection_type.map_value_type.union_type.variants[0].collection_type
     assert inner.simple == types_pb2.STRUCT and json_format.MessageToDict(inner.metadata)["title"] == "Shape"
@@ -181,9 +187,9 @@ types_env = fd.TaskEnvironment(name="types")
 
 @types_env.task
 def everything(i: int, f: float, s: str, b: bool, by: bytes, dt: datetime.datetime, td: datetime.timedelta,
-               color: Color, items: list[int], table: dict[str, float], maybe: Optional[str], either: int | str,
+               color: Color, items: list[int], table: dict[str, float], maybe: str | None, either: int | str,
                point: Point, model: Model, data: fd.File, folder: fd.Dir,
-               epochs: int = 3, when: Optional[datetime.datetime] = None, origin: Point = Point(1, 2.0),  # noqa: B008
+               epochs: int = 3, when: datetime.datetime | None = None, origin: Point = Point(1, 2.0),  # noqa: B008
                shade: Color = Color.GREEN) -> tuple[int, Point]:
     return i, point
 

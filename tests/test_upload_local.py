@@ -143,4 +143,4 @@ def test_credentials_never_appear_in_messages() -> None:
     options = {"key": "AKIDXYZ", "secret": "s3cret", "client_kwargs": {"aws_session_token": "tok3n"},
                "endpoint_url": "http://127.0.0.1:9000"}
     text = scrub("failed at https://user:pw@host/x with AKIDXYZ/s3cret and tok3n via http://127.0.0.1:9000", options)
-    assert text == "failed at https://host/x with ***/*** and *** via http://127.0.0.1:9000"
+    assert text == "failed at https://***@host/x with ***/*** and *** via http://127.0.0.1:9000"

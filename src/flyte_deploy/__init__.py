@@ -2,16 +2,39 @@
 
 from .api import deploy, open_session
 from .errors import (
-    BundleError, DependencyError, DiscoveryError, ExitCode, FlyteDeployError, ImageBuildError, PluginError,
-    PolicyViolation, RegistrationError, RunError, SerializationError, UploadError, UsageError,
+    BundleError,
+    DependencyError,
+    DiscoveryError,
+    ExitCode,
+    FlyteDeployError,
+    ImageBuildError,
+    PluginError,
+    PolicyViolation,
+    RegistrationError,
+    RunError,
+    SerializationError,
+    UploadError,
+    UsageError,
 )
 from .hookspecs import hookimpl, hookspec
 from .image import Image
 from .sdk import Cache, Dir, File, Resources, Secret, Task, TaskEnvironment
 from .session import DeploySession, StashKey
 from .types import (
-    Backend, Bundle, DeployPlan, DeployRequest, DeployResult, Discovery, ImageBuilder, ImageRef, Listing,
-    PhaseReport, Registration, SerializedTask, SourceLink, Violation,
+    Backend,
+    Bundle,
+    DeployPlan,
+    DeployRequest,
+    DeployResult,
+    Discovery,
+    ImageBuilder,
+    ImageRef,
+    Listing,
+    PhaseReport,
+    Registration,
+    SerializedTask,
+    SourceLink,
+    Violation,
 )
 
 __all__ = [

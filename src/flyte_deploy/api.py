@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
 
 from .config import Config
-from .errors import UsageError
+from .errors import UsageError, scrubbed_stderr
 from .lifecycle import deploy as run_lifecycle
 from .pluginmanager import build_plugin_manager
 from .sdk import TaskEnvironment
@@ -36,7 +37,7 @@ def open_session(
     pm = build_plugin_manager(config, cmdline_plugins=plugins)
     try:
         yield DeploySession(config=config, pluginmanager=pm, selection=select(pm, config), dry_run=dry_run,
-                            console=console or Console(stderr=True))
+                            console=console or Console(file=scrubbed_stderr()))
     finally:
         pm.calls.unconfigure(config)
 

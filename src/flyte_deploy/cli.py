@@ -6,19 +6,23 @@ click usage errors exit 4; Ctrl-C exits 2; anything else is a bug (exit 3, trace
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import sysconfig
 import traceback
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import click
+import pluggy
 from rich.console import Console
 from rich.table import Table
 
 from .api import open_session
 from .builtin.reporting import render_summary
-from .errors import ExitCode, FlyteDeployError, PolicyViolation, UsageError
+from .errors import ExitCode, FlyteDeployError, PolicyViolation, UsageError, environment_error, scrub
 from .lifecycle import deploy as run_lifecycle
 from .lifecycle import dry_run_result
 from .pluginmanager import hook_names
@@ -27,15 +31,32 @@ from .types import DeployPlan, DeployRequest, Violation
 plugin_option = click.option("-p", "plugins", multiple=True, metavar="NAME",
                              help="Load plugin NAME early; `-p no:NAME` disables a plugin.")
 config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                             help="A Flyte config.yaml (admin.endpoint, task.project, ...). Default: FLYTE_DEPLOY_CONFIG,"
-                                  " then config.yaml in the root dir, then ~/.flyte/config.yaml.")
-project_option = click.option("--project", default=None, help="Flyte project (default: task.project, else flytesnacks).")
+                             help="A Flyte config.yaml (admin.endpoint, task.project, ...). Default:"
+                                  " FLYTE_DEPLOY_CONFIG, then config.yaml in the root dir, then ~/.flyte/config.yaml.")
+project_option = click.option("--project", default=None,
+                              help="Flyte project (default: task.project, else flytesnacks).")
 domain_option = click.option("--domain", default=None, help="Flyte domain (default: task.domain, else development).")
 backend_option = click.option("--backend", default=None,
                               help="local (default), remote (a Flyte control plane; the default when an endpoint is"
                                    " configured) or a backend a plugin provides.")
 root_option = click.option("--root-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                            help="Project root: bundling, module names, pyproject.toml. Default: current directory.")
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout, without credentials (``errors.scrub``)."""
+    click.echo(scrub(json.dumps(data, indent=2)))
+
+
+@contextlib.contextmanager
+def stdout_for(output: str) -> Iterator[None]:
+    """With ``--output json``, stdout carries the JSON document alone: whatever else is
+    printed meanwhile (a user module at import, a plugin) goes to stderr."""
+    if output != "json":
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def _parse_pairs(values: Sequence[str], flag: str) -> dict[str, str]:
@@ -60,7 +81,8 @@ def _deploy_request(path: Path, env_vars: tuple[str, ...], all_envs: bool, recur
         raise UsageError("--all and --recursive cannot be combined")
     if recursive or all_envs:
         if env_vars:
-            raise UsageError(f"--{'recursive' if recursive else 'all'} takes no environment names, got {' '.join(env_vars)}")
+            flag = "--recursive" if recursive else "--all"
+            raise UsageError(f"{flag} takes no environment names, got {' '.join(env_vars)}")
         return DeployRequest(mode="recursive" if recursive else "all", path=path)
     if not env_vars:
         raise UsageError(f"name the environment variable(s) to deploy from {path}, or use --all")
@@ -96,10 +118,10 @@ def deploy_command(path: Path, env_vars: tuple[str, ...], all_envs: bool, recurs
     options = {"project": project, "domain": domain, "backend": backend, "store": store,
                "quiet": quiet or None, "config": config_file}
     overrides = _parse_pairs(images, "--image")
-    with open_session(root_dir, options=options, plugins=plugins, dry_run=dry_run) as session:
+    with stdout_for(output), open_session(root_dir, options=options, plugins=plugins, dry_run=dry_run) as session:
         result = run_lifecycle(session, request, version=version, copy_style=copy_style, image_overrides=overrides)
     if output == "json":
-        click.echo(json.dumps(result.to_json(), indent=2))
+        echo_json(result.to_json())
     else:
         render_summary(result, Console())
 
@@ -118,7 +140,7 @@ def check_command(**params: Any) -> None:
     if params:  # a deploy option check does not know yet: fail loudly rather than ignore it
         raise TypeError(f"check does not handle the deploy option(s) {', '.join(sorted(params))}")
     violations: list[Violation] = []
-    with open_session(root_dir, options=options, plugins=plugins, dry_run=True) as session:
+    with stdout_for(output), open_session(root_dir, options=options, plugins=plugins, dry_run=True) as session:
         try:
             result = run_lifecycle(session, request, version=version, copy_style=copy_style,
                                    image_overrides=overrides)
@@ -128,9 +150,9 @@ def check_command(**params: Any) -> None:
             violations = exc.violations
             result = dry_run_result(exc.plan, session.backend.name)
     if output == "json":
-        click.echo(json.dumps({**result.to_json(), "violations": [
+        echo_json({**result.to_json(), "violations": [
             {"rule": v.rule, "subject": v.subject, "message": v.message, "plugin": v.plugin} for v in violations
-        ]}, indent=2))
+        ]})
     else:
         render_summary(result, Console())
         # one line per violation, as in the deploy error: readable in narrow terminals and CI logs
@@ -155,32 +177,35 @@ cli.add_command(click.Command(
 def plugins_command(as_json: bool, root_dir: Path | None, plugins: tuple[str, ...]) -> None:
     """List plugins in registration order (name, source, version, status, hooks), then the
     backends and image builders they offer."""
-    with open_session(root_dir, plugins=plugins) as session:
+    with stdout_for("json" if as_json else "table"), open_session(root_dir, plugins=plugins) as session:
         pm = session.pluginmanager
         infos = list(pm.infos.values()) + list(pm.disabled.values())
-        offered = [("backend", b.name, b.plugin, ", ".join(b.capabilities)) for b in sorted(session.selection.backends.values(), key=lambda b: b.name)]
-        offered += [("image builder", b.name, b.plugin, b.description) for b in session.selection.image_builders.values()]
-        if as_json:
-            click.echo(json.dumps({
-                "plugins": [i.to_json() for i in infos], "hooks": hook_names(pm),
-                "backends": [{"name": name, "plugin": plugin, "capabilities": caps.split(", ") if caps else []}
-                             for kind, name, plugin, caps in offered if kind == "backend"],
-                "image_builders": [{"name": name, "plugin": plugin} for kind, name, plugin, _ in offered
-                                   if kind == "image builder"],
-            }, indent=2))
-            return
-        table = Table(title="flyte-deploy plugins (registration order)", title_justify="left")
-        for column in ("name", "source", "version", "status", "hooks"):
-            table.add_column(column)
-        for info in infos:
-            table.add_row(info.name, info.source, info.version or "-", info.status, ", ".join(info.hooks) or "-")
-        Console().print(table)
-        chosen = Table(title="offered by name", title_justify="left")
-        for column in ("kind", "name", "plugin", "can / description"):
-            chosen.add_column(column)
-        for row in offered:
-            chosen.add_row(*row)
-        Console().print(chosen)
+        hooks = hook_names(pm)
+        offered = [("backend", b.name, b.plugin, ", ".join(b.capabilities))
+                   for b in sorted(session.selection.backends.values(), key=lambda b: b.name)]
+        offered += [("image builder", b.name, b.plugin, b.description)
+                    for b in session.selection.image_builders.values()]
+    if as_json:
+        echo_json({
+            "plugins": [i.to_json() for i in infos], "hooks": hooks,
+            "backends": [{"name": name, "plugin": plugin, "capabilities": caps.split(", ") if caps else []}
+                         for kind, name, plugin, caps in offered if kind == "backend"],
+            "image_builders": [{"name": name, "plugin": plugin} for kind, name, plugin, _ in offered
+                               if kind == "image builder"],
+        })
+        return
+    table = Table(title="flyte-deploy plugins (registration order)", title_justify="left")
+    for column in ("name", "source", "version", "status", "hooks"):
+        table.add_column(column)
+    for info in infos:
+        table.add_row(info.name, info.source, info.version or "-", info.status, ", ".join(info.hooks) or "-")
+    Console().print(table)
+    chosen = Table(title="offered by name", title_justify="left")
+    for column in ("kind", "name", "plugin", "can / description"):
+        chosen.add_column(column)
+    for row in offered:
+        chosen.add_row(*row)
+    Console().print(chosen)
 
 
 @cli.command("ls")
@@ -201,14 +226,14 @@ def ls_command(root_dir: Path | None, store: str | None, output: str, remote: bo
         raise UsageError(f"--remote lists the remote backend; it cannot be combined with --backend {backend}")
     options = {"store": store, "config": config_file, "project": project, "domain": domain,
                "backend": "remote" if remote else backend}
-    with open_session(root_dir, options=options, plugins=plugins) as session:
+    with stdout_for(output), open_session(root_dir, options=options, plugins=plugins) as session:
         chosen = session.backend
         if chosen.listing is None:
             raise UsageError(f"backend {chosen.name!r} ({session.config.source_of('backend')}) cannot list what it"
                              " holds")
         listed = chosen.listing(session.config)
     if output == "json":
-        click.echo(json.dumps(listed.records, indent=2))
+        echo_json(listed.records)
         return
     if not listed.records:
         click.echo(f"nothing deployed {listed.where}")
@@ -259,19 +284,34 @@ def run_command(task: str, inputs: tuple[str, ...], version: str | None, root_di
     if work_dir is not None and work_dir.exists() and any(work_dir.iterdir()):
         raise RunError(f"--work-dir {work_dir} is not empty")
     options = {"store": store, "project": project, "domain": domain, "backend": backend, "config": config_file}
-    with open_session(root_dir, options=options, plugins=plugins) as session:
+    with stdout_for(output), open_session(root_dir, options=options, plugins=plugins) as session:
         spec = find_task_spec(session.backend, session.config, task, version)
         storage = storage_options(session.config)
     result = run_task(spec, given, keep_dir=work_dir, storage=storage)
     click.echo(result.stdout + result.stderr, err=True, nl=False)
     if output == "json":
-        click.echo(json.dumps({"task": result.task, "version": result.version, "outputs": result.outputs}, indent=2))
+        echo_json({"task": result.task, "version": result.version, "outputs": result.outputs})
     else:
         for name, value in result.outputs.items():
             click.echo(f"{name} = {json.dumps(value)}")
 
 
-def run_cli(command: Callable[..., Any], args: Sequence[str] | None) -> int:
+def _raised_at(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame outside flyte-deploy and the libraries it runs on."""
+    where = "unknown location"
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        file = frame.f_code.co_filename
+        if not (file.startswith(_LIBRARY_DIRS) or file.startswith("<")):
+            where = f"{file}:{line}"
+    return where
+
+
+#: frames from these directories are never where a ``SystemExit`` "came from"
+_LIBRARY_DIRS = (*(str(Path(str(module.__file__)).resolve().parent) for module in (click, pluggy)),
+                 str(Path(__file__).resolve().parent), sysconfig.get_paths()["stdlib"])
+
+
+def run_cli(command: click.Command, args: Sequence[str] | None) -> int:
     """Run the click command and map outcomes to exit codes (see module docstring)."""
     try:
         returned = command.main(args=list(args) if args is not None else None, prog_name="flyte-deploy",
@@ -285,13 +325,21 @@ def run_cli(command: Callable[..., Any], args: Sequence[str] | None) -> int:
         click.echo("interrupted", err=True)
         return int(ExitCode.INTERRUPTED)
     except FlyteDeployError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(scrub(f"error: {exc}"), err=True)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return int(ExitCode.INTERRUPTED)
-    except Exception:  # a bug: show everything
-        traceback.print_exc()
+    except SystemExit as exc:  # user code ended the command: never a silent exit 0
+        click.echo(scrub(f"error: {_raised_at(exc)}: sys.exit({exc.code!r}) ended flyte-deploy"), err=True)
+        return int(ExitCode.USAGE_ERROR)
+    except Exception as exc:
+        problem = environment_error(exc)
+        if problem is not None:
+            click.echo(scrub(f"error: {problem}"), err=True)
+            return int(problem.exit_code)
+        # a bug: show everything
+        click.echo(scrub("".join(traceback.format_exception(exc))).rstrip("\n"), err=True)
         click.echo("error: internal error (this is a bug in flyte-deploy or a plugin)", err=True)
         return int(ExitCode.INTERNAL_ERROR)
     # without standalone mode, click returns the code of a ``ctx.exit(code)`` (as ``check`` does)

@@ -12,17 +12,14 @@ too (see ``FLYTE_KEYS`` and docs/remote.md).
 from __future__ import annotations
 
 import os
-import sys
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from .errors import UsageError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 if TYPE_CHECKING:
     from .pluginmanager import DeployPluginManager
@@ -94,16 +91,36 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def read_text(path: Path) -> str:
+    """The text of a configuration file; unreadable or not UTF-8 is a ``UsageError`` naming
+    the file (and the line of the first bad byte)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
+                         ) from None
+
+
 def read_pyproject(root_dir: Path) -> tuple[dict[str, Any], Path | None]:
     """The ``[tool.flyte-deploy]`` table of ``root_dir/pyproject.toml`` (or {})."""
     path = root_dir / "pyproject.toml"
     if not path.is_file():
         return {}, None
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML: {exc}") from None
-    table = data.get("tool", {}).get(TOOL_TABLE, {})
+    except RecursionError:
+        raise UsageError(f"{path}: invalid TOML: nested too deeply") from None
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise UsageError(f"{path}: [tool] must be a table")
+    table = tool.get(TOOL_TABLE, {})
     if not isinstance(table, dict):
         raise UsageError(f"{path}: [tool.{TOOL_TABLE}] must be a table")
     return table, path
@@ -144,13 +161,20 @@ def read_config_file(path: Path) -> dict[str, Any]:
     import yaml  # only when there is a config.yaml to read
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise UsageError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    except OSError as exc:
-        raise UsageError(f"config file {path} cannot be read: {exc.strerror}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: invalid YAML: nested too deeply") from None
+    try:
+        return _config_values(path, data)
+    except RecursionError:  # an anchor that contains itself
+        raise UsageError(f"{path}: the {CONFIG_FILE_SECTION} section refers to itself") from None
+
+
+def _config_values(path: Path, data: Any) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -182,14 +206,14 @@ class Config:
     pyproject: dict[str, Any] = field(default_factory=dict)
     pyproject_path: Path | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    pluginmanager: "DeployPluginManager | None" = None
+    pluginmanager: DeployPluginManager | None = None
     config_file: Path | None = None
     config_file_is_user_level: bool = False
     config_file_values: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, root_dir: str | os.PathLike[str] | None = None, options: Mapping[str, Any] | None = None,
-             environ: Mapping[str, str] | None = None) -> "Config":
+             environ: Mapping[str, str] | None = None) -> Config:
         root = Path(root_dir or os.getcwd()).resolve()
         if not root.is_dir():
             raise UsageError(f"--root-dir {root} is not a directory")
@@ -270,10 +294,7 @@ class Config:
         """A list-valued key; environment variables are comma-separated. ``pyproject_only``
         reads pyproject alone (for ``plugins``, whose environment variable
         FLYTE_DEPLOY_PLUGINS is a plugin source of its own)."""
-        if pyproject_only:
-            value = self._pyproject_flat().get(key) or []
-        else:
-            value = self.get(key) or []
+        value = (self._pyproject_flat().get(key) if pyproject_only else self.get(key)) or []
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
@@ -296,8 +317,23 @@ class Config:
 
     @property
     def store_url(self) -> str:
-        return str(self.get("store") or (self.root_dir / ".flyte-deploy").as_uri())
+        return self._location("store", self.get("store") or (self.root_dir / ".flyte-deploy").as_uri())
 
     @property
     def storage_url(self) -> str:
-        return str(self.get("storage") or f"{self.store_url.rstrip('/')}/bundles")
+        return self._location("storage", self.get("storage") or f"{self.store_url.rstrip('/')}/bundles")
+
+    def _location(self, key: str, value: Any) -> str:
+        """A store or storage URL; one holding credentials (``s3://KEY:SECRET@bucket``) is a
+        ``UsageError``: fsspec would take them for part of the bucket name, and the URL is
+        written into every deployed task, the store and the output."""
+        url = str(value)
+        try:
+            netloc = urlsplit(url).netloc if "://" in url else ""
+        except ValueError:
+            raise UsageError(f"the {key} URL ({self.source_of(key)}) is not a valid URL") from None
+        if "@" in netloc:
+            raise UsageError(f"the {key} URL ({self.source_of(key)}) holds credentials; put them in"
+                             f" [tool.flyte-deploy.storage_options] or the environment (AWS_ACCESS_KEY_ID, ...)"
+                             f" and give the URL without them")
+        return url

@@ -11,8 +11,9 @@ plugins add through ``add_hookspecs`` have no contract and are not checked.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import pluggy
 
@@ -49,7 +50,8 @@ class Contract:
         if result is None or self.result is None:
             return result
         if not isinstance(result, self.result):
-            raise PluginError(f"{describe} returned {type(result).__name__} from {hook}, expected {_names(self.result)}")
+            raise PluginError(f"{describe} returned {type(result).__name__} from {hook},"
+                              f" expected {_names(self.result)}")
         if self.item is None:
             return result
         items: Iterable[Any] = cast("Iterable[Any]", result)

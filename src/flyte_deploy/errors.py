@@ -3,11 +3,21 @@
 Every error a user can cause is a ``FlyteDeployError`` whose ``str`` is one line naming the
 file, line, environment, task or plugin at fault; its ``exit_code`` is distinct per kind.
 Anything else escaping a deploy is an internal error (exit 3, with a traceback).
+
+Nothing flyte-deploy prints carries a credential: ``scrub`` is applied to every error line,
+traceback and JSON document the command line writes (``cli.run_cli``).
 """
 
 from __future__ import annotations
 
+import errno
+import io
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
 from enum import IntEnum
+from typing import IO, Any, cast
 
 
 class ExitCode(IntEnum):
@@ -46,6 +56,10 @@ class ExitCode(IntEnum):
     CONTROL_PLANE_FAILED = 15
     #: a stored code bundle does not match the digest in its name (damaged or swapped)
     BUNDLE_CORRUPT = 16
+    #: the machine refused: a file or directory that cannot be written (permissions, read-only)
+    ENVIRONMENT_FAILED = 17
+    #: no space left on the device (or the disk quota is exhausted)
+    DISK_FULL = 18
 
 
 class FlyteDeployError(Exception):
@@ -96,15 +110,15 @@ class RegistrationError(FlyteDeployError):
 
     exit_code = ExitCode.REGISTRATION_FAILED
 
-    def __init__(self, message: str, *, registered: "tuple[str, ...] | list[str]" = (),
-                 not_registered: "tuple[str, ...] | list[str]" = (), hint: str = "") -> None:
+    def __init__(self, message: str, *, registered: tuple[str, ...] | list[str] = (),
+                 not_registered: tuple[str, ...] | list[str] = (), hint: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.registered = tuple(registered)
         self.not_registered = tuple(not_registered)
         self.hint = hint
 
-    def with_progress(self, registered_before: "list[str]", pending_after: "list[str]") -> "RegistrationError":
+    def with_progress(self, registered_before: list[str], pending_after: list[str]) -> RegistrationError:
         """This error with the tasks registered before it and the ones never attempted after it."""
         return RegistrationError(self.message, registered=[*registered_before, *self.registered],
                                  not_registered=[*self.not_registered, *pending_after], hint=self.hint)
@@ -122,6 +136,33 @@ class ControlPlaneError(FlyteDeployError):
     During a deploy the remote backend turns it into a ``RegistrationError``."""
 
     exit_code = ExitCode.CONTROL_PLANE_FAILED
+
+
+class EnvironmentFailure(FlyteDeployError):
+    """The machine refused an operation: nothing the project or a plugin did wrong."""
+
+    exit_code = ExitCode.ENVIRONMENT_FAILED
+
+
+class DiskFull(EnvironmentFailure):
+    exit_code = ExitCode.DISK_FULL
+
+
+#: errno values that are the machine's problem (``environment_error``), not a bug
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_REFUSED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR})
+
+
+def environment_error(exc: BaseException) -> EnvironmentFailure | None:
+    """The ``EnvironmentFailure`` an ``OSError`` stands for (a full disk, a path that
+    cannot be written), naming the path; None for any other exception."""
+    if not isinstance(exc, OSError) or exc.errno not in _DISK_FULL_ERRNOS | _REFUSED_ERRNOS:
+        return None
+    path = exc.filename if exc.filename is not None else "a file"
+    reason = exc.strerror or os.strerror(exc.errno or 0)
+    if exc.errno in _DISK_FULL_ERRNOS:
+        return DiskFull(f"{path}: {reason}; free some space and run again")
+    return EnvironmentFailure(f"{path}: {reason}")
 
 
 class PluginError(FlyteDeployError):
@@ -147,3 +188,85 @@ class PolicyViolation(FlyteDeployError):
         lines = [f"{len(self.violations)} policy violation(s):"]
         lines += [f"  {v}" for v in self.violations]
         return "\n".join(lines)
+
+
+# -- credentials never shown ----------------------------------------------------------------
+
+#: names of settings, options and environment variables whose values are secrets
+SECRET_NAME = re.compile(r"key|secret|token|passw|credential|session|auth|signature", re.IGNORECASE)
+#: environment variables named like secrets that hold a location, not a secret
+_NOT_SECRET_VARIABLE = re.compile(r"_(FILE|PATH|DIR|SOCK|HOME|URL|ENDPOINT|REGION|AUTOLOAD)$", re.IGNORECASE)
+#: ``scheme://user:password@`` (also ``dns:///user@host``)
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<slash>/?)[^/\s@'\"<>]+@")
+#: ``?token=...``, ``&X-Amz-Signature=...``, ``;password=...`` in a query or a DSN
+_SECRET_PARAMETER = re.compile(
+    r"(?P<name>[?&;][^=&;\s]*(?:key|secret|token|passw|signature|credential|sig)[^=&;\s]*=)[^&;\s'\"]+",
+    re.IGNORECASE)
+#: ``Authorization: Bearer ...`` and the like
+_AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{4,}", re.IGNORECASE)
+#: secrets shorter than this are not searched for (they would mask ordinary words)
+MIN_SECRET_LENGTH = 4
+_registered: set[str] = set()
+
+
+def register_secret(*values: object) -> None:
+    """Remember secret values (a token, a password, a storage option) so that ``scrub``
+    hides them wherever they appear, for the rest of the process."""
+    for value in values:
+        if isinstance(value, str) and len(value.strip()) >= MIN_SECRET_LENGTH:
+            _registered.add(value.strip())
+
+
+def secret_values(options: Mapping[str, Any]) -> list[str]:
+    """The string values of ``options`` (nested too) under secret-like names (``SECRET_NAME``)."""
+    found: list[str] = []
+    for name, value in options.items():
+        if isinstance(value, Mapping):
+            found += secret_values(value)
+        elif isinstance(value, str) and value and SECRET_NAME.search(str(name)):
+            found.append(value)
+    return found
+
+
+def _environment_secrets(environ: Mapping[str, str]) -> list[str]:
+    return [value for name, value in environ.items()
+            if SECRET_NAME.search(name) and not _NOT_SECRET_VARIABLE.search(name)
+            and len(value.strip()) >= 6 and not value.startswith(("/", "~"))]
+
+
+def scrub(text: str, secrets: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> str:
+    """``text`` with every credential replaced by ``***``: the user part of URLs, secret
+    query parameters, ``Bearer``/``Basic`` values, ``secrets``, the values registered with
+    ``register_secret`` and those of secret-named environment variables (``AWS_SECRET_ACCESS_KEY``,
+    ``FLYTE_DEPLOY_TOKEN``, ...). The one rule for what flyte-deploy may print."""
+    values = set(_registered) | {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH}
+    values |= set(_environment_secrets(os.environ if environ is None else environ))
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, "***")
+    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['slash']}***@", text)
+    text = _SECRET_PARAMETER.sub(lambda m: f"{m['name']}***", text)
+    return _AUTH_SCHEME.sub(lambda m: f"{m['scheme']} ***", text)
+
+
+class ScrubbedStderr(io.TextIOBase):
+    """``sys.stderr`` (looked up at each write, as ``Console(stderr=True)`` does) with
+    ``scrub`` applied to everything written: the stream of progress and report lines."""
+
+    def write(self, text: str) -> int:
+        sys.stderr.write(scrub(text))
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(sys.stderr, "encoding", None) or "utf-8"
+
+
+def scrubbed_stderr() -> IO[str]:
+    """A ``ScrubbedStderr``, typed as the stream ``rich.console.Console(file=...)`` takes."""
+    return cast(IO[str], ScrubbedStderr())

@@ -29,9 +29,10 @@ import re
 import shutil
 import subprocess
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from .session import StashKey
@@ -173,7 +174,7 @@ class GitStatus:
     remote: RemoteURL | None = None
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike[str]) -> "GitStatus | None":
+    def from_path(cls, path: str | os.PathLike[str]) -> GitStatus | None:
         """The status of the repository containing ``path`` (a file or directory), or
         ``None`` when there is none git will read. Not cached: see ``git_status_for``."""
         return GitStatusCache().status_for(path)
@@ -290,7 +291,7 @@ class GitStatusCache:
 GIT_STATUS_CACHE: StashKey[GitStatusCache] = StashKey()
 
 
-def session_cache(session: "DeploySession") -> GitStatusCache:
+def session_cache(session: DeploySession) -> GitStatusCache:
     """The deploy's ``GitStatusCache`` (kept in ``session.stash``, shared by all plugins)."""
     cache = session.stash.get(GIT_STATUS_CACHE)
     if cache is None:
@@ -298,7 +299,7 @@ def session_cache(session: "DeploySession") -> GitStatusCache:
     return cache
 
 
-def git_status_for(session: "DeploySession", path: str | os.PathLike[str]) -> GitStatus | None:
+def git_status_for(session: DeploySession, path: str | os.PathLike[str]) -> GitStatus | None:
     """``GitStatus`` of the repository containing ``path``, cached for the session's deploy."""
     return session_cache(session).status_for(path)
 
@@ -364,7 +365,7 @@ class TaskSource:
         return self.line if self.status.clean else None
 
 
-def task_source(session: "DeploySession", func: Callable[..., Any]) -> TaskSource | None:
+def task_source(session: DeploySession, func: Callable[..., Any]) -> TaskSource | None:
     """The ``TaskSource`` of ``func`` (a task's function), using the session's git cache;
     ``None`` when its file is in no readable repository with a commit."""
     location = source_location(func)

@@ -10,7 +10,8 @@ the plugin manager before they get here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
@@ -24,8 +25,19 @@ if TYPE_CHECKING:
     from .sdk import Task, TaskEnvironment
     from .session import DeploySession
     from .types import (
-        Backend, Bundle, DeployPlan, DeployRequest, DeployResult, Discovery, ImageBuilder, ImageRef, PhaseReport,
-        Registration, SerializedTask, SourceLink, Violation,
+        Backend,
+        Bundle,
+        DeployPlan,
+        DeployRequest,
+        DeployResult,
+        Discovery,
+        ImageBuilder,
+        ImageRef,
+        PhaseReport,
+        Registration,
+        SerializedTask,
+        SourceLink,
+        Violation,
     )
 
 

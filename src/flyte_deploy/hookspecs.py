@@ -20,14 +20,23 @@ enforced by ``tests/test_lifecycle_order.py``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from .contracts import PROJECT, Contract, Kind, hookspec, spec
 from .sdk import TaskEnvironment
 from .types import (
-    Backend, Bundle, Discovery, ImageBuilder, ImageRef, Registration, SerializedTask, SourceLink, Violation,
+    Backend,
+    Bundle,
+    Discovery,
+    ImageBuilder,
+    ImageRef,
+    Registration,
+    SerializedTask,
+    SourceLink,
+    Violation,
 )
 
 if TYPE_CHECKING:
@@ -156,7 +165,8 @@ def discover_environments(session: DeploySession, request: DeployRequest) -> Dis
 
 
 @spec(Contract(PHASE, (list, tuple), TaskEnvironment, required=True))
-def resolve_dependencies(session: DeploySession, selected: Sequence[TaskEnvironment]) -> Sequence[TaskEnvironment] | None:
+def resolve_dependencies(session: DeploySession,
+                         selected: Sequence[TaskEnvironment]) -> Sequence[TaskEnvironment] | None:
     """Order the deployment: the selected environments plus the transitive closure of
     their ``depends_on``, each once, dependencies before dependents.
 

@@ -38,7 +38,7 @@ class Layer:
         return self.kind in ("apt", "commands")
 
 
-def _hash_path(path: Path, digest: "hashlib._Hash") -> None:
+def _hash_path(path: Path, digest: hashlib._Hash) -> None:
     if path.is_file():
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
@@ -71,7 +71,7 @@ class Image:
 
     # constructors -------------------------------------------------------------------
     @classmethod
-    def default(cls) -> "Image":
+    def default(cls) -> Image:
         """The image used when an environment names none: Debian + Python + the runtime."""
         return cls.from_debian_base()
 
@@ -79,7 +79,7 @@ class Image:
     def from_debian_base(
         cls, python_version: str | tuple[int, int] = DEFAULT_PYTHON, *, registry: str | None = None,
         name: str = DEFAULT_NAME, platform: str = "linux/amd64",
-    ) -> "Image":
+    ) -> Image:
         """Debian bookworm with the given Python, plus the runtime that loads task bundles."""
         py = ".".join(map(str, python_version)) if isinstance(python_version, tuple) else str(python_version)
         if not re.fullmatch(r"3\.\d+", py):
@@ -88,7 +88,7 @@ class Image:
                    platform=platform)
 
     @classmethod
-    def from_base(cls, uri: str) -> "Image":
+    def from_base(cls, uri: str) -> Image:
         """An existing image used as is (nothing is built unless layers are added).
 
         ``uri`` is a registry reference, or ``oci:PATH[:TAG]`` for an OCI image layout on
@@ -99,7 +99,7 @@ class Image:
 
     @classmethod
     def from_dockerfile(cls, path: str | os.PathLike[str], *, registry: str | None = None,
-                        name: str = DEFAULT_NAME) -> "Image":
+                        name: str = DEFAULT_NAME) -> Image:
         """The user's own Dockerfile; its directory is the build context."""
         p = Path(path).resolve()
         if not p.is_file():
@@ -107,42 +107,42 @@ class Image:
         return cls(dockerfile=str(p), registry=registry, name=name, install_runtime=False)
 
     # refinements --------------------------------------------------------------------
-    def _with(self, kind: str, *values: Any) -> "Image":
+    def _with(self, kind: str, *values: Any) -> Image:
         if not values:
             raise UsageError(f"Image.with_{kind} needs at least one value")
         return replace(self, layers=self.layers + (Layer(kind, tuple(values)),), prebuilt=False)
 
-    def with_pip_packages(self, *packages: str) -> "Image":
+    def with_pip_packages(self, *packages: str) -> Image:
         return self._with("pip", *packages)
 
-    def with_requirements(self, path: str | os.PathLike[str]) -> "Image":
+    def with_requirements(self, path: str | os.PathLike[str]) -> Image:
         p = Path(path).resolve()
         if not p.is_file():
             raise UsageError(f"Image.with_requirements: {path} is not a file")
         return self._with("requirements", str(p))
 
-    def with_apt_packages(self, *packages: str) -> "Image":
+    def with_apt_packages(self, *packages: str) -> Image:
         return self._with("apt", *packages)
 
-    def with_env_vars(self, env_vars: dict[str, str]) -> "Image":
+    def with_env_vars(self, env_vars: dict[str, str]) -> Image:
         return self._with("env", *sorted((str(k), str(v)) for k, v in env_vars.items()))
 
-    def with_commands(self, *commands: str) -> "Image":
+    def with_commands(self, *commands: str) -> Image:
         return self._with("commands", *commands)
 
-    def with_source_folder(self, src: str | os.PathLike[str], dst: str = ".") -> "Image":
+    def with_source_folder(self, src: str | os.PathLike[str], dst: str = ".") -> Image:
         p = Path(src).resolve()
         if not p.is_dir():
             raise UsageError(f"Image.with_source_folder: {src} is not a directory")
         return self._with("source", str(p), dst)
 
-    def with_workdir(self, workdir: str) -> "Image":
+    def with_workdir(self, workdir: str) -> Image:
         return self._with("workdir", workdir)
 
-    def with_registry(self, registry: str) -> "Image":
+    def with_registry(self, registry: str) -> Image:
         return replace(self, registry=registry.rstrip("/"))
 
-    def with_name(self, name: str) -> "Image":
+    def with_name(self, name: str) -> Image:
         return replace(self, name=name)
 
     # identity -----------------------------------------------------------------------
@@ -212,7 +212,7 @@ class Image:
             rest = f"library/{rest}"
         return f"{base_registry.rstrip('/')}/{rest}"
 
-    def resolved(self, registry: str | None) -> "Image":
+    def resolved(self, registry: str | None) -> Image:
         """This spec with ``registry`` filled in when it has none."""
         if self.prebuilt or self.registry or not registry:
             return self

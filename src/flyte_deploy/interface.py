@@ -22,11 +22,14 @@ import base64
 import dataclasses
 import datetime
 import enum
+import functools
 import inspect
 import json
+import reprlib
 import types
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgpack
 from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
@@ -91,7 +94,7 @@ def _union_args(tp: Any) -> tuple[Any, ...] | None:
 
 
 def _list_arg(tp: Any) -> Any:
-    if tp in (list, typing.List):
+    if tp in (list, list):
         raise UnsupportedType("list needs an element type, e.g. list[int]")
     if typing.get_origin(tp) is list:
         return typing.get_args(tp)[0]
@@ -99,7 +102,7 @@ def _list_arg(tp: Any) -> Any:
 
 
 def _dict_arg(tp: Any) -> Any:
-    if tp in (dict, typing.Dict):
+    if tp in (dict, dict):
         raise UnsupportedType("dict needs key and value types, e.g. dict[str, float]")
     if typing.get_origin(tp) is dict:
         key, value = typing.get_args(tp)
@@ -285,7 +288,7 @@ def typed_interface(func: Callable[..., Any]) -> tuple[interface_pb2.TypedInterf
         lt = _checked(name, tp, literal_type)
         inputs.append(interface_pb2.VariableEntry(key=name, value=interface_pb2.Variable(type=lt)))
         if default is not inspect.Parameter.empty:
-            literal = _checked(name, tp, lambda t, d=default: to_literal(d, t), "default ")
+            literal = _checked(name, tp, functools.partial(to_literal, default), "default ")
             defaults.append(common_pb2.NamedParameter(name=name, parameter=interface_pb2.Parameter(
                 var=interface_pb2.Variable(type=lt), default=literal)))
     outputs = []
@@ -319,7 +322,7 @@ def _primitive(**kwargs: Any) -> literals_pb2.Literal:
 
 
 def _utc(value: datetime.datetime) -> datetime.datetime:
-    return value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value
+    return value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value
 
 
 def _matches(value: Any, tp: Any) -> bool:
@@ -341,6 +344,17 @@ def _matches(value: Any, tp: Any) -> bool:
     return isinstance(value, tp) if isinstance(tp, type) else False
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _integer(value: int, error: type[Exception]) -> literals_pb2.Literal:
+    """An integer literal; one outside int64 (what a Flyte literal holds) raises ``error``."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        shown = str(value) if value.bit_length() <= 256 else f"of {value.bit_length()} bits"
+        raise error(f"integer {shown} does not fit in 64 bits ({INT64_MIN} to {INT64_MAX})")
+    return _primitive(integer=value)
+
+
 def to_literal(value: Any, tp: Any) -> literals_pb2.Literal:
     """``value`` as a ``Literal`` of type ``tp``; ``UnsupportedType`` when it does not fit."""
     tp = _strip_annotated(tp)
@@ -360,7 +374,7 @@ def to_literal(value: Any, tp: Any) -> literals_pb2.Literal:
     if tp is bool:
         return _primitive(boolean=value)
     if tp is int:
-        return _primitive(integer=value)
+        return _integer(value, UnsupportedType)
     if tp is float:
         return _primitive(float_value=float(value))
     if tp is str:
@@ -452,7 +466,7 @@ def _from_primitive(primitive: literals_pb2.Primitive, tp: Any) -> Any:
     if tp is str and which == "string_value":
         return primitive.string_value
     if tp is datetime.datetime and which == "datetime":
-        return primitive.datetime.ToDatetime(tzinfo=datetime.timezone.utc)
+        return primitive.datetime.ToDatetime(tzinfo=datetime.UTC)
     if tp is datetime.timedelta and which == "duration":
         return primitive.duration.ToTimedelta()
     if isinstance(tp, type) and issubclass(tp, enum.Enum) and which == "string_value":
@@ -567,6 +581,13 @@ def literal_from_text(text: str, lt: types_pb2.LiteralType) -> literals_pb2.Lite
     """A command-line value as a literal of ``lt``: strings as written, numbers, booleans
     (true/false), ISO datetimes, durations (``90``, ``1.5h``), enum names, file URIs; lists,
     dicts, structs and unions as JSON. ``ValueError`` says what was expected."""
+    try:
+        return _literal_from_text(text, lt)
+    except RecursionError:
+        raise ValueError("the value is nested too deeply to convert") from None
+
+
+def _literal_from_text(text: str, lt: types_pb2.LiteralType) -> literals_pb2.Literal:
     kind = lt.WhichOneof("type")
     if kind == "simple" and lt.simple in (types_pb2.STRING, types_pb2.BINARY, types_pb2.DATETIME,
                                           types_pb2.DURATION) or kind in ("enum_type", "blob"):
@@ -588,7 +609,7 @@ def literal_from_text(text: str, lt: types_pb2.LiteralType) -> literals_pb2.Lite
 def literal_from_json(data: Any, lt: types_pb2.LiteralType) -> literals_pb2.Literal:
     """JSON data as a literal of ``lt``; ``ValueError`` says what was expected."""
     kind = lt.WhichOneof("type")
-    expected = f"expected {_describe(lt)}, got {data!r}"
+    expected = f"expected {_describe(lt)}, got {reprlib.repr(data)}"
     if kind == "union_type":
         for variant in lt.union_type.variants:
             try:
@@ -626,7 +647,7 @@ def literal_from_json(data: Any, lt: types_pb2.LiteralType) -> literals_pb2.Lite
     if simple == types_pb2.BOOLEAN and isinstance(data, bool):
         return _primitive(boolean=data)
     if simple == types_pb2.INTEGER and isinstance(data, int) and not isinstance(data, bool):
-        return _primitive(integer=data)
+        return _integer(data, ValueError)
     if simple == types_pb2.FLOAT and isinstance(data, (int, float)) and not isinstance(data, bool):
         return _primitive(float_value=float(data))
     if simple == types_pb2.STRING and isinstance(data, str):
@@ -681,7 +702,7 @@ def literal_to_json(literal: literals_pb2.Literal) -> Any:
         primitive = scalar.primitive
         field = primitive.WhichOneof("value")
         if field == "datetime":
-            return primitive.datetime.ToDatetime(tzinfo=datetime.timezone.utc).isoformat()
+            return primitive.datetime.ToDatetime(tzinfo=datetime.UTC).isoformat()
         if field == "duration":
             return primitive.duration.ToTimedelta().total_seconds()
         return getattr(primitive, field)

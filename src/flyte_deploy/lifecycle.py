@@ -14,16 +14,24 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import TypeVar
 
 from .errors import PolicyViolation, RegistrationError, UsageError
 from .image import Image
 from .sdk import Task, TaskEnvironment
 from .session import DeploySession
 from .types import (
-    COPY_STYLES, DeployPlan, DeployRequest, DeployResult, ImageRef, PhaseReport, Registration, SerializedTask,
+    COPY_STYLES,
+    DeployPlan,
+    DeployRequest,
+    DeployResult,
+    ImageRef,
+    PhaseReport,
+    Registration,
+    SerializedTask,
 )
 
 T = TypeVar("T")

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from flyteidl2.core import literals_pb2
 from flyteidl2.task import common_pb2, task_definition_pb2
@@ -112,7 +114,7 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
     template = spec.task_template
     task = template.id.name
     literals = build_inputs(spec, given)
-    run_dir = Path(tempfile.mkdtemp(prefix="flyte-deploy-run-")) if keep_dir is None else keep_dir
+    run_dir = Path(tempfile.mkdtemp(prefix="flyte-deploy-run-")) if keep_dir is None else keep_dir.resolve()
     try:
         work, io_dir = run_dir / "work", run_dir / "io"
         work.mkdir(parents=True)
@@ -120,10 +122,11 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
         inputs_file = io_dir / INPUTS_FILE
         inputs_file.write_bytes(common_pb2.Inputs(literals=named_literals(literals)).SerializeToString())
         argv = command_line(spec, inputs_file.as_uri(), (io_dir / "outputs").as_uri())
-        timeout = template.metadata.timeout.ToTimedelta().total_seconds() if template.metadata.HasField("timeout") else None
+        metadata = template.metadata
+        timeout = metadata.timeout.ToTimedelta().total_seconds() if metadata.HasField("timeout") else None
         try:
-            proc = subprocess.run(argv, cwd=work, env=runtime_environment(spec, storage), capture_output=True, text=True,
-                                  timeout=timeout or None)
+            proc = subprocess.run(argv, cwd=work, env=runtime_environment(spec, storage), capture_output=True,
+                                  text=True, timeout=timeout or None)
         except subprocess.TimeoutExpired:
             raise RunError(f"task {task} timed out after {timeout:g}s") from None
         except OSError as exc:
@@ -150,11 +153,13 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
 
 
 def parse_inputs(pairs: Sequence[str]) -> dict[str, str]:
-    """``NAME=VALUE`` pairs as a dict; a malformed pair is a ``RunError``."""
+    """``NAME=VALUE`` pairs as a dict; a malformed pair or a name given twice is a ``RunError``."""
     given: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise RunError(f"--input takes NAME=VALUE, got {pair!r}")
+        if not sep or not name.strip():
+            raise RunError(f"--input takes NAME=VALUE, got {reprlib.repr(pair)}")
+        if name in given:
+            raise RunError(f"--input {name} is given twice")
         given[name] = value
     return given

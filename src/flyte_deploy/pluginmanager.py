@@ -26,22 +26,26 @@ import importlib.util
 import inspect
 import re
 import sys
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Generator, Iterable
+from typing import Any
 
 import pluggy
 
 from . import hookspecs
 from .config import LOCAL_PLUGIN_FILE, Config
 from .contracts import contract_of
-from .errors import FlyteDeployError, PluginError, UsageError
+from .errors import FlyteDeployError, PluginError, UsageError, environment_error
 from .hookcalls import HookCalls
 
 ENTRY_POINT_GROUP = "flyte_deploy"
 POLICY_ENTRY_POINT_GROUP = "flyte_deploy.policy"
+#: environment only (never pyproject): skip installed policy entry points, for test suites
+#: (``flyte_deploy.testing`` sets it); ``required_plugins`` still fails a command without them
+DISABLE_POLICY_AUTOLOAD_ENV = "FLYTE_DEPLOY_DISABLE_POLICY_AUTOLOAD"
 
 #: the built-in plugins, one module per phase, under the short names ``-p no:`` takes
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
@@ -223,7 +227,10 @@ def defined_at(obj: object) -> str:
         return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _failure(info: PluginInfo, hook: str, exc: Exception) -> PluginError:
+def _failure(info: PluginInfo, hook: str, exc: Exception) -> FlyteDeployError:
+    problem = environment_error(exc)  # a full disk or an unwritable path is the machine's, not a crash
+    if problem is not None:
+        return problem
     return PluginError(f"{info.describe()} failed in {hook}: {type(exc).__name__}: {exc}"
                        f" (run with -p no:{info.name} to confirm)")
 
@@ -239,6 +246,8 @@ def _attributed(func: Callable[..., Any], hook: pluggy.HookCaller, info: PluginI
             result = func(*args)
         except FlyteDeployError:
             raise
+        except SystemExit as exc:
+            raise PluginError(f"{info.describe()} called sys.exit({exc.code!r}) in {hook.name}") from None
         except Exception as exc:
             raise _failure(info, hook.name, exc) from exc
         finally:
@@ -262,6 +271,10 @@ def _attributed_wrapper(func: Callable[..., Any], hook: pluggy.HookCaller, info:
                 return method(*method_args)
             except (StopIteration, FlyteDeployError):
                 raise
+            except SystemExit as exc:
+                if exc is thrown:
+                    raise
+                raise PluginError(f"{info.describe()} called sys.exit({exc.code!r}) in {hook.name}") from None
             except Exception as exc:
                 if exc is thrown:
                     raise
@@ -296,7 +309,7 @@ def _import_module(name: str, info: PluginInfo) -> ModuleType:
         return importlib.import_module(name)
     except FlyteDeployError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise PluginError(f"error importing {info.describe()}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -309,7 +322,7 @@ def _import_file(path: Path, info: PluginInfo) -> ModuleType:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         sys.modules.pop(module_name, None)
         line = _error_line(exc, path)
         raise PluginError(f"error importing {info.describe()} at {path}{line}: {type(exc).__name__}: {exc}") from exc
@@ -420,17 +433,18 @@ def build_plugin_manager(config: Config, *, cmdline_plugins: Iterable[str] = ())
 def _load_entry_point(ep: metadata.EntryPoint, info: PluginInfo) -> object:
     try:
         return ep.load()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise PluginError(f"error importing {info.describe()}: {type(exc).__name__}: {exc}") from exc
 
 
 def _policy_sources(config: Config) -> list[tuple[Callable[[], object], PluginInfo]]:
     sources: list[tuple[Callable[[], object], PluginInfo]] = []
-    for ep in _sorted_entry_points(POLICY_ENTRY_POINT_GROUP):
+    autoload = not _truthy(config.environ.get(DISABLE_POLICY_AUTOLOAD_ENV))
+    entry_points = _sorted_entry_points(POLICY_ENTRY_POINT_GROUP) if autoload else []
+    for ep in entry_points:
         info = PluginInfo(ep.name, "policy", _dist_version(ep), ep.value, status="policy")
         sources.append((functools.partial(_load_entry_point, ep, info), info))
-    installed = {ep.name for ep in _sorted_entry_points(POLICY_ENTRY_POINT_GROUP)}
-    installed |= {ep.value for ep in _sorted_entry_points(POLICY_ENTRY_POINT_GROUP)}
+    installed = {ep.name for ep in entry_points} | {ep.value for ep in entry_points}
     for name in [p.strip() for p in config.environ.get("FLYTE_DEPLOY_POLICY", "").split(",") if p.strip()]:
         if name in installed:  # named again in FLYTE_DEPLOY_POLICY: the entry point already loads it
             continue

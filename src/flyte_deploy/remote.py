@@ -13,20 +13,19 @@ import re
 import shlex
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from flyteidl2.common import identifier_pb2, list_pb2
 from flyteidl2.task import task_definition_pb2, task_service_pb2
-from flyteidl2.task.task_service_connect import TaskServiceClientSync
 from google.protobuf.message import Message
-from pyqwest import SyncClient, SyncHTTPTransport
 
 from .config import Config
-from .errors import ControlPlaneError, UsageError
+from .errors import ControlPlaneError, UsageError, register_secret
 
 #: the environment variable holding a bearer token (wins over ``token_command``)
 TOKEN_VARIABLE = "FLYTE_DEPLOY_TOKEN"
@@ -66,7 +65,7 @@ class RemoteSettings:
     concurrency: int = 16
 
     @classmethod
-    def from_config(cls, config: Config) -> "RemoteSettings":
+    def from_config(cls, config: Config) -> RemoteSettings:
         endpoint = config.get("endpoint")
         if not endpoint:
             raise UsageError("the remote backend needs an endpoint: set admin.endpoint in config.yaml,"
@@ -122,6 +121,7 @@ def read_token(settings: RemoteSettings, environ: Any) -> str | None:
     token = proc.stdout.strip()
     if not token:
         raise UsageError(f"token_command {program!r} printed no token")
+    register_secret(token)  # a command's token is never shown (FLYTE_DEPLOY_TOKEN is masked by name)
     return token
 
 
@@ -129,6 +129,10 @@ class TaskServiceConnection:
     """One connection to a control plane's TaskService (close it when done)."""
 
     def __init__(self, settings: RemoteSettings, token: str | None) -> None:
+        # the client and its HTTP stack load here, not with the module (every CLI start-up)
+        from flyteidl2.task.task_service_connect import TaskServiceClientSync
+        from pyqwest import SyncClient, SyncHTTPTransport
+
         self.settings = settings
         self._token = token
         self._headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -141,7 +145,7 @@ class TaskServiceConnection:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "TaskServiceConnection":
+    def __enter__(self) -> TaskServiceConnection:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

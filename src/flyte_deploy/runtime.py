@@ -23,15 +23,22 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from flyteidl2.task import common_pb2
 
 from .bundle import fetch as bundle_fetch
 from .errors import ExitCode, FlyteDeployError, RunError
 from .interface import (
-    UnsupportedType, a_type, from_literal, input_parameters, named_literals, output_types, to_literal,
+    UnsupportedType,
+    a_type,
+    from_literal,
+    input_parameters,
+    named_literals,
+    output_types,
+    to_literal,
 )
 from .sdk import Dir, File, Task
 from .storage import OPTIONS_ENV, filesystem, join

@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from .errors import UsageError
 from .image import Image
@@ -33,7 +34,7 @@ class Resources:
     gpu: Any = None
     disk: Any = None
 
-    def merged(self, override: "Resources | None") -> "Resources":
+    def merged(self, override: Resources | None) -> Resources:
         """This value with every field that ``override`` sets replaced."""
         if override is None:
             return self
@@ -122,7 +123,7 @@ class Task:
     def __init__(
         self,
         func: Callable[..., Any],
-        environment: "TaskEnvironment",
+        environment: TaskEnvironment,
         *,
         short_name: str | None = None,
         retries: int = 0,
@@ -137,7 +138,8 @@ class Task:
         if not callable(func) or not hasattr(func, "__code__"):
             raise UsageError(f"@{environment.name}.task must decorate a function, got {func!r}")
         if not isinstance(retries, int) or retries < 0:
-            raise UsageError(f"task {environment.name}.{func.__name__}: retries must be a non-negative int, got {retries!r}")
+            raise UsageError(f"task {environment.name}.{func.__name__}: retries must be a non-negative int,"
+                             f" got {retries!r}")
         self.func = func
         self.environment = environment
         self.short_name = short_name or func.__name__
@@ -223,7 +225,7 @@ class TaskEnvironment:
         resources: Resources | None = None,
         env_vars: Mapping[str, str] | None = None,
         secrets: Sequence[Secret | str] = (),
-        depends_on: Sequence["TaskEnvironment"] = (),
+        depends_on: Sequence[TaskEnvironment] = (),
         cache: Cache | str | bool | None = None,
         interruptible: bool = False,
         description: str | None = None,

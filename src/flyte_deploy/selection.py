@@ -10,8 +10,9 @@ discovered, built or uploaded, for every command alike.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Protocol, Sequence, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .errors import PluginError, UsageError
 from .types import Backend, ImageBuilder

@@ -11,6 +11,7 @@ import pluggy
 from rich.console import Console
 
 from .config import Config
+from .errors import scrubbed_stderr
 from .hookcalls import HookCalls
 from .pluginmanager import DeployPluginManager
 from .selection import Selection
@@ -32,7 +33,7 @@ class DeploySession:
     config: Config
     pluginmanager: DeployPluginManager
     selection: Selection
-    console: Console = field(default_factory=lambda: Console(stderr=True))
+    console: Console = field(default_factory=lambda: Console(file=scrubbed_stderr()))
     dry_run: bool = False
     stash: dict[StashKey[Any], Any] = field(default_factory=dict)
 

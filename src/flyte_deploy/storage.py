@@ -13,19 +13,19 @@ Options for the bundle storage's filesystem (``storage`` URL) come from, later w
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .errors import UsageError
+from .errors import UsageError, register_secret
+from .errors import scrub as scrub_text
+from .errors import secret_values as _secret_values
 
 if TYPE_CHECKING:
     from .config import Config
 
 OPTIONS_TABLE = "storage_options"
 OPTIONS_ENV = "FLYTE_DEPLOY_STORAGE_OPTIONS"
-_SECRET_KEY = re.compile(r"key|secret|token|password|credential|session", re.IGNORECASE)
 
 
 def is_local(url: str) -> bool:
@@ -68,6 +68,7 @@ def storage_options(config: Config) -> dict[str, Any]:
         if not isinstance(from_env, dict):
             raise UsageError(f"{OPTIONS_ENV} must be a JSON object, got {type(from_env).__name__}")
         options.update(from_env)
+    register_secret(*secret_values(options))
     return options
 
 
@@ -83,20 +84,10 @@ def redact_url(url: str) -> str:
 
 
 def secret_values(options: Mapping[str, Any]) -> list[str]:
-    """The string values of ``options`` (nested too) under key-, secret-, token- or
-    password-like names: what must never appear in a message."""
-    found: list[str] = []
-    for name, value in options.items():
-        if isinstance(value, Mapping):
-            found += secret_values(value)
-        elif isinstance(value, str) and value and _SECRET_KEY.search(str(name)):
-            found.append(value)
-    return found
+    """The secret values of filesystem ``options`` (``errors.secret_values``)."""
+    return _secret_values(options)
 
 
 def scrub(text: str, options: Mapping[str, Any] | None = None) -> str:
-    """``text`` with URL credentials and the secret option values replaced by ``***``."""
-    text = re.sub(r"(\w+://)[^/\s@]+@", r"\1", text)
-    for value in sorted(secret_values(options or {}), key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
+    """``text`` without credentials (``errors.scrub``), the secret ``options`` included."""
+    return scrub_text(text, secret_values(options or {}))

@@ -15,7 +15,8 @@ where it looked; a control plane that cannot be reached or refuses the request i
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from flyteidl2.task import task_definition_pb2
 

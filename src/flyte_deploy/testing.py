@@ -7,13 +7,16 @@ Opt-in, like pytest's ``pytester``: enable it in a ``conftest.py`` with::
 Fixtures:
 
 * ``deploy_isolation``: clears ``FLYTE_DEPLOY_*`` variables, sets ``NO_COLOR`` and a wide
-  terminal, and restores ``sys.path`` and the modules imported from test projects after
-  each test (and after each in-process run), so same-named project modules never collide.
+  terminal, turns off the loading of installed entry-point plugins (``AUTOLOAD_VARIABLES``;
+  ``use_installed_plugins()`` turns it back on for one test), and restores ``sys.path`` and
+  the modules imported from test projects after each test (and after each in-process run),
+  so same-named project modules never collide.
 * ``plugin_manager``: a fresh ``DeployPluginManager`` with the built-ins, built by
   ``build_plugin_manager`` on an empty temporary root.
 * ``register_plugin``: ``register_plugin(obj, name=None, policy=False)`` registers a plugin
-  object or module (as a policy plugin with ``policy=True``) for one test, in ``plugin_manager`` and in every plugin manager an in-process
-  deploy builds during the test (through ``FLYTE_DEPLOY_PLUGINS``, the real loading path).
+  object or module (as a policy plugin with ``policy=True``) for one test, in ``plugin_manager``
+  and in every plugin manager an in-process deploy builds during the test (through
+  ``FLYTE_DEPLOY_PLUGINS``, the real loading path).
 * ``hook_recorder``: records every hook call of those plugin managers
   (``getcalls(name)``, ``names``).
 * ``deploy_project``: a temporary project builder (``DeployProject``) that deploys through
@@ -35,10 +38,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import pytest
 
@@ -48,16 +52,26 @@ from .api import deploy as api_deploy
 from .builtin import local_backend
 from .builtin.discover import import_file
 from .cli import cli, run_cli
-from .config import Config
+from .config import Config, env_var_name
 from .gitstatus import REPOSITORY_ENV_VARS
 from .pluginmanager import (
-    ENTRY_POINT_GROUP, POLICY_ENTRY_POINT_GROUP, DeployPluginManager, PluginInfo, build_plugin_manager,
+    DISABLE_POLICY_AUTOLOAD_ENV,
+    ENTRY_POINT_GROUP,
+    POLICY_ENTRY_POINT_GROUP,
+    DeployPluginManager,
+    PluginInfo,
+    build_plugin_manager,
 )
 from .sdk import TaskEnvironment
 from .types import DeployResult
 
 #: where the flyte_deploy package in use lives; subprocesses get it on PYTHONPATH
 PACKAGE_ROOT = Path(flyte_deploy.__file__).resolve().parent.parent
+#: set to 1 by ``deploy_isolation`` (like pytest's PYTEST_DISABLE_PLUGIN_AUTOLOAD): installed
+#: entry points of group ``flyte_deploy`` and of group ``flyte_deploy.policy`` do not load, in
+#: this process and in the subprocesses a test starts; plugins named with ``-p``,
+#: ``FLYTE_DEPLOY_PLUGINS``, ``FLYTE_DEPLOY_POLICY``, pyproject or ``deployconf.py`` still do
+AUTOLOAD_VARIABLES = (env_var_name("disable_plugin_autoload"), DISABLE_POLICY_AUTOLOAD_ENV)
 
 
 @contextlib.contextmanager
@@ -74,8 +88,9 @@ def _chdir(path: Path) -> Iterator[None]:
 
 
 class DeployIsolation:
-    """Keeps tests from seeing each other's project modules, ``sys.path`` entries and
-    ``FLYTE_DEPLOY_*`` settings. ``roots`` are the directories whose modules are forgotten."""
+    """Keeps tests from seeing each other's project modules, ``sys.path`` entries,
+    ``FLYTE_DEPLOY_*`` settings and the plugins installed on the machine. ``roots`` are the
+    directories whose modules are forgotten."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, roots: Sequence[Path]) -> None:
         self.roots = [Path(r).resolve() for r in roots]
@@ -84,9 +99,29 @@ class DeployIsolation:
         self._modules = set(sys.modules)
         for name in [n for n in os.environ if n.startswith("FLYTE_DEPLOY_")]:
             monkeypatch.delenv(name)
+        for name in AUTOLOAD_VARIABLES:
+            monkeypatch.setenv(name, "1")
         monkeypatch.setenv("NO_COLOR", "1")
         monkeypatch.setenv("COLUMNS", "200")
         monkeypatch.delenv("FORCE_COLOR", raising=False)
+
+    def use_installed_plugins(self, *, policy: bool = True, only: Sequence[Path] | None = None) -> None:
+        """For the rest of the test, in this process and its children: load installed
+        entry-point plugins again, as a user's machine does (for tests of an installed
+        plugin); ``policy=False`` keeps installed policy plugins off. With ``only`` (site
+        directories holding ``*.dist-info``), this process sees the entry points of the
+        distributions there and of no other installed distribution."""
+        self.monkeypatch.delenv(AUTOLOAD_VARIABLES[0], raising=False)
+        if policy:
+            self.monkeypatch.delenv(DISABLE_POLICY_AUTOLOAD_ENV, raising=False)
+        if only is not None:
+            paths = [str(path) for path in only]
+
+            def entry_points(**selection: Any) -> metadata.EntryPoints:
+                found = [ep for dist in metadata.distributions(path=paths) for ep in dist.entry_points]
+                return metadata.EntryPoints(found).select(**selection)
+
+            self.monkeypatch.setattr(metadata, "entry_points", entry_points)
 
     def add_root(self, root: Path) -> None:
         self.roots.append(Path(root).resolve())
@@ -138,10 +173,30 @@ class DeployIsolation:
         self.forget_modules()
 
 
+_saved_autoload: list[dict[str, str | None]] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Isolate the whole session from installed entry-point plugins, module- and
+    session-scoped fixtures included (``AUTOLOAD_VARIABLES``)."""
+    _saved_autoload.append({name: os.environ.get(name) for name in AUTOLOAD_VARIABLES})
+    os.environ.update(dict.fromkeys(AUTOLOAD_VARIABLES, "1"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not _saved_autoload:
+        return
+    for name, value in _saved_autoload.pop().items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def deploy_isolation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[DeployIsolation]:
-    """Clean ``FLYTE_DEPLOY_*`` environment, ``NO_COLOR``; ``sys.path`` and project modules
-    restored at teardown."""
+    """Clean ``FLYTE_DEPLOY_*`` environment, ``NO_COLOR``, no installed entry-point plugins;
+    ``sys.path`` and project modules restored at teardown."""
     isolation = DeployIsolation(monkeypatch, [tmp_path])
     yield isolation
     isolation.restore()
@@ -174,14 +229,17 @@ class PluginRegistry:
             raise ValueError(f"cannot register a plugin as {name!r}: a module of that name is imported;"
                              " pass name=...")
         group = POLICY_ENTRY_POINT_GROUP if policy else ENTRY_POINT_GROUP
-        installed = {ep.name: ep.value for ep in metadata.entry_points(group=group)}
+        # (a module named in FLYTE_DEPLOY_PLUGINS loads the entry point of that name, autoload or not)
+        skipped = policy and os.environ.get(DISABLE_POLICY_AUTOLOAD_ENV) == "1"
+        installed = {} if skipped else {ep.name: ep.value for ep in metadata.entry_points(group=group)}
         if name in installed and installed[name] != getattr(plugin, "__name__", None):
             raise ValueError(f"cannot register a plugin as {name!r}: an installed {group} entry point of that"
                              f" name ({installed[name]}) would load instead; pass name=...")
         self.monkeypatch.setitem(sys.modules, name, plugin)
         self.names.append(name)
         (self.policy_names if policy else self.plugin_names).append(name)
-        for variable, names in (("FLYTE_DEPLOY_PLUGINS", self.plugin_names), ("FLYTE_DEPLOY_POLICY", self.policy_names)):
+        for variable, names in (("FLYTE_DEPLOY_PLUGINS", self.plugin_names),
+                                ("FLYTE_DEPLOY_POLICY", self.policy_names)):
             if names:
                 self.monkeypatch.setenv(variable, ",".join(names))
         for pm in self.managers:
@@ -189,7 +247,8 @@ class PluginRegistry:
         return name
 
     def _register(self, pm: DeployPluginManager, plugin: object, name: str, policy: bool) -> None:
-        info = PluginInfo(name, "policy", None, name, status="policy") if policy else PluginInfo(name, "env", None, name)
+        info = (PluginInfo(name, "policy", None, name, status="policy") if policy
+                else PluginInfo(name, "env", None, name))
         pm.register_plugin(plugin, info)
         pm.check()
 

@@ -3,9 +3,10 @@ against these types at the boundary and names the plugin that returned something
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from flyteidl2.task.task_definition_pb2 import TaskSpec
@@ -31,7 +32,7 @@ class DeployRequest:
     mode: Literal["file", "all", "recursive", "objects"]
     path: Path | None = None
     env_names: tuple[str, ...] = ()
-    objects: tuple["TaskEnvironment", ...] = ()
+    objects: tuple[TaskEnvironment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,8 @@ class Discovery:
     ``loaded_modules``: names of the modules discovery imported (input to bundling).
     """
 
-    environments: tuple["TaskEnvironment", ...]
-    selected: tuple["TaskEnvironment", ...]
+    environments: tuple[TaskEnvironment, ...]
+    selected: tuple[TaskEnvironment, ...]
     loaded_modules: tuple[str, ...] = ()
 
 
@@ -115,14 +116,14 @@ class SerializedTask:
 
     environment: str
     name: str
-    spec: "TaskSpec"
+    spec: TaskSpec
 
     @property
     def source_link(self) -> str:
         return self.spec.documentation.source_code.link
 
 
-def without_source_link(spec: "TaskSpec") -> "TaskSpec":
+def without_source_link(spec: TaskSpec) -> TaskSpec:
     """A copy of ``spec`` without its source link: what makes two registrations of one
     version the same. The link follows the git commit, which changes with commits that
     do not touch the bundled code (same bundle, same version), so it must not make an
@@ -133,7 +134,7 @@ def without_source_link(spec: "TaskSpec") -> "TaskSpec":
     return copy
 
 
-def same_registration(existing: "TaskSpec", new: "TaskSpec") -> bool:
+def same_registration(existing: TaskSpec, new: TaskSpec) -> bool:
     """True when ``new`` may be registered under a version ``existing`` already holds."""
     return without_source_link(existing) == without_source_link(new)
 
@@ -231,10 +232,10 @@ class DeployPlan:
     copy_style: str
     scratch_dir: Path
     discovery: Discovery | None = None
-    environments: tuple["TaskEnvironment", ...] = ()
+    environments: tuple[TaskEnvironment, ...] = ()
     bundle: Bundle | None = None
     bundle_uri: str | None = None
-    images: dict[str, "Image"] = field(default_factory=dict)
+    images: dict[str, Image] = field(default_factory=dict)
     version: str | None = None
     tasks: list[SerializedTask] = field(default_factory=list)
 

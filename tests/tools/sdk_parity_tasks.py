@@ -4,7 +4,6 @@ shim, see compare_with_flyte_sdk.py): every type family and the template setting
 import dataclasses
 import datetime
 import enum
-from typing import Optional, Union
 
 import pydantic
 
@@ -46,7 +45,7 @@ def containers(items: list[int], table: dict[str, float], nested: list[dict[str,
 
 
 @parity_env.task
-def unions(o: Optional[int], u: Union[int, str], o2: int | None = None, e: Color = Color.RED) -> Optional[str]:
+def unions(o: int | None, u: int | str, o2: int | None = None, e: Color = Color.RED) -> str | None:
     return None
 
 

@@ -9,14 +9,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 import flyte_deploy
 
@@ -48,7 +44,7 @@ def def_line(name: str) -> int:
 
 
 @pytest.fixture(scope="session")
-def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def plugin_venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The python of a throwaway virtualenv (seeing this machine's packages and their pip)
     where the plugin is pip-installed from a copy of its directory (so no build files land
     in the repository); built once per test session."""
@@ -64,6 +60,14 @@ def plugin_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
                              capture_output=True, text=True, check=False, timeout=300)
     assert install.returncode == 0, f"pip install failed:\n{install.stdout}\n{install.stderr}"
     return python
+
+
+@pytest.fixture
+def plugin_python(plugin_venv_python: Path, deploy_isolation) -> Path:
+    """``plugin_venv_python``, with installed ``flyte_deploy`` entry points loading again for
+    this test (the kit turns them off); installed policy plugins stay off."""
+    deploy_isolation.use_installed_plugins(policy=False)
+    return plugin_venv_python
 
 
 @pytest.fixture
@@ -105,9 +109,8 @@ def test_installed_plugin_adds_bitbucket_links(plugin_python: Path, deploy_proje
 
 @pytest.mark.usefixtures("bitbucket_commit")
 def test_without_the_plugin_the_same_deploy_has_no_links(deploy_project) -> None:
-    assert "bitbucket" not in plugins(deploy_project), (
-        "flyte-deploy-bitbucket is installed in the interpreter running the tests; its tests install it into"
-        " a virtualenv themselves, so do not install it system-wide")
+    # whether or not the plugin is installed where the tests run: the kit's isolation keeps it off
+    assert "bitbucket" not in plugins(deploy_project)
     assert set(links(deploy_project).values()) == {None}
 
 

@@ -25,7 +25,7 @@ def work(x: int) -> int:
 
 
 @pytest.fixture(scope="session")
-def policy_python(tmp_path_factory) -> Path:
+def policy_venv_python(tmp_path_factory) -> Path:
     """The python of a throwaway virtualenv (seeing this machine's packages and their pip, so
     no ensurepip is needed) where flyte-deploy-policy is pip-installed from a copy of its
     source (so no build files land in the repository)."""
@@ -36,9 +36,18 @@ def policy_python(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                              "--no-build-isolation", str(source)], capture_output=True, text=True)
+                              "--no-build-isolation", "--ignore-installed", str(source)],
+                             capture_output=True, text=True)
     assert install.returncode == 0, f"pip install failed:\n{install.stdout}\n{install.stderr}"
     return python
+
+
+@pytest.fixture
+def policy_python(policy_venv_python: Path, deploy_isolation) -> Path:
+    """``policy_venv_python``, with installed plugins loading again for this test (the kit
+    turns them off)."""
+    deploy_isolation.use_installed_plugins()
+    return policy_venv_python
 
 
 def test_it_loads_from_its_entry_point_as_the_last_plugin(deploy_project, policy_python):

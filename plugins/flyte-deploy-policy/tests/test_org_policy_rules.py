@@ -93,7 +93,8 @@ def test_every_task_must_declare_cpu_and_memory_limits(project):
     messages = {v["subject"]: v["message"] for v in run.violations}
     assert messages["limits.no_memory"].startswith("declares no memory limit (defined at app.py:5)")
     assert "declares no cpu or memory limit (defined at app.py:15)" in messages["bare.nothing"]
-    assert "set resources=Resources(cpu=(request, limit), memory=(request, limit)) on the task or environment 'bare'" in messages["bare.nothing"]
+    hint = "set resources=Resources(cpu=(request, limit), memory=(request, limit)) on the task or environment 'bare'"
+    assert hint in messages["bare.nothing"]
     assert not run.store.exists()
 
     deploy = project.deploy("--all", "app.py").assert_exit(6)

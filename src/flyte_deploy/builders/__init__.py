@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..session import DeploySession
 
 
-def registry_client(config: "Config", registry: str) -> RegistryClient:
+def registry_client(config: Config, registry: str) -> RegistryClient:
     """A client for ``registry``; explicit credentials apply to ``image.registry`` only."""
     credentials = None
     target = str(config.get("image.registry") or "").split("/", 1)[0]
@@ -38,14 +38,14 @@ def registry_client(config: "Config", registry: str) -> RegistryClient:
                           insecure_registries=tuple(config.get_list("image.insecure_registries")))
 
 
-def existing_digest(config: "Config", uri: str) -> str | None:
+def existing_digest(config: Config, uri: str) -> str | None:
     """The manifest digest of ``uri`` when its registry already has it, else ``None``."""
     ref = Reference.parse(uri)
     with registry_client(config, ref.registry) as client:
         return client.manifest_digest(ref.repository, ref.ref)
 
 
-def require_base(config: "Config", uri: str) -> None:
+def require_base(config: Config, uri: str) -> None:
     """Raise ``ImageNotFound`` (one line) unless the base image ``uri`` is in its registry."""
     ref = Reference.parse(uri)
     with registry_client(config, ref.registry) as client:
@@ -53,7 +53,7 @@ def require_base(config: "Config", uri: str) -> None:
             raise ImageNotFound(f"base image {uri} not found in registry {ref.registry}")
 
 
-def report(session: "DeploySession", environment: str, message: str) -> None:
+def report(session: DeploySession, environment: str, message: str) -> None:
     """One progress line for one image (builds run concurrently, one line per step);
     silent with ``quiet``."""
     if session.config.get("quiet"):

@@ -20,8 +20,9 @@ import base64
 import json
 import re
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ..config import Config
 from ..errors import ImageBuildError
@@ -133,7 +134,7 @@ class BuildKitTrace:
                     out.write(f"# {name}\n")
                 self.names[digest] = name  # type: ignore[index]
                 if vertex.get(7) and self.failed is None:
-                    self.failed = (name, bytes(vertex[7]).decode(errors="replace"))  # type: ignore[arg-type]
+                    self.failed = (name, bytes(vertex[7]).decode(errors="replace"))
             elif number == 3 and isinstance(value, bytes):
                 entry = dict(protobuf_fields(value))
                 text = bytes(entry.get(4, b"")).decode(errors="replace")
@@ -158,7 +159,7 @@ def context_archive(directory: Path, dockerfile: str) -> Any:
                 if line.strip() and not line.startswith("#")] if ignore.is_file() else []
     names = sorted(exclude_paths(str(directory), patterns, dockerfile=dockerfile),
                    key=lambda name: (name != dockerfile, name))
-    handle = tempfile.TemporaryFile()
+    handle = tempfile.TemporaryFile()  # noqa: SIM115 - returned open, the caller reads and closes it
     with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in names:
             info = tar.gettarinfo(str(directory / name), arcname=name)

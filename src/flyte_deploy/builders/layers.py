@@ -13,9 +13,9 @@ import os
 import stat
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 from ..hashing import HashingWriter
 from .registry import OCI_LAYER_GZIP
@@ -90,10 +90,10 @@ def write_layer(entries: Iterable[tuple[str, Path]], dest: Path, label: str = ""
             plain = HashingWriter(gz)  # type: ignore[arg-type]
             with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
                 for arc in sorted(members):
-                    path = members[arc]
-                    info = _tarinfo(arc, path)
+                    member = members[arc]
+                    info = _tarinfo(arc, member)
                     if info.isreg():
-                        with path.open("rb") as handle:  # type: ignore[union-attr]
+                        with member.open("rb") as handle:  # type: ignore[union-attr]
                             tar.addfile(info, handle)
                     else:
                         tar.addfile(info)
@@ -108,7 +108,8 @@ def cached_layer(image_path: str, source: Path, cache: Path, label: str = "") ->
     if cache.is_file() and meta.is_file():
         data = json.loads(meta.read_text())
         return LayerBlob(path=cache, digest=data["digest"], diff_id=data["diff_id"], size=data["size"], label=label)
-    handle, name = tempfile.mkstemp(prefix=f".{cache.name}.", dir=cache.parent)  # concurrent builds each write their own
+    # concurrent builds each write their own
+    handle, name = tempfile.mkstemp(prefix=f".{cache.name}.", dir=cache.parent)
     os.close(handle)
     blob = write_layer([(image_path, source)], Path(name))
     Path(name).replace(cache)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ImageBuildError
 from ..image import Image
@@ -27,8 +28,14 @@ from .dockerfile import image_path, source_folders
 from .layers import LayerBlob, cached_layer, write_layer
 from .python import RUNTIME_DIR, SITE_PACKAGES, install_packages, python_env, write_runtime
 from .registry import (
-    INDEX_TYPES, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, ImageNotFound, Reference,
-    RegistryClient, sha256_digest,
+    INDEX_TYPES,
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    ImageNotFound,
+    Reference,
+    RegistryClient,
+    sha256_digest,
 )
 
 NAME = "oci"
@@ -190,8 +197,8 @@ def image_config(image: Image, assembly: Assembly) -> dict[str, Any]:
     inner["Env"] = [f"{k}={v}" for k, v in env.items()]
     inner["WorkingDir"] = image.workdir
     inner["Labels"] = {**(inner.get("Labels") or {}), "dev.flyte-deploy.spec": image.content_hash}
-    config["rootfs"] = {"type": "layers",
-                        "diff_ids": list(config.get("rootfs", {}).get("diff_ids", [])) + [l.diff_id for l in layers]}
+    diff_ids = list(config.get("rootfs", {}).get("diff_ids", [])) + [layer.diff_id for layer in layers]
+    config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
     config["history"] = list(config.get("history") or []) + [
         {"created": EPOCH, "created_by": f"flyte-deploy oci builder: {layer.label}"} for layer in layers]
     config["created"] = EPOCH
@@ -213,7 +220,7 @@ def build(session: DeploySession, environment: str, image: Image) -> ImageRef:
         assembly = assemble(session, environment, image, Path(tmp))
         base, layers = assembly.base, assembly.layers
         config_bytes = canonical_json(image_config(image, assembly))
-        manifest = {
+        manifest: dict[str, Any] = {
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config_bytes), "size": len(config_bytes)},
             "layers": base.layers + [layer.descriptor() for layer in layers],

@@ -77,7 +77,7 @@ def _declared_requirements() -> list[str]:
     return [r for r in importlib.metadata.requires(DISTRIBUTION) or [] if "extra ==" not in r]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def runtime_requirements() -> tuple[str, ...]:
     """The runtime's dependencies, pinned to the versions installed on this host (so the
     image matches the code that serialized the tasks); markers are kept."""
@@ -109,7 +109,7 @@ def runtime_version() -> str:
     return importlib.metadata.version(DISTRIBUTION)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def runtime_fingerprint() -> str:
     """sha256 over the runtime's source files and pinned requirements."""
     digest = hashlib.sha256("\n".join(runtime_requirements()).encode())
@@ -136,7 +136,7 @@ def write_runtime(dest: Path) -> Path:
     return dest
 
 
-def image_requirements(image: "Image") -> tuple[list[str], list[Path]]:
+def image_requirements(image: Image) -> tuple[list[str], list[Path]]:
     """``(requirement strings, requirement files)`` to install for ``image``."""
     packages: list[str] = list(runtime_requirements()) if image.install_runtime else []
     files: list[Path] = []
@@ -156,7 +156,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flyte-deploy"
 
 
-def _pip_argv(image: "Image", target: Path, packages: list[str], files: list[Path]) -> list[str]:
+def _pip_argv(image: Image, target: Path, packages: list[str], files: list[Path]) -> list[str]:
     argv = [sys.executable, "-m", "pip", "install", "--target", str(target), "--python-version",
             image.python_version, "--implementation", "cp", "--only-binary=:all:", "--no-compile",
             "--disable-pip-version-check", "--no-warn-script-location", "--no-input"]
@@ -167,7 +167,7 @@ def _pip_argv(image: "Image", target: Path, packages: list[str], files: list[Pat
     return argv + packages
 
 
-def install_packages(image: "Image", log: Path) -> Path | None:
+def install_packages(image: Image, log: Path) -> Path | None:
     """The directory holding the image's requirements installed for its platform (from the
     cache, or ``pip install --target`` now), or ``None`` when there is nothing to install.
 

@@ -18,11 +18,12 @@ import os
 import re
 import subprocess
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ImageBuildError
+from ..errors import ImageBuildError, register_secret
 
 if TYPE_CHECKING:  # httpx is imported when a client is made, not when the builders load
     import httpx
@@ -67,7 +68,7 @@ class Reference:
     digest: str | None = None
 
     @classmethod
-    def parse(cls, uri: str) -> "Reference":
+    def parse(cls, uri: str) -> Reference:
         text = uri.strip()
         for prefix in ("docker://", "https://", "http://"):
             text = text.removeprefix(prefix)
@@ -113,6 +114,9 @@ class Reference:
 class Credentials:
     username: str
     password: str
+
+    def __post_init__(self) -> None:
+        register_secret(self.password)  # never shown in any message (errors.scrub)
 
     def __repr__(self) -> str:  # never print the password
         return f"Credentials(username={self.username!r}, password=***)"
@@ -203,7 +207,7 @@ class RegistryClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "RegistryClient":
+    def __enter__(self) -> RegistryClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -238,7 +242,8 @@ class RegistryClient:
             return
         if scheme != "bearer" or "realm" not in params:
             raise RegistryAuthError(f"registry {self.registry} asks for unsupported auth {scheme!r}")
-        query = [("service", params.get("service", self.registry))] + [("scope", s) for s in scope.split()]
+        query: list[tuple[str, str | int | float | bool | None]] = [("service", params.get("service", self.registry))]
+        query += [("scope", s) for s in scope.split()]
         auth = (creds.username, creds.password) if creds else None
         import httpx
 

@@ -3,7 +3,9 @@ of ``depends_on``, dependencies before dependents (depth-first post-order), each
 
 from __future__ import annotations
 
-from typing import Sequence
+import reprlib
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..errors import DependencyError
 from ..hookspecs import hookimpl
@@ -11,39 +13,76 @@ from ..sdk import TaskEnvironment
 from ..session import DeploySession
 
 
-def closure(selected: Sequence[TaskEnvironment]) -> dict[str, TaskEnvironment]:
-    """Every environment ``selected`` reaches through ``depends_on``, by name. Two different
-    environment objects sharing a name is a ``DependencyError``."""
+def _dependencies_of(env: TaskEnvironment) -> list[TaskEnvironment]:
+    """``env.depends_on``, checked again: it may have been replaced after construction."""
+    deps: Any = env.depends_on
+    where = f"environment {env.name!r} ({env.location})"
+    if isinstance(deps, (str, bytes)) or not isinstance(deps, Iterable):
+        raise DependencyError(f"{where}: depends_on must be a list of environments, got {type(deps).__name__}")
+    deps = list(deps)
+    for dep in deps:
+        if not (isinstance(getattr(dep, "name", None), str) and hasattr(dep, "depends_on") and hasattr(dep, "tasks")):
+            raise DependencyError(f"{where}: depends_on holds {reprlib.repr(dep)} ({type(dep).__name__}),"
+                                  f" not an environment")
+    return deps
+
+
+def dependency_graph(selected: Sequence[TaskEnvironment]) -> dict[str, list[TaskEnvironment]]:
+    """Every environment reachable from ``selected``, by name, with its dependencies. Two
+    different environment objects sharing a name is a ``DependencyError``."""
     seen: dict[str, TaskEnvironment] = {}
+    graph: dict[str, list[TaskEnvironment]] = {}
     stack = list(selected)
     while stack:
         env = stack.pop()
         other = seen.setdefault(env.name, env)
         if other is not env:
             raise DependencyError(f"two environments are named {env.name!r}: {other.location} and {env.location}")
-        stack.extend(dep for dep in env.depends_on if seen.get(dep.name) is not dep)
-    return seen
+        if env.name in graph:
+            continue
+        graph[env.name] = _dependencies_of(env)
+        stack.extend(graph[env.name])
+    return graph
+
+
+def find_cycle(graph: dict[str, list[TaskEnvironment]]) -> list[str] | None:
+    """Names along one ``depends_on`` cycle, the first repeated at the end; None if acyclic."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        path.append(name)
+        for dep in graph[name]:
+            if dep.name in path:
+                return path[path.index(dep.name):] + [dep.name]
+            if dep.name not in done and (cycle := visit(dep.name)):
+                return cycle
+        path.pop()
+        done.add(name)
+        return None
+
+    for name in graph:
+        if name not in done and (cycle := visit(name)):
+            return cycle
+    return None
 
 
 def resolve(selected: Sequence[TaskEnvironment]) -> list[TaskEnvironment]:
     """The deploy order; a cycle is a ``DependencyError`` that prints it."""
-    environments = closure(selected)
+    graph = dependency_graph(selected)
+    envs = {env.name: env for deps in graph.values() for env in deps} | {env.name: env for env in selected}
+    cycle = find_cycle(graph)
+    if cycle:
+        raise DependencyError("depends_on cycle: " + " -> ".join(cycle) + f" (defined at {envs[cycle[0]].location})")
     order: list[TaskEnvironment] = []
-    done: set[str] = set()
-    path: list[str] = []  # the environments being visited, outermost first
+    visited: set[str] = set()
 
     def visit(env: TaskEnvironment) -> None:
-        if env.name in done:
+        if env.name in visited:
             return
-        if env.name in path:
-            names = path[path.index(env.name):] + [env.name]
-            raise DependencyError("depends_on cycle: " + " -> ".join(names)
-                                  + f" (defined at {environments[names[0]].location})")
-        path.append(env.name)
-        for dep in env.depends_on:
+        visited.add(env.name)
+        for dep in graph[env.name]:
             visit(dep)
-        path.pop()
-        done.add(env.name)
         order.append(env)
 
     for env in selected:

@@ -73,10 +73,10 @@ class ImportedFiles:
         if len(entries) < self._scanned:
             self._by_file.clear()
             self._scanned = 0
-        for _, module in entries[self._scanned:]:
-            file = getattr(module, "__file__", None)
+        for _, loaded in entries[self._scanned:]:
+            file = getattr(loaded, "__file__", None)
             if file:
-                self._by_file.setdefault(Path(file).resolve(), module)
+                self._by_file.setdefault(Path(file).resolve(), loaded)
         self._scanned = len(entries)
         module = self._by_file.get(path)
         if module is not None and sys.modules.get(module.__name__) is not module:
@@ -91,7 +91,7 @@ def _error_location(exc: BaseException, path: Path) -> str:
         return f"{exc.filename}:{exc.lineno}"
     frames = traceback.extract_tb(exc.__traceback__)
     user_frames = [f for f in frames if "importlib" not in f.filename and "flyte_deploy" not in f.filename]
-    frame = (user_frames or frames or [None])[-1]
+    frame = (user_frames or frames)[-1] if (user_frames or frames) else None
     return f"{frame.filename}:{frame.lineno}" if frame else str(path)
 
 
@@ -117,8 +117,9 @@ def import_file(path: Path, root_dir: Path, imported: ImportedFiles | None = Non
             raise
         raise DiscoveryError(f"{_error_location(exc, path)}: error importing {path.name}:"
                              f" {type(exc).__name__}: {exc}") from exc
-    if getattr(module, "__file__", None) and Path(module.__file__).resolve() != path:
-        raise DiscoveryError(f"{path}: module name {name!r} is already taken by {module.__file__}")
+    file = getattr(module, "__file__", None)
+    if file and Path(file).resolve() != path:
+        raise DiscoveryError(f"{path}: module name {name!r} is already taken by {file}")
     return module
 
 

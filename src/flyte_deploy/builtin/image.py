@@ -33,7 +33,8 @@ def select_builder(session: DeploySession) -> ImageBuilder:
     builders = session.selection.image_builders
     if session.selection.image_builder != AUTO:
         return builders[session.selection.image_builder]
-    candidates = sorted((b for b in builders.values() if b.auto_priority is not None), key=lambda b: b.auto_priority or 0)
+    candidates = sorted((b for b in builders.values() if b.auto_priority is not None),
+                        key=lambda b: b.auto_priority or 0)
     for builder in candidates:
         if builder.available():
             return builder

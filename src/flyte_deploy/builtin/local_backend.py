@@ -9,7 +9,8 @@ immutable: the same version with the same spec is ``unchanged``, a different spe
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from flyteidl2.task import task_definition_pb2
 

@@ -3,7 +3,7 @@ backend selected by name for this command (``session.backend``, see ``selection.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..hookspecs import hookimpl
 from ..sdk import TaskEnvironment

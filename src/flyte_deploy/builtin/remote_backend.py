@@ -20,9 +20,10 @@ Contract (docs/remote.md):
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..errors import ControlPlaneError, RegistrationError, UsageError
@@ -31,7 +32,14 @@ from ..sdk import TaskEnvironment
 from ..session import DeploySession, StashKey
 from ..task_specs import remote_task_spec
 from ..types import (
-    Backend, DeployPlan, DeployResult, Listing, Registration, SerializedTask, same_registration, without_source_link,
+    Backend,
+    DeployPlan,
+    DeployResult,
+    Listing,
+    Registration,
+    SerializedTask,
+    same_registration,
+    without_source_link,
 )
 
 if TYPE_CHECKING:  # the Connect client stack is imported only when this backend is used

@@ -13,7 +13,8 @@ import hashlib
 import inspect
 import re
 import sys
-from importlib.metadata import PackageNotFoundError, version as package_version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,8 @@ def _quantity(task: Task, name: str, value: Any) -> str:
     return text
 
 
-def resources(task: Task, resources: Resources) -> tuple[tasks_pb2.Resources | None, tasks_pb2.ExtendedResources | None]:
+def resources(task: Task,
+              resources: Resources) -> tuple[tasks_pb2.Resources | None, tasks_pb2.ExtendedResources | None]:
     """Requests and limits: a single value is a request, a ``(request, limit)`` pair both
     (as the Flyte SDK does); a GPU ``"A100:2"`` is 2 GPUs of accelerator device ``a100``,
     ``"A100"`` one of them."""
@@ -175,7 +177,8 @@ def serialize(task: Task, environment: TaskEnvironment, plan: DeployPlan, projec
         file, line = task.source_file, task.func.__code__.co_firstlineno
         what = "return type" if exc.parameter == "return" else f"parameter {exc.parameter!r}"
         shown = f" ({type_name(exc.type)})" if exc.type not in (None, inspect.Parameter.empty) else ""
-        raise SerializationError(f"{file}:{line}: task {task.name}: {what}{shown} cannot be serialized: {exc}") from None
+        raise SerializationError(f"{file}:{line}: task {task.name}: {what}{shown} cannot be serialized:"
+                                 f" {exc}") from None
     proto_resources, extended = resources(task, task.effective_resources)
     container = tasks_pb2.Container(
         image=plan.images[environment.name].uri, command=list(RUNTIME_COMMAND), args=container_args(task, plan),
@@ -202,5 +205,6 @@ def serialize(task: Task, environment: TaskEnvironment, plan: DeployPlan, projec
 
 
 @hookimpl(trylast=True)
-def serialize_task(session: DeploySession, environment: TaskEnvironment, task: Task, plan: DeployPlan) -> SerializedTask:
+def serialize_task(session: DeploySession, environment: TaskEnvironment, task: Task,
+                   plan: DeployPlan) -> SerializedTask:
     return serialize(task, environment, plan, str(session.config.get("project")), str(session.config.get("domain")))

@@ -165,7 +165,7 @@ def extract_archive(archive: Path, destination: Path) -> list[str]:
             members = tar.getmembers()
             names, linked = _check_members(members)
             links: list[tuple[tarfile.TarInfo, str]] = []
-            for member, name in zip(members, names):
+            for member, name in zip(members, names, strict=True):
                 _unpack(tar, member, name, root, linked, created, links)
             for member, path in links:
                 if not inside(os.path.realpath(path), root):

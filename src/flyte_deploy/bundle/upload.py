@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import BundleIntegrityError, UploadError
+from ..errors import BundleIntegrityError, DiskFull, UploadError, environment_error
 from ..storage import filesystem, redact_url, scrub
 from ..types import Bundle
 from .integrity import file_sha256, verify_bundle
@@ -52,7 +52,7 @@ class _BadCopy(Exception):
 def is_permanent(exc: BaseException) -> bool:
     """Whether retrying cannot help: access denied, no such bucket, bad options, or an
     HTTP client error other than timeout (408) and throttling (429)."""
-    if isinstance(exc, PERMANENT_ERRORS):
+    if isinstance(exc, PERMANENT_ERRORS) or environment_error(exc) is not None:  # e.g. a full disk
         return True
     code = getattr(exc, "code", None)
     return isinstance(code, int) and 400 <= code < 500 and code not in (408, 429)
@@ -150,6 +150,8 @@ def upload(bundle: Bundle, uri: str, options: Mapping[str, Any] | None = None, *
             if attempt + 1 < attempts:
                 sleep(min(MAX_DELAY, backoff * 2 ** attempt))
     assert last is not None
+    if isinstance(environment_error(last), DiskFull):  # not the storage's fault: its own exit code
+        raise DiskFull(f"uploading the bundle to {shown}: {scrub(str(environment_error(last)), options)}") from None
     tried = "" if is_permanent(last) else f" after {attempts} attempt(s)"
     raise UploadError(f"uploading the bundle to {shown} failed{tried}:"
                       f" {scrub(f'{type(last).__name__}: {last}', options)}") from None

@@ -16,8 +16,9 @@ group ``flyte_deploy``; ``-p no:bitbucket`` turns it off.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from flyte_deploy import DeploySession, SerializedTask, SourceLink, StashKey, Task, UsageError, hookimpl
 from flyte_deploy.config import Config

@@ -25,6 +25,7 @@ Rules (ids as reported), configured in ``[tool.flyte-deploy.plugin.org_policy]``
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import re
 import tarfile
@@ -166,10 +167,8 @@ def load_config(session: DeploySession) -> PolicyConfig:
 
 def _where(task: Task, root: Path) -> str:
     path = Path(task.source_file)
-    try:
+    with contextlib.suppress(ValueError):
         path = path.resolve().relative_to(root)
-    except ValueError:
-        pass
     return f"{path}:{task.func.__code__.co_firstlineno}"
 
 
