@@ -83,7 +83,7 @@ def look_up(connection: TaskServiceConnection, tasks: Sequence[SerializedTask]) 
         existing = list(pool.map(lambda task: connection.get_spec(connection.task_id(task.spec)), tasks))
     status: dict[str, str] = {}
     conflicts: list[str] = []
-    for task, spec in zip(tasks, existing):
+    for task, spec in zip(tasks, existing, strict=True):
         if spec is None:
             status[task.name] = "new"
         elif same_registration(spec, task.spec):

@@ -25,6 +25,7 @@ one file per resolved root dir and copy style.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import marshal
 import os
@@ -184,7 +185,5 @@ class SignatureCache:
                 handle.write(_MAGIC + hashlib.sha256(payload).digest() + payload)
             os.replace(partial, self.path)
         except OSError:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(partial)
-            except OSError:
-                pass
