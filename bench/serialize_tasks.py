@@ -10,9 +10,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from flyte_deploy.builtin.discover import import_file
 from flyte_deploy.builtin.serialize import serialize
 from flyte_deploy.image import Image
+from flyte_deploy.importing import import_file
 from flyte_deploy.types import DeployPlan, DeployRequest
 
 TASK = '''

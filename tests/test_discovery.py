@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flyte_deploy.builtin.discover import discover, iter_python_files, module_name_for
+from flyte_deploy.builtin.discover import discover
 from flyte_deploy.errors import DiscoveryError, ExitCode, UsageError
+from flyte_deploy.importing import iter_python_files, module_name_for
 from flyte_deploy.types import DeployRequest
 
 MULTI = {
@@ -160,7 +161,7 @@ def test_cli_discovery_errors_have_distinct_exit_codes(project, invoke, monkeypa
 
 
 def test_imported_files_index_follows_sys_modules(project):
-    from flyte_deploy.builtin.discover import ImportedFiles
+    from flyte_deploy.importing import ImportedFiles
 
     root = project({"shared.py": "x = 1\n"})
     index = ImportedFiles()
@@ -171,3 +172,10 @@ def test_imported_files_index_follows_sys_modules(project):
     assert index.get(root / "shared.py") is shared  # found after the module was added
     del sys.modules["shared"]
     assert index.get(root / "shared.py") is None  # a removed module is not returned stale
+
+
+def test_module_names_need_not_be_identifiers_but_cannot_hold_a_dot(tmp_path):
+    assert module_name_for(tmp_path / "flows" / "01_hello.py", tmp_path) == ("flows.01_hello", tmp_path)
+    assert module_name_for(tmp_path / "my-jobs" / "__init__.py", tmp_path) == ("my-jobs", tmp_path)
+    with pytest.raises(DiscoveryError, match=r"a\.b\.py: cannot be imported as a module"):
+        module_name_for(tmp_path / "a.b.py", tmp_path)

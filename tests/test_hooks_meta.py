@@ -4,8 +4,10 @@ built-ins and packaged plugins implementing it, and a test exercising it."""
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import re
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +32,8 @@ def implementing(hook, paths):
                   if re.search(rf"^@hookimpl.*\n(?:@.*\n)*def {hook}\(", (REPO / path).read_text(), re.MULTILINE))
 
 
-BUILTIN_FILES = [f"src/{module.replace('.', '/')}.py" for _, module in BUILTIN_PLUGINS]
+BUILTIN_FILES = [str(Path(importlib.util.find_spec(module).origin).relative_to(REPO))  # a module or a package
+                 for _, module in BUILTIN_PLUGINS]
 PACKAGED_FILES = [path.relative_to(REPO).as_posix() for path in REPO.glob("plugins/*/src/**/*.py")]
 
 
@@ -97,7 +100,7 @@ def test_hook_docs_section_opens_with_its_spec_and_contract(hook):
 def test_hook_docs_section_links_its_builtin_and_packaged_implementations(hook):
     text = section(hook)
     for path in implementing(hook, BUILTIN_FILES):
-        module = path.removeprefix("src/").removesuffix(".py").replace("/", ".")
+        module = path.removeprefix("src/").removesuffix(".py").removesuffix("/__init__").replace("/", ".")
         link = f"[`{module}`](../../{path})"
         assert link in text, f"the {hook} section does not link its built-in: {link}"
     for path in implementing(hook, PACKAGED_FILES):

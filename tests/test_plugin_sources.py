@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import textwrap
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from flyte_deploy.config import Config
 from flyte_deploy.errors import ExitCode, PluginError, UsageError
-from flyte_deploy.pluginmanager import BUILTIN_PLUGINS, build_plugin_manager
+from flyte_deploy.pluginmanager import BUILTIN_PLUGINS, BUILTIN_REQUIRES, build_plugin_manager
 
 VERSION_PLUGIN = """
 import flyte_deploy as fd
@@ -70,7 +71,8 @@ def test_sources_register_in_the_documented_order(site, tmp_path, monkeypatch):
     config = Config.load(root, environ={"FLYTE_DEPLOY_PLUGINS": "env_plugin"})
     pm = build_plugin_manager(config, cmdline_plugins=["cmdline_plugin"])
     order = [(i.name, i.source) for i in pm.infos.values()]
-    builtin = [(name, "builtin") for name, _ in BUILTIN_PLUGINS]
+    builtin = [(name, "builtin") for name, _ in BUILTIN_PLUGINS  # an adapter only with its SDK
+               if name not in BUILTIN_REQUIRES or importlib.util.find_spec(BUILTIN_REQUIRES[name])]
     assert order == builtin + [
         ("cmdline_plugin", "cmdline"), ("env_plugin", "env"),
         ("alpha", "entrypoint"), ("zeta", "entrypoint"),  # sorted by entry point name

@@ -89,7 +89,7 @@ def test_hook_recorder_records_calls_in_order_with_arguments_and_results(deploy_
 
     phases = [n for n in hook_recorder.names if n not in ("add_hookspecs", "phase_finished")]
     assert phases == ["configure", "register_backends", "register_image_builders", "deploy_start",
-                      "discover_environments", "resolve_dependencies", "build_bundle",
+                      "discover_environments", "find_environments", "resolve_dependencies", "build_bundle",
                       "compute_version", "serialize_task", "attach_source_link", "check_plan", "build_image",
                       "upload_bundle", "register_environment", "deploy_finish", "unconfigure"]
     assert hook_recorder.getcall("compute_version").returned == run.json["version"]

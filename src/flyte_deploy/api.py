@@ -14,7 +14,6 @@ from .config import Config
 from .errors import UsageError, scrubbed_stderr
 from .lifecycle import deploy as run_lifecycle
 from .pluginmanager import build_plugin_manager
-from .sdk import TaskEnvironment
 from .selection import select
 from .session import DeploySession
 from .types import DeployRequest, DeployResult
@@ -43,7 +42,7 @@ def open_session(
 
 
 def deploy(
-    *envs: TaskEnvironment,
+    *envs: object,
     version: str | None = None,
     copy_style: str | None = None,
     root_dir: str | os.PathLike[str] | None = None,
@@ -52,16 +51,15 @@ def deploy(
     options: Mapping[str, Any] | None = None,
     images: Mapping[str, str] | None = None,
 ) -> DeployResult:
-    """Deploy ``envs`` and their ``depends_on`` closure; returns what was deployed.
+    """Deploy ``envs`` (``flyte_deploy.TaskEnvironment`` or, with the flyte SDK installed,
+    ``flyte.TaskEnvironment`` objects) and their ``depends_on`` closure; returns what was
+    deployed. An object no adapter takes is a ``UsageError``.
 
     ``root_dir`` defaults to the current directory; ``options`` are configuration keys
     (e.g. ``{"backend": "local", "store": "memory://x"}``) that override pyproject.
     """
     if not envs:
         raise UsageError("deploy() needs at least one TaskEnvironment")
-    for env in envs:
-        if not isinstance(env, TaskEnvironment):
-            raise UsageError(f"deploy() takes TaskEnvironment objects, got {env!r}")
     with open_session(Path(root_dir) if root_dir else None, options=options, plugins=plugins,
                       dry_run=dry_run) as session:
         request = DeployRequest(mode="objects", objects=tuple(envs))

@@ -10,7 +10,7 @@ the plugin manager before they get here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
@@ -19,10 +19,12 @@ from .contracts import contract_of
 from .errors import PluginError
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from .config import Config
+    from .environments import Environment, Task
     from .image import Image
     from .pluginmanager import DeployPluginManager
-    from .sdk import Task, TaskEnvironment
     from .session import DeploySession
     from .types import (
         Backend,
@@ -92,9 +94,16 @@ class HookCalls:
     def discover_environments(self, session: DeploySession, request: DeployRequest) -> Discovery:
         return cast("Discovery", self._first("discover_environments", session=session, request=request))
 
+    def find_environments(self, module: ModuleType) -> list[Mapping[str, Environment]]:
+        caller: pluggy.HookCaller = self._hook.find_environments
+        return [found for found in caller(module=module) if found]
+
+    def adapt_environment(self, obj: object) -> Environment | None:
+        return cast("Environment | None", self._first("adapt_environment", obj=obj))
+
     def resolve_dependencies(self, session: DeploySession,
-                             selected: Sequence[TaskEnvironment]) -> Sequence[TaskEnvironment]:
-        return cast("Sequence[TaskEnvironment]", self._first("resolve_dependencies", session=session,
+                             selected: Sequence[Environment]) -> Sequence[Environment]:
+        return cast("Sequence[Environment]", self._first("resolve_dependencies", session=session,
                                                              selected=selected))
 
     def build_bundle(self, session: DeploySession, plan: DeployPlan) -> Bundle:
@@ -103,7 +112,7 @@ class HookCalls:
     def compute_version(self, session: DeploySession, plan: DeployPlan) -> str:
         return cast(str, self._first("compute_version", session=session, plan=plan))
 
-    def serialize_task(self, session: DeploySession, environment: TaskEnvironment, task: Task,
+    def serialize_task(self, session: DeploySession, environment: Environment, task: Task,
                        plan: DeployPlan) -> SerializedTask:
         return cast("SerializedTask", self._first("serialize_task", session=session, environment=environment,
                                                   task=task, plan=plan))
@@ -115,13 +124,13 @@ class HookCalls:
     def check_plan(self, session: DeploySession, plan: DeployPlan) -> list[Violation]:
         return self._collect("check_plan", session=session, plan=plan)
 
-    def build_image(self, session: DeploySession, environment: TaskEnvironment, image: Image) -> ImageRef:
+    def build_image(self, session: DeploySession, environment: Environment, image: Image) -> ImageRef:
         return cast("ImageRef", self._first("build_image", session=session, environment=environment, image=image))
 
     def upload_bundle(self, session: DeploySession, bundle: Bundle, uri: str) -> str:
         return cast(str, self._first("upload_bundle", session=session, bundle=bundle, uri=uri))
 
-    def register_environment(self, session: DeploySession, environment: TaskEnvironment,
+    def register_environment(self, session: DeploySession, environment: Environment,
                              tasks: Sequence[SerializedTask], plan: DeployPlan) -> Sequence[Registration]:
         return cast("Sequence[Registration]", self._first("register_environment", session=session,
                                                           environment=environment, tasks=tasks, plan=plan))

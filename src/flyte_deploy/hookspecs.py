@@ -20,13 +20,13 @@ enforced by ``tests/test_lifecycle_order.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pluggy
 
 from .contracts import PROJECT, Contract, Kind, hookspec, spec
-from .sdk import TaskEnvironment
+from .environments import Environment
 from .types import (
     Backend,
     Bundle,
@@ -40,10 +40,12 @@ from .types import (
 )
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from .config import Config
+    from .environments import Task
     from .image import Image
     from .pluginmanager import DeployPluginManager
-    from .sdk import Task
     from .session import DeploySession
     from .types import DeployPlan, DeployRequest, DeployResult, PhaseReport
 
@@ -164,9 +166,35 @@ def discover_environments(session: DeploySession, request: DeployRequest) -> Dis
     """
 
 
-@spec(Contract(PHASE, (list, tuple), TaskEnvironment, required=True))
+@spec(Contract("collecting", Mapping))
+def find_environments(module: ModuleType) -> Mapping[str, Environment] | None:
+    """Find the environments a user module defines, for the built-in discovery.
+
+    Each SDK adapter returns the module variables bound to environments of its SDK, by
+    variable name, as objects satisfying ``environments.Environment`` (our own SDK's
+    built-in returns ``flyte_deploy.TaskEnvironment`` objects, the ``flyte`` adapter views of
+    ``flyte.TaskEnvironment`` objects). One SDK object is adapted to one view object,
+    however often it is found.
+
+    :param module: a module the built-in discovery imported.
+    :returns: variable name to environment; ``None`` or an empty mapping when the module
+        defines none of this plugin's SDK.
+    """
+
+
+@spec(Contract(PHASE, Environment))
+def adapt_environment(obj: object) -> Environment | None:
+    """Turn an object given to the Python API (``fd.deploy(env)``) into an environment.
+
+    :param obj: one of the objects passed to ``deploy()``.
+    :returns: the object's ``environments.Environment`` view, or ``None`` when it is not
+        an environment of this plugin's SDK (an object no plugin adapts is a ``UsageError``).
+    """
+
+
+@spec(Contract(PHASE, (list, tuple), Environment, required=True))
 def resolve_dependencies(session: DeploySession,
-                         selected: Sequence[TaskEnvironment]) -> Sequence[TaskEnvironment] | None:
+                         selected: Sequence[Environment]) -> Sequence[Environment] | None:
     """Order the deployment: the selected environments plus the transitive closure of
     their ``depends_on``, each once, dependencies before dependents.
 
@@ -208,7 +236,7 @@ def compute_version(session: DeploySession, plan: DeployPlan) -> str | None:
 
 
 @spec(Contract(PHASE, SerializedTask, required=True))
-def serialize_task(session: DeploySession, environment: TaskEnvironment, task: Task,
+def serialize_task(session: DeploySession, environment: Environment, task: Task,
                    plan: DeployPlan) -> SerializedTask | None:
     """Turn one task into the ``TaskSpec`` the backend registers.
 
@@ -254,7 +282,7 @@ def check_plan(session: DeploySession, plan: DeployPlan) -> Sequence[Violation] 
 
 
 @spec(Contract(PHASE, ImageRef, required=True))
-def build_image(session: DeploySession, environment: TaskEnvironment, image: Image) -> ImageRef | None:
+def build_image(session: DeploySession, environment: Environment, image: Image) -> ImageRef | None:
     """Make sure the environment's image exists at ``image.uri``, building and pushing it if needed.
 
     Called after ``check_plan``, for each distinct image, concurrently for independent
@@ -283,7 +311,7 @@ def upload_bundle(session: DeploySession, bundle: Bundle, uri: str) -> str | Non
 
 
 @spec(Contract(PHASE, (list, tuple), Registration, required=True))
-def register_environment(session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
+def register_environment(session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask],
                          plan: DeployPlan) -> Sequence[Registration] | None:
     """Register one environment's serialized tasks with the selected backend.
 

@@ -68,6 +68,12 @@ class Image:
     platform: str = "linux/amd64"
     prebuilt: bool = False
     install_runtime: bool = True
+    #: the tag another SDK computed for this spec (the ``flyte`` adapter pins the URI
+    #: ``flyte`` computes); None: our own content hash names it
+    pinned_tag: str | None = None
+    #: why no builder can build this spec (a layer kind we do not have); the build phase
+    #: refuses it with this reason before anything is registered
+    unbuildable: str | None = None
 
     # constructors -------------------------------------------------------------------
     @classmethod
@@ -179,7 +185,7 @@ class Image:
 
     @property
     def tag(self) -> str:
-        return self.content_hash[:20]
+        return self.pinned_tag or self.content_hash[:20]
 
     @property
     def uri(self) -> str:

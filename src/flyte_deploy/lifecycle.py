@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from .environments import Environment, Task
 from .errors import PolicyViolation, RegistrationError, UsageError
 from .image import Image
-from .sdk import Task, TaskEnvironment
 from .session import DeploySession
 from .types import (
     COPY_STYLES,
@@ -52,10 +52,16 @@ def run_phase(session: DeploySession, phase: str, run: Callable[[], T], describe
     return result
 
 
-def resolve_images(plan_envs: Sequence[TaskEnvironment], registry: str | None,
+def resolve_images(plan_envs: Sequence[Environment], registry: str | None,
                    overrides: Mapping[str, str]) -> dict[str, Image]:
     """The image of each environment: ``--image NAME=URI`` (by environment or image name)
-    wins, else the environment's spec with the configured registry filled in."""
+    wins, else the environment's spec with the configured registry filled in. A NAME that
+    names no planned environment or image is a ``UsageError``."""
+    known = {env.name for env in plan_envs} | {env.image.name for env in plan_envs}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise UsageError(f"--image {unknown[0]}=...: no environment or image of this deploy is named {unknown[0]!r}"
+                         f" (environments: {', '.join(sorted(env.name for env in plan_envs))})")
     images: dict[str, Image] = {}
     for env in plan_envs:
         uri = overrides.get(env.name) or overrides.get(env.image.name)
@@ -168,7 +174,7 @@ def register(session: DeploySession, plan: DeployPlan) -> list[Registration]:
 def build_images(session: DeploySession, plan: DeployPlan) -> tuple[ImageRef, ...]:
     """Build each distinct image once, independent ones concurrently; map refs back to
     every environment using them."""
-    first_env: dict[str, TaskEnvironment] = {}
+    first_env: dict[str, Environment] = {}
     for env in plan.environments:
         first_env.setdefault(plan.images[env.name].uri, env)
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(first_env)))) as pool:

@@ -20,10 +20,11 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flyteidl2.core import literals_pb2
+from flyteidl2.core import execution_pb2, literals_pb2
 from flyteidl2.task import common_pb2, task_definition_pb2
 
 from .builtin.serialize import INPUT_PLACEHOLDER, OUTPUT_PLACEHOLDER
@@ -39,6 +40,11 @@ from .runtime import INPUTS_FILE, OUTPUTS_FILE
 from .storage import OPTIONS_ENV
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+#: what the Flyte SDK's runtime writes when a task fails, and its message when a task calls another
+ERROR_FILE = "error.pb"
+NO_CONTROLLER = "Controller is not initialized"
+#: set for the Flyte SDK's runtime: run the task alone, with no controller to launch others
+CLUSTERED_WORKER = "FLYTE_CLUSTERED_WORKER"
 #: environment variables that would let the user's environment leak into the runtime's imports
 DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE")
 #: the runtime's exit codes that keep their own error class (and so exit code) in ``run``
@@ -93,18 +99,77 @@ def runtime_environment(spec: task_definition_pb2.TaskSpec, storage: Mapping[str
     env["PYTHONPATH"] = str(PACKAGE_PARENT)
     env["PYTHONSAFEPATH"] = "1"
     env["PYTHONNOUSERSITE"] = "1"
+    env[CLUSTERED_WORKER] = "1"  # the Flyte SDK's runtime then starts no controller (no control plane)
     return env
 
 
-def command_line(spec: task_definition_pb2.TaskSpec, inputs_uri: str, outputs_uri: str) -> list[str]:
-    """The template's command and args with the run-time placeholders filled in; ``python``
-    is this interpreter."""
-    container = spec.task_template.container
+#: the Flyte SDK's runtime entrypoint, the first container arg of the specs it serializes
+SDK_ENTRYPOINT = "a0"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one run reads and writes: ``inputs``/``outputs`` URIs and the working area the
+    SDK's runtime needs (raw data, checkpoints, run base dir)."""
+
+    inputs: str
+    outputs: str
+    raw_data: str
+    checkpoint: str
+    run_base: str
+
+
+def _sdk_entrypoint() -> str:
+    """The ``a0`` script of the Flyte SDK installed beside this interpreter."""
+    beside = Path(sys.executable).parent / SDK_ENTRYPOINT
+    found = str(beside) if beside.is_file() else shutil.which(SDK_ENTRYPOINT)
+    if not found:
+        raise RunError("this task runs on the Flyte SDK's runtime (a0), which is not installed here:"
+                       " pip install 'flyte-deploy[flyte]'")
+    return found
+
+
+def command_line(spec: task_definition_pb2.TaskSpec, paths: RunPaths, run_name: str = "local") -> list[str]:
+    """The template's command and args with the run-time placeholders filled in. Two shapes:
+    our runtime's (``python -m flyte_deploy.runtime``, ``python`` being this interpreter) and
+    the Flyte SDK's (no command, args starting with ``a0``; this interpreter's ``a0`` runs it,
+    given the org, project, domain and run base dir a control plane would set)."""
+    template = spec.task_template
+    container = template.container
     if not container.command and not container.args:
-        raise RunError(f"task {spec.task_template.id.name} has no container command to run")
+        raise RunError(f"task {template.id.name} has no container command to run")
+    values = {INPUT_PLACEHOLDER: paths.inputs, OUTPUT_PLACEHOLDER: paths.outputs,
+              "{{.rawOutputDataPrefix}}": paths.raw_data, "{{.checkpointOutputPrefix}}": paths.checkpoint,
+              "{{.prevCheckpointPrefix}}": "", "{{.runName}}": run_name, "{{.actionName}}": "a0",
+              "{{.runStartTime}}": datetime.now(UTC).isoformat()}
+
+    def fill(arg: str) -> str:
+        for placeholder, value in values.items():
+            arg = arg.replace(placeholder, value)
+        return arg
+
+    args = [fill(a) for a in container.args]
+    if not container.command and args[0] == SDK_ENTRYPOINT:
+        return [_sdk_entrypoint(), "--org", template.id.org or "local", "--project", template.id.project,
+                "--domain", template.id.domain, "--run-base-dir", paths.run_base, *args[1:]]
     command = [sys.executable if part == "python" else part for part in container.command]
-    args = [a.replace(INPUT_PLACEHOLDER, inputs_uri).replace(OUTPUT_PLACEHOLDER, outputs_uri) for a in container.args]
     return command + args
+
+
+def sdk_runtime_error(path: Path, task: str) -> str | None:
+    """The one-line failure the Flyte SDK's runtime wrote to ``error.pb`` (an
+    ``ErrorDocument``), if any. A task that calls other tasks needs the SDK's controller,
+    which needs a control plane: that is said as such."""
+    if not path.is_file():
+        return None
+    document = execution_pb2.ErrorDocument()
+    document.ParseFromString(path.read_bytes())
+    error = document.error
+    if NO_CONTROLLER in error.message:
+        return (f"task {task} calls other tasks, which needs the Flyte SDK's controller and a control plane;"
+                " flyte-deploy run runs tasks that call no other task")
+    first_line = error.message.strip().splitlines()[0] if error.message.strip() else "no message"
+    return f"task {task} raised {error.code or 'an error'}: {first_line}"
 
 
 def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, keep_dir: Path | None = None,
@@ -121,7 +186,12 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
         (io_dir / "outputs").mkdir(parents=True)
         inputs_file = io_dir / INPUTS_FILE
         inputs_file.write_bytes(common_pb2.Inputs(literals=named_literals(literals)).SerializeToString())
-        argv = command_line(spec, inputs_file.as_uri(), (io_dir / "outputs").as_uri())
+        for name in ("raw", "checkpoint", "base"):
+            (io_dir / name).mkdir()
+        paths = RunPaths(inputs=inputs_file.as_uri(), outputs=(io_dir / "outputs").as_uri(),
+                         raw_data=(io_dir / "raw").as_uri(), checkpoint=(io_dir / "checkpoint").as_uri(),
+                         run_base=(io_dir / "base").as_uri())
+        argv = command_line(spec, paths)
         metadata = template.metadata
         timeout = metadata.timeout.ToTimedelta().total_seconds() if metadata.HasField("timeout") else None
         try:
@@ -131,11 +201,14 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
             raise RunError(f"task {task} timed out after {timeout:g}s") from None
         except OSError as exc:
             raise RunError(f"task {task}: cannot start {argv[0]}: {exc}") from None
-        if proc.returncode != 0:
+        failure = sdk_runtime_error(io_dir / "outputs" / ERROR_FILE, task)
+        if proc.returncode != 0 or failure:
             lines = proc.stderr.splitlines(keepends=True)
             errors = [line[len("error: "):].rstrip("\n") for line in lines if line.startswith("error: ")]
             # the task's output and traceback; its error line becomes this command's own
             sys.stderr.write(proc.stdout + "".join(line for line in lines if not line.startswith("error: ")))
+            if failure:
+                raise RunError(failure)
             error = RUNTIME_ERRORS.get(proc.returncode, RunError)
             raise error(errors[-1] if errors else f"task {task} exited with code {proc.returncode}")
         outputs_file = io_dir / "outputs" / OUTPUTS_FILE

@@ -54,6 +54,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("bundle", "flyte_deploy.builtin.bundle"),
     ("version", "flyte_deploy.builtin.version"),
     ("serialize", "flyte_deploy.builtin.serialize"),
+    ("flyte", "flyte_deploy.adapters.flyte"),
     ("source_link", "flyte_deploy.builtin.source_link"),
     ("image", "flyte_deploy.builtin.image"),
     ("upload", "flyte_deploy.builtin.upload"),
@@ -62,6 +63,9 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("remote_backend", "flyte_deploy.builtin.remote_backend"),
     ("reporting", "flyte_deploy.builtin.reporting"),
 )
+
+#: built-ins registered only when the package they adapt is importable (never imported here)
+BUILTIN_REQUIRES: dict[str, str] = {"flyte": "flyte"}
 
 #: the plugin whose hook implementation is running (in this thread): the parent of any
 #: plugin it registers
@@ -378,6 +382,8 @@ def build_plugin_manager(config: Config, *, cmdline_plugins: Iterable[str] = ())
 
     version = f"flyte-deploy {_package_version()}"
     for name, module in BUILTIN_PLUGINS:
+        if name in BUILTIN_REQUIRES and importlib.util.find_spec(BUILTIN_REQUIRES[name]) is None:
+            continue
         info = PluginInfo(name, "builtin", version, module)
         pm.load_plugin(info, functools.partial(_import_module, module, info))
 

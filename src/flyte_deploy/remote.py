@@ -13,7 +13,7 @@ import re
 import shlex
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -169,10 +169,11 @@ class TaskServiceConnection:
             return None
         return response.details.spec
 
-    def deploy(self, spec: task_definition_pb2.TaskSpec) -> str:
-        """``DeployTask``: ``"created"``, or ``"exists"`` when the version is already there
-        (the caller compares specs)."""
-        request = task_service_pb2.DeployTaskRequest(task_id=self.task_id(spec), spec=spec)
+    def deploy(self, spec: task_definition_pb2.TaskSpec,
+               triggers: Sequence[task_definition_pb2.TaskTrigger] = ()) -> str:
+        """``DeployTask`` (with the task's triggers): ``"created"``, or ``"exists"`` when the
+        version is already there (the caller compares specs)."""
+        request = task_service_pb2.DeployTaskRequest(task_id=self.task_id(spec), spec=spec, triggers=list(triggers))
         try:
             self._call("DeployTask", self._client.deploy_task, request, exists_ok=True)
         except _Exists:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from .environments import OWN_SDK
 from .errors import UsageError
 from .image import Image
 
@@ -120,6 +121,8 @@ class Task:
     Calling it runs the function locally (an ``async def`` gives a coroutine).
     """
 
+    sdk = OWN_SDK
+
     def __init__(
         self,
         func: Callable[..., Any],
@@ -216,6 +219,8 @@ class TaskEnvironment:
     ``depends_on`` lists environments whose tasks this one calls; deploying this
     environment deploys them too (dependencies first).
     """
+
+    sdk = OWN_SDK
 
     def __init__(
         self,

@@ -50,10 +50,10 @@ import flyte_deploy
 
 from .api import deploy as api_deploy
 from .builtin import local_backend
-from .builtin.discover import import_file
 from .cli import cli, run_cli
 from .config import Config, env_var_name
 from .gitstatus import REPOSITORY_ENV_VARS
+from .importing import import_file
 from .pluginmanager import (
     DISABLE_POLICY_AUTOLOAD_ENV,
     ENTRY_POINT_GROUP,
@@ -141,12 +141,14 @@ class DeployIsolation:
 
     def _owned(self, module: Any, keep: Path | None) -> bool:
         file = getattr(module, "__file__", None)
-        if not file:
+        # a namespace package (a directory without __init__.py, as flyte projects have) has no file
+        paths = [file] if file else list(getattr(module, "__path__", None) or [])
+        if not paths:
             return False
-        path = Path(file).resolve()
-        if keep is not None and path.is_relative_to(keep):
+        resolved = [Path(p).resolve() for p in paths]
+        if keep is not None and any(path.is_relative_to(keep) for path in resolved):
             return False
-        return any(path.is_relative_to(root) for root in self.roots)
+        return any(path.is_relative_to(root) for path in resolved for root in self.roots)
 
     def forget_modules(self, keep: Path | None = None) -> None:
         """Drop modules imported from the test roots (except those under ``keep``), and the

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from flyteidl2.task.task_definition_pb2 import TaskSpec
+    from flyteidl2.task.task_definition_pb2 import TaskSpec, TaskTrigger
 
     from .config import Config
+    from .environments import Environment
     from .image import Image
-    from .sdk import TaskEnvironment
     from .session import DeploySession
 
 CopyStyle = Literal["loaded_modules", "all", "none"]
@@ -32,7 +32,7 @@ class DeployRequest:
     mode: Literal["file", "all", "recursive", "objects"]
     path: Path | None = None
     env_names: tuple[str, ...] = ()
-    objects: tuple[TaskEnvironment, ...] = ()
+    objects: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,8 @@ class Discovery:
     ``loaded_modules``: names of the modules discovery imported (input to bundling).
     """
 
-    environments: tuple[TaskEnvironment, ...]
-    selected: tuple[TaskEnvironment, ...]
+    environments: tuple[Environment, ...]
+    selected: tuple[Environment, ...]
     loaded_modules: tuple[str, ...] = ()
 
 
@@ -112,11 +112,13 @@ class ImageBuilder:
 
 @dataclass(frozen=True)
 class SerializedTask:
-    """One task as the backend receives it: a flyteidl2 ``TaskSpec``."""
+    """One task as the backend receives it: a flyteidl2 ``TaskSpec``, and the
+    ``TaskTrigger`` messages registered with it (``DeployTaskRequest.triggers``)."""
 
     environment: str
     name: str
     spec: TaskSpec
+    triggers: tuple[TaskTrigger, ...] = ()
 
     @property
     def source_link(self) -> str:
@@ -195,7 +197,7 @@ class Backend:
     """
 
     name: str
-    register: Callable[[DeploySession, TaskEnvironment, Sequence[SerializedTask], DeployPlan], list[Registration]]
+    register: Callable[[DeploySession, Environment, Sequence[SerializedTask], DeployPlan], list[Registration]]
     task_spec: Callable[[Config, str, str | None], TaskSpec] | None = None
     listing: Callable[[Config], Listing] | None = None
     holds_apps: bool = False
@@ -232,7 +234,7 @@ class DeployPlan:
     copy_style: str
     scratch_dir: Path
     discovery: Discovery | None = None
-    environments: tuple[TaskEnvironment, ...] = ()
+    environments: tuple[Environment, ...] = ()
     bundle: Bundle | None = None
     bundle_uri: str | None = None
     images: dict[str, Image] = field(default_factory=dict)

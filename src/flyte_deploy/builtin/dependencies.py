@@ -7,13 +7,13 @@ import reprlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..environments import Environment
 from ..errors import DependencyError
 from ..hookspecs import hookimpl
-from ..sdk import TaskEnvironment
 from ..session import DeploySession
 
 
-def _dependencies_of(env: TaskEnvironment) -> list[TaskEnvironment]:
+def _dependencies_of(env: Environment) -> list[Environment]:
     """``env.depends_on``, checked again: it may have been replaced after construction."""
     deps: Any = env.depends_on
     where = f"environment {env.name!r} ({env.location})"
@@ -27,11 +27,11 @@ def _dependencies_of(env: TaskEnvironment) -> list[TaskEnvironment]:
     return deps
 
 
-def dependency_graph(selected: Sequence[TaskEnvironment]) -> dict[str, list[TaskEnvironment]]:
+def dependency_graph(selected: Sequence[Environment]) -> dict[str, list[Environment]]:
     """Every environment reachable from ``selected``, by name, with its dependencies. Two
     different environment objects sharing a name is a ``DependencyError``."""
-    seen: dict[str, TaskEnvironment] = {}
-    graph: dict[str, list[TaskEnvironment]] = {}
+    seen: dict[str, Environment] = {}
+    graph: dict[str, list[Environment]] = {}
     stack = list(selected)
     while stack:
         env = stack.pop()
@@ -45,7 +45,7 @@ def dependency_graph(selected: Sequence[TaskEnvironment]) -> dict[str, list[Task
     return graph
 
 
-def find_cycle(graph: dict[str, list[TaskEnvironment]]) -> list[str] | None:
+def find_cycle(graph: dict[str, list[Environment]]) -> list[str] | None:
     """Names along one ``depends_on`` cycle, the first repeated at the end; None if acyclic."""
     done: set[str] = set()
     path: list[str] = []
@@ -67,17 +67,17 @@ def find_cycle(graph: dict[str, list[TaskEnvironment]]) -> list[str] | None:
     return None
 
 
-def resolve(selected: Sequence[TaskEnvironment]) -> list[TaskEnvironment]:
+def resolve(selected: Sequence[Environment]) -> list[Environment]:
     """The deploy order; a cycle is a ``DependencyError`` that prints it."""
     graph = dependency_graph(selected)
     envs = {env.name: env for deps in graph.values() for env in deps} | {env.name: env for env in selected}
     cycle = find_cycle(graph)
     if cycle:
         raise DependencyError("depends_on cycle: " + " -> ".join(cycle) + f" (defined at {envs[cycle[0]].location})")
-    order: list[TaskEnvironment] = []
+    order: list[Environment] = []
     visited: set[str] = set()
 
-    def visit(env: TaskEnvironment) -> None:
+    def visit(env: Environment) -> None:
         if env.name in visited:
             return
         visited.add(env.name)
@@ -91,5 +91,5 @@ def resolve(selected: Sequence[TaskEnvironment]) -> list[TaskEnvironment]:
 
 
 @hookimpl(trylast=True)
-def resolve_dependencies(session: DeploySession, selected: Sequence[TaskEnvironment]) -> list[TaskEnvironment]:
+def resolve_dependencies(session: DeploySession, selected: Sequence[Environment]) -> list[Environment]:
     return resolve(selected)

@@ -49,6 +49,9 @@ def build_image(session: DeploySession, environment: TaskEnvironment, image: Ima
     if not image.registry:
         return ImageRef(environment=environment.name, uri=image.uri, builder="-",
                         note="not built: no image.registry configured")
+    if image.unbuildable:
+        raise ImageBuildError(f"environment {environment.name}: image {image.uri} cannot be built here:"
+                              f" {image.unbuildable}; build it elsewhere and pass --image {environment.name}=URI")
     builder = select_builder(session)
     try:
         return builder.build(session, environment.name, image)

@@ -15,9 +15,9 @@ from typing import Any
 from flyteidl2.task import task_definition_pb2
 
 from ..config import Config
+from ..environments import Environment
 from ..errors import RegistrationError, RunError
 from ..hookspecs import hookimpl
-from ..sdk import TaskEnvironment
 from ..session import DeploySession
 from ..storage import filesystem, join
 from ..types import Backend, DeployPlan, Listing, Registration, SerializedTask, same_registration
@@ -25,7 +25,7 @@ from ..types import Backend, DeployPlan, Listing, Registration, SerializedTask, 
 BACKEND = "local"
 
 
-def register(store_url: str, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
+def register(store_url: str, environment: Environment, tasks: Sequence[SerializedTask],
              plan: DeployPlan) -> list[Registration]:
     """Write each task spec (refusing changed specs under an existing version), then the
     environment record."""
@@ -112,7 +112,7 @@ def listing(config: Config) -> Listing:
     return Listing(f"in {config.store_url}", records, ("environment", "version", "tasks", "image", "bundle"), rows)
 
 
-def register_in_store(session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
+def register_in_store(session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask],
                       plan: DeployPlan) -> list[Registration]:
     """The backend's ``register``: into the store at ``session.config.store_url``."""
     return register(session.config.store_url, environment, tasks, plan)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..environments import Environment
 from ..hookspecs import hookimpl
-from ..sdk import TaskEnvironment
 from ..session import DeploySession
 from ..types import DeployPlan, Registration, SerializedTask
 
 
 @hookimpl(trylast=True)
-def register_environment(session: DeploySession, environment: TaskEnvironment, tasks: Sequence[SerializedTask],
+def register_environment(session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask],
                          plan: DeployPlan) -> list[Registration]:
     return session.backend.register(session, environment, tasks, plan)

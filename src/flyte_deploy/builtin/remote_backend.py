@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..config import Config
+from ..environments import Environment
 from ..errors import ControlPlaneError, RegistrationError, UsageError
 from ..hookspecs import hookimpl
-from ..sdk import TaskEnvironment
 from ..session import DeploySession, StashKey
 from ..task_specs import remote_task_spec
 from ..types import (
@@ -108,7 +108,7 @@ def register_one(connection: TaskServiceConnection, task: SerializedTask) -> Reg
     """``DeployTask`` for one task; a version deployed meanwhile with another spec is refused."""
     version = task.spec.task_template.id.version
     try:
-        outcome = connection.deploy(task.spec)
+        outcome = connection.deploy(task.spec, task.triggers)
     except ControlPlaneError as exc:
         raise RegistrationError(f"registering {task.name} version {version} failed: {exc}", hint=RERUN_HINT
                                 ) from None
@@ -167,7 +167,7 @@ def register(state: RemoteDeploy, tasks: Sequence[SerializedTask]) -> list[Regis
     return [done[t.name] for t in tasks]
 
 
-def register_on_control_plane(session: DeploySession, environment: TaskEnvironment,
+def register_on_control_plane(session: DeploySession, environment: Environment,
                               tasks: Sequence[SerializedTask], plan: DeployPlan) -> list[Registration]:
     """The backend's ``register``: connects and looks every task of the plan up on the
     first call of a deploy, then registers ``tasks``."""

@@ -24,11 +24,11 @@ from google.protobuf import duration_pb2
 
 from ..errors import SerializationError
 from ..hookspecs import hookimpl
+from ..importing import module_name_for
 from ..interface import InterfaceError, type_name, typed_interface
 from ..sdk import Resources, Task, TaskEnvironment
 from ..session import DeploySession
 from ..types import DeployPlan, SerializedTask
-from .discover import module_name_for
 
 TASK_TYPE = "python"
 RUNTIME_COMMAND = ("python", "-m", "flyte_deploy.runtime")
@@ -206,5 +206,8 @@ def serialize(task: Task, environment: TaskEnvironment, plan: DeployPlan, projec
 
 @hookimpl(trylast=True)
 def serialize_task(session: DeploySession, environment: TaskEnvironment, task: Task,
-                   plan: DeployPlan) -> SerializedTask:
+                   plan: DeployPlan) -> SerializedTask | None:
+    """Our own SDK's tasks only; an adapter serializes its SDK's."""
+    if not isinstance(task, Task) or not isinstance(environment, TaskEnvironment):
+        return None
     return serialize(task, environment, plan, str(session.config.get("project")), str(session.config.get("domain")))

@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+from collections.abc import Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
+from ..environments import Environment
 from ..hookspecs import hookimpl
 from ..sdk import Task, TaskEnvironment
 from ..session import DeploySession
@@ -41,8 +44,13 @@ def _task_identity(task: Task) -> dict[str, Any]:
     }
 
 
-def environment_identity(env: TaskEnvironment) -> dict[str, Any]:
-    """The settings of ``env`` that a deployed version depends on, as JSON-able data."""
+def environment_identity(env: Environment, root_dir: Path) -> Mapping[str, Any]:
+    """The settings of ``env`` that a deployed version depends on, as JSON-able data: what
+    an adapter's environment says (its ``identity(root_dir)``), else our own SDK's settings."""
+    identity = getattr(env, "identity", None)
+    if identity is not None:
+        return identity(root_dir)
+    assert isinstance(env, TaskEnvironment)
     return {
         "name": env.name, "description": env.description, "interruptible": env.interruptible,
         "cache": repr(env.cache), "resources": repr(env.resources), "env": env.env_vars,
@@ -58,7 +66,8 @@ def version_inputs(plan: DeployPlan) -> dict[str, Any]:
         "flyte_deploy": _tool_release(),
         "bundle": plan.bundle.digest if plan.bundle else None,
         "images": {name: plan.images[name].uri for name in sorted(plan.images)},
-        "environments": [environment_identity(e) for e in sorted(plan.environments, key=lambda e: e.name)],
+        "environments": [environment_identity(e, plan.root_dir)
+                         for e in sorted(plan.environments, key=lambda e: e.name)],
     }
 
 

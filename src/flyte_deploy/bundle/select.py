@@ -3,7 +3,7 @@
 * ``loaded_modules``: the ``.py`` source of every module discovery imported
   (``sys.modules``) that lies under the root dir, plus the ``__init__.py`` of each package
   needed to import it; never modules under ``site-packages``/``dist-packages``, a
-  virtualenv, ``.git``, the local deploy store, or flyte-deploy itself. Ignore files do
+  virtualenv, ``.git``, the local deploy store, flyte-deploy itself or the Flyte SDK. Ignore files do
   not apply: an imported module is needed whatever ``.gitignore`` says.
 * ``all``: every regular file under the root dir, honouring ``.gitignore`` and
   ``.flyteignore`` files in any directory (``ignore``), and always skipping ``.git``,
@@ -37,6 +37,18 @@ if TYPE_CHECKING:  # ignore (and pathspec) load with copy style all only
     from .ignore import IgnoreRules
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+
+
+def _sdk_dirs() -> tuple[str, ...]:
+    """flyte-deploy's own package and the Flyte SDK's (found without importing it): never user code."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("flyte")
+    found = [os.path.realpath(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    return (PACKAGE_DIR, *found)
+
+
+NOT_USER_CODE_DIRS = _sdk_dirs()
 LOCAL_STORE_DIR = ".flyte-deploy"
 ALWAYS_SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", LOCAL_STORE_DIR})
 NOT_CODE_DIRS = frozenset({"site-packages", "dist-packages"})
@@ -104,8 +116,8 @@ def loaded_module_files(module_names: Iterable[str], root_dir: Path, skip: Itera
         if not inside(path, root) or excluded_dir(os.path.dirname(path)):
             return None
         real = real_path(path)
-        if not inside(real, root) or inside(real, PACKAGE_DIR):
-            return None  # a symlink out of the root is never followed; flyte-deploy is not user code
+        if not inside(real, root) or any(inside(real, d) for d in NOT_USER_CODE_DIRS):
+            return None  # a symlink out of the root is never followed; the SDKs are not user code
         return path[len(root) + 1:].replace(os.sep, "/")
 
     files: FileMap = {}

@@ -1,0 +1,163 @@
+"""Views of ``flyte.TaskEnvironment`` objects and their tasks that satisfy the core's
+``environments.Environment`` and ``Task`` protocols; ``native`` is the SDK's object.
+
+One SDK object has one view (``view_of``), so discovery's identity checks (an environment
+found twice is one environment; two objects with one name are an error) hold for views.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ...errors import DiscoveryError
+from ...image import Image
+from .images import image_spec
+
+SDK = "flyte"
+
+_VIEWS: dict[int, tuple[Any, FlyteEnvironment]] = {}
+
+
+def is_task_environment(obj: object) -> bool:
+    """Whether ``obj`` is a ``flyte.TaskEnvironment`` (or a subclass), without importing flyte
+    when the user's code did not."""
+    import sys
+
+    flyte = sys.modules.get("flyte")
+    return flyte is not None and isinstance(obj, flyte.TaskEnvironment)
+
+
+def view_of(native: Any) -> FlyteEnvironment:
+    """The one view of the ``flyte.TaskEnvironment`` ``native``."""
+    entry = _VIEWS.get(id(native))
+    if entry is None or entry[0] is not native:
+        entry = _VIEWS[id(native)] = (native, FlyteEnvironment(native))
+    return entry[1]
+
+
+def _definition_line(path: str | None, name: str) -> int:
+    """The first line of ``path`` naming the environment ``name`` in quotes (the SDK keeps
+    only the file), else 1."""
+    if not path:
+        return 0
+    try:
+        with open(path, encoding="utf-8", errors="replace") as source:
+            for number, line in enumerate(source, 1):
+                if f'"{name}"' in line or f"'{name}'" in line:
+                    return number
+    except OSError:
+        pass
+    return 1
+
+
+class FlyteTask:
+    """A task of a flyte environment (an ``AsyncFunctionTaskTemplate`` or a plugin's subclass)."""
+
+    sdk = SDK
+
+    def __init__(self, native: Any, environment: FlyteEnvironment) -> None:
+        self.native = native
+        self.environment = environment
+        self.func: Callable[..., Any] = native.func
+        self.short_name: str = native.short_name
+        self.env_vars: Mapping[str, str] = dict(native.env_vars or {})
+        self.triggers = tuple(native.triggers)
+
+    @property
+    def name(self) -> str:
+        return str(self.native.name)
+
+    @property
+    def function_name(self) -> str:
+        return self.func.__name__
+
+    @property
+    def module(self) -> str:
+        return self.func.__module__
+
+    @property
+    def source_file(self) -> str:
+        return self.func.__code__.co_filename
+
+    @property
+    def line(self) -> int:
+        return self.func.__code__.co_firstlineno
+
+    def __repr__(self) -> str:
+        return f"<flyte task {self.name}>"
+
+
+class FlyteEnvironment:
+    """A ``flyte.TaskEnvironment`` seen through the core's ``Environment`` protocol."""
+
+    sdk = SDK
+
+    def __init__(self, native: Any) -> None:
+        self.native = native
+        self.name: str = native.name
+        self.description: str | None = native.description
+        self.env_vars: Mapping[str, str] = dict(native.env_vars or {})
+        secrets = native.secrets
+        self.secrets = tuple(secrets if isinstance(secrets, (list, tuple)) else [secrets] if secrets else [])
+        file = native._declaring_file
+        self.source_file: str | None = os.path.abspath(file) if file else None
+        self._line = _definition_line(self.source_file, self.name)
+        self._image: Image | None = None
+        self._tasks: dict[str, FlyteTask] = {}
+
+    @property
+    def location(self) -> str:
+        return f"{self.source_file or '<unknown>'}:{self._line}"
+
+    @property
+    def tasks(self) -> dict[str, FlyteTask]:
+        """Tasks by function name (the SDK keys them by ``<env>.<function>``); views are
+        made again only when the environment gained tasks."""
+        if len(self._tasks) == len(self.native.tasks):
+            return self._tasks
+        tasks: dict[str, FlyteTask] = {}
+        for native in self.native.tasks.values():
+            if not callable(getattr(native, "func", None)) or not hasattr(native.func, "__code__"):
+                raise DiscoveryError(f"{self.location}: environment {self.name}: task {native.name} is a"
+                                     f" {type(native).__name__} without a Python function; flyte-deploy"
+                                     " deploys function tasks")
+            task = FlyteTask(native, self)
+            tasks[task.function_name] = task
+        self._tasks = tasks
+        return tasks
+
+    @property
+    def depends_on(self) -> tuple[FlyteEnvironment, ...]:
+        deps = []
+        for dep in self.native.depends_on:
+            if not is_task_environment(dep):
+                raise DiscoveryError(f"{self.location}: environment {self.name} depends on {dep.name!r}, a"
+                                     f" {type(dep).__name__}; flyte-deploy deploys task environments only")
+            deps.append(view_of(dep))
+        return tuple(deps)
+
+    @property
+    def image(self) -> Image:
+        """Our spec of the environment's image (see ``images``), computed once."""
+        if self._image is None:
+            try:
+                self._image = image_spec(self.native.image)
+            except Exception as exc:  # noqa: BLE001 - the SDK computes the tag: a missing requirements file, ...
+                raise DiscoveryError(f"{self.location}: environment {self.name}: its image:"
+                                     f" {type(exc).__name__}: {exc}") from None
+        return self._image
+
+    def identity(self, root_dir: Path) -> dict[str, Any]:
+        """What its deployed version depends on (see ``serialize.identity``)."""
+        from .serialize import identity
+
+        return identity(self, root_dir)
+
+    def __repr__(self) -> str:
+        return f"<flyte TaskEnvironment {self.name!r} tasks={list(self.tasks)}>"
+
+
+__all__ = ["FlyteEnvironment", "FlyteTask", "is_task_environment", "view_of"]

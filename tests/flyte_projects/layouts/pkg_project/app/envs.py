@@ -1,0 +1,3 @@
+import flyte
+
+shared = flyte.TaskEnvironment(name="pkg-shared")
