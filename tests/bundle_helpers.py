@@ -74,7 +74,8 @@ def make_project(root: Path) -> Path:
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_DEPLOY_") or k in AUTOLOAD_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_DEPLOY_") or k in AUTOLOAD_VARIABLES
+           or k == "FLYTE_DEPLOY_CACHE_DIR"}  # the test's own signature cache
     env.update({"PYTHONPATH": str(SRC), "PYTHONDONTWRITEBYTECODE": "1"})
     env.update(extra or {})
     return env

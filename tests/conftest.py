@@ -17,9 +17,11 @@ EXAMPLE = REPO / "examples" / "ml_pipeline"
 
 
 @pytest.fixture(autouse=True)
-def isolated_imports(deploy_isolation):
+def isolated_imports(deploy_isolation, tmp_path_factory, monkeypatch):
     """Every test runs under the kit's ``deploy_isolation``: discovery imports user files by
-    module name, so two tests' ``envs.py`` must never meet; FLYTE_DEPLOY_* is cleared."""
+    module name, so two tests' ``envs.py`` must never meet; FLYTE_DEPLOY_* is cleared, and
+    the bundle signature cache is the test's own."""
+    monkeypatch.setenv("FLYTE_DEPLOY_CACHE_DIR", str(tmp_path_factory.mktemp("signature-cache")))
     return deploy_isolation
 
 

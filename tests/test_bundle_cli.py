@@ -131,7 +131,8 @@ def test_another_compressor_gives_the_same_bundle_name_and_version_and_redeploys
     assert stored.name == f"{first['bundle']['digest']}.tar.gz"
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == first["bundle"]["archive_digest"]
     before = stored.stat()
-    # as on a machine whose zlib writes other bytes for the same stream
+    # as on another machine (its own, empty signature cache) whose zlib writes other bytes for the same stream
+    monkeypatch.setenv("FLYTE_DEPLOY_CACHE_DIR", str(project.parent / "other-machine-cache"))
     monkeypatch.setattr(bundle_archive, "COMPRESS_LEVEL", 9)
     other = deploy_in_process(project, args, capsys)
     assert other["bundle"]["archive_digest"] != first["bundle"]["archive_digest"]

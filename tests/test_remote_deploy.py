@@ -224,7 +224,8 @@ def test_token_command_in_a_subprocess_deploy(example, flyte_server_factory, tmp
     script.write_text(f"#!/bin/sh\necho {TOKEN}\n")
     script.chmod(0o755)
     write_config(example, server.endpoint, storage=tmp_path / "bundles", extra=f"  command: [{script}]\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_DEPLOY_") or k in AUTOLOAD_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_DEPLOY_") or k in AUTOLOAD_VARIABLES
+           or k == "FLYTE_DEPLOY_CACHE_DIR"}  # the test's own signature cache
     env.update(PYTHONPATH=str(REPO / "src"), COLUMNS="200", NO_COLOR="1")
     proc = subprocess.run([sys.executable, "-m", "flyte_deploy", "deploy", "workflow.py", "viz_env",
                            "--version", "v1"], cwd=example, env=env, capture_output=True, text=True, timeout=120)
@@ -299,7 +300,7 @@ def test_a_version_deployed_between_look_up_and_registration_is_compared_again(f
         return SerializedTask(environment=name.split(".")[0], name=name, spec=spec)
 
     settings = RemoteSettings(address=flyte_server.endpoint, org="", project="p", domain="d", ca_cert=None,
-                              timeout=5, retries=0, token_command=None)
+                              timeout=5, retries=0, token_command=None, concurrency=1)  # in task order
     with TaskServiceConnection(settings, None) as connection:
         first = [task("env.a", "img:1"), task("env.b", "img:1")]
         assert [r.status for r in register(RemoteDeploy(connection), first)] == ["created", "created"]

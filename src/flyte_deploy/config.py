@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -53,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "org": "",
     "timeout": 30,          # seconds per request
     "retries": 3,           # retries of transient errors (unavailable, deadline exceeded)
+    "remote.concurrency": 16,  # DeployTask/GetTaskDetails calls in flight at once
 }
 
 #: keys of Flyte's config.yaml (and its FLYTE_<SECTION>_<OPTION> variables) -> our keys
@@ -159,6 +158,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     """Our flat keys from a Flyte ``config.yaml``: the ``FLYTE_KEYS`` entries, a top-level
     ``storage`` URL, and every key of the ``flyte-deploy`` section. Other Flyte sections
     (logger, console, auth flows) are ignored."""
+    import yaml  # only when there is a config.yaml to read
+
     try:
         data = yaml.safe_load(read_text(path))
     except yaml.YAMLError as exc:

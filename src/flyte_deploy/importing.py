@@ -11,6 +11,7 @@ imported under any name is reused, so one file is never imported twice.
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import sys
 import traceback
@@ -67,17 +68,27 @@ class ImportedFiles:
     def __init__(self) -> None:
         self._by_file: dict[Path, ModuleType] = {}
         self._scanned = 0
+        self._real_dirs: dict[str, str] = {}
+
+    def resolve(self, file: str) -> Path:
+        """``Path(file).resolve()``, each directory resolved once (thousands of modules share few)."""
+        directory, name = os.path.split(os.path.abspath(file))
+        real = self._real_dirs.get(directory)
+        if real is None:
+            real = self._real_dirs[directory] = os.path.realpath(directory)
+        full = os.path.join(real, name)
+        return Path(os.path.realpath(full) if os.path.islink(full) else full)
 
     def get(self, path: Path) -> ModuleType | None:
-        entries = list(sys.modules.items())
-        if len(entries) < self._scanned:
+        count = len(sys.modules)
+        if count < self._scanned:
             self._by_file.clear()
             self._scanned = 0
-        for _, loaded in entries[self._scanned:]:
+        for loaded in list(itertools.islice(sys.modules.values(), self._scanned, None)):
             file = getattr(loaded, "__file__", None)
             if file:
-                self._by_file.setdefault(Path(file).resolve(), loaded)
-        self._scanned = len(entries)
+                self._by_file.setdefault(self.resolve(file), loaded)
+        self._scanned = count
         module = self._by_file.get(path)
         if module is not None and sys.modules.get(module.__name__) is not module:
             self._by_file.clear()
@@ -102,10 +113,11 @@ def import_file(path: Path, root_dir: Path, imported: ImportedFiles | None = Non
     index when importing many files. With ``own_dir_importable`` the file's directory is
     appended to ``sys.path`` first, so it may import its sibling files by their bare names
     (as ``flyte deploy FILE ENV`` allows)."""
-    path = path.resolve()
+    imported = imported or ImportedFiles()
+    path = imported.resolve(str(path))
     if not path.is_file():
         raise DiscoveryError(f"{path}: no such file")
-    existing = (imported or ImportedFiles()).get(path)
+    existing = imported.get(path)
     if existing is not None:
         return existing
     name, base = module_name_for(path, root_dir)
@@ -123,7 +135,7 @@ def import_file(path: Path, root_dir: Path, imported: ImportedFiles | None = Non
         raise DiscoveryError(f"{_error_location(exc, path)}: error importing {path.name}:"
                              f" {type(exc).__name__}: {exc}") from exc
     file = getattr(module, "__file__", None)
-    if file and Path(file).resolve() != path:
+    if file and imported.resolve(file) != path:
         raise DiscoveryError(f"{path}: module name {name!r} is already taken by {file}")
     return module
 

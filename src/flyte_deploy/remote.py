@@ -61,6 +61,8 @@ class RemoteSettings:
     timeout: float
     retries: int
     token_command: tuple[str, ...] | None
+    #: requests in flight at once (``remote.concurrency``)
+    concurrency: int = 16
 
     @classmethod
     def from_config(cls, config: Config) -> RemoteSettings:
@@ -81,6 +83,10 @@ class RemoteSettings:
                              f" {config.get('retries')!r}") from None
         if timeout <= 0 or retries < 0:
             raise UsageError(f"timeout must be > 0 and retries >= 0, got {timeout} and {retries}")
+        concurrency = config.get("remote.concurrency")
+        if isinstance(concurrency, bool) or not str(concurrency).isdigit() or not 1 <= int(concurrency) <= 256:
+            raise UsageError(f"remote.concurrency must be a whole number from 1 to 256, got {concurrency!r}"
+                             f" ({config.source_of('remote.concurrency')})")
         command = config.get("token_command")
         if isinstance(command, str):
             command = shlex.split(command)
@@ -91,7 +97,7 @@ class RemoteSettings:
         return cls(address=resolve_address(str(endpoint), config.get_bool("insecure")),
                    org=str(config.get("org") or ""), project=str(config.get("project")),
                    domain=str(config.get("domain")), ca_cert=ca_path, timeout=timeout, retries=retries,
-                   token_command=tuple(command) if command else None)
+                   token_command=tuple(command) if command else None, concurrency=int(concurrency))
 
 
 def read_token(settings: RemoteSettings, environ: Any) -> str | None:

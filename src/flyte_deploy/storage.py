@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import fsspec
-
 from .errors import UsageError, register_secret
 from .errors import scrub as scrub_text
 from .errors import secret_values as _secret_values
@@ -44,6 +42,8 @@ def local_path(url: str) -> str | None:
 def filesystem(url: str, options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
     """The fsspec filesystem and path of ``url``; local paths create parent dirs on write.
     ``options`` are passed to the filesystem (ignored for local paths)."""
+    import fsspec  # and its backends: only when storage is opened
+
     if is_local(url):
         return fsspec.core.url_to_fs(url, auto_mkdir=True)
     return fsspec.core.url_to_fs(url, **dict(options or {}))

@@ -50,7 +50,9 @@ class Discovery:
 
 @dataclass(frozen=True)
 class Bundle:
-    """A built code bundle. ``path`` is the local archive (None for copy style none);
+    """A built code bundle. ``path`` is the local archive (None for copy style none, and in
+    a dry run whose bundle the signature cache knew; the verified stored object when the
+    cache knew it and it is in local storage);
     ``digest`` the content digest, the sha256 of the uncompressed tar stream, which names the
     bundle and feeds the version whatever compressor wrote it; ``archive_digest`` and
     ``size`` the sha256 and size of the compressed bytes at ``path`` (integrity checks);

@@ -21,11 +21,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ImageBuildError, register_secret
+
+if TYPE_CHECKING:  # httpx is imported when a client is made, not when the builders load
+    import httpx
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -199,6 +200,8 @@ class RegistryClient:
         self._tokens: dict[str, str] = {}
         self._basic = False
         self._lock = threading.Lock()
+        import httpx
+
         self._http = httpx.Client(timeout=timeout, follow_redirects=True)
 
     def close(self) -> None:
@@ -242,6 +245,8 @@ class RegistryClient:
         query: list[tuple[str, str | int | float | bool | None]] = [("service", params.get("service", self.registry))]
         query += [("scope", s) for s in scope.split()]
         auth = (creds.username, creds.password) if creds else None
+        import httpx
+
         try:
             resp = self._http.get(params["realm"], params=query, auth=auth)
         except httpx.HTTPError as exc:
@@ -264,6 +269,8 @@ class RegistryClient:
                 ok: tuple[int, ...] = (200,)) -> httpx.Response:
         """Send a request, authenticating on ``401``; a status outside ``ok`` (and not
         404, which callers interpret) raises ``ImageBuildError``."""
+        import httpx
+
         full = url if url.startswith("http") else f"{self.base_url}{url}"
         for attempt in range(2):
             hdrs = {**(headers or {}), **self._auth_header(scope)}
@@ -418,6 +425,8 @@ def _short(exc: BaseException) -> str:
 
 
 def _error_detail(resp: httpx.Response) -> str:
+    import httpx
+
     try:
         resp.read()
         errors = resp.json().get("errors") or []

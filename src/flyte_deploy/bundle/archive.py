@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 from ..errors import BundleError
 from ..hashing import HashingWriter
+from .cache import FileDigest, signature, tar_mode
 from .files import NotRegularFile, open_regular
 
 ARCHIVE_NAME = "bundle.tar.gz"
@@ -64,11 +65,12 @@ class WrittenArchive(NamedTuple):
     size: int
 
 
-def write_archive(files: Mapping[str, str], destination: Path,
-                  compresslevel: int | None = None) -> WrittenArchive:
+def write_archive(files: Mapping[str, str], destination: Path, compresslevel: int | None = None,
+                  members: dict[str, FileDigest] | None = None) -> WrittenArchive:
     """Write the deterministic tar.gz of ``files`` (archive name -> path to read) to
     ``destination``, reading each file once, at zlib level ``compresslevel`` (default
-    ``COMPRESS_LEVEL``). Anything but a regular file is a ``BundleError``.
+    ``COMPRESS_LEVEL``). Anything but a regular file is a ``BundleError``. ``members``,
+    when given, receives each file's signature and content sha256 (``cache.FileDigest``).
 
     The tar stream is cut into 1 MiB chunks that a second thread hashes, compresses and
     hashes again (zlib and hashlib release the GIL) while this one reads the next files."""
@@ -93,7 +95,7 @@ def write_archive(files: Mapping[str, str], destination: Path,
                 buffer = bytearray()
                 written = 0
                 for name in sorted(files):
-                    written += _add_file(buffer, emit, name, files[name])
+                    written += _add_file(buffer, emit, name, files[name], members)
                     if len(buffer) >= _FLUSH_AT:
                         emit(bytes(buffer))
                         buffer.clear()
@@ -111,9 +113,10 @@ def write_archive(files: Mapping[str, str], destination: Path,
     return WrittenArchive(content.hexdigest(), sink.sha256.hexdigest(), sink.size)
 
 
-def _add_file(buffer: bytearray, emit: Callable[[bytes], None], name: str, path: str) -> int:
+def _add_file(buffer: bytearray, emit: Callable[[bytes], None], name: str, path: str,
+              members: dict[str, FileDigest] | None) -> int:
     """Append one member to ``buffer`` (a large file goes to ``emit`` in chunks); return
-    the number of tar bytes it took."""
+    the number of tar bytes it took. With ``members``, record its signature and sha256."""
     try:
         fd, info = open_regular(path)
     except NotRegularFile:
@@ -121,14 +124,17 @@ def _add_file(buffer: bytearray, emit: Callable[[bytes], None], name: str, path:
     except OSError as exc:
         raise BundleError(f"{path}: cannot read it for the bundle: {exc.strerror}") from None
     try:
-        mode = 0o755 if info.st_mode & 0o100 else 0o644
+        mode = tar_mode(info.st_mode)
         size = info.st_size
+        sha = hashlib.sha256() if members is not None else None
         if size <= _STREAM_ABOVE:
             # a regular file reads short only at its end, so one read gets it all
             data = os.read(fd, size + 1)
             if len(data) > size:
                 raise BundleError(f"{path}: the file grew while it was being bundled")
             size = len(data)
+            if sha is not None:
+                sha.update(data)
             header = tar_header(name, size, mode)
             buffer += header
             buffer += data
@@ -142,10 +148,14 @@ def _add_file(buffer: bytearray, emit: Callable[[bytes], None], name: str, path:
                 chunk = os.read(fd, min(remaining, _FLUSH_AT))
                 if not chunk:
                     raise BundleError(f"{path}: the file shrank while it was being bundled")
+                if sha is not None:
+                    sha.update(chunk)
                 emit(chunk)
                 remaining -= len(chunk)
         padding = -size % _BLOCK
         buffer += bytes(padding)
+        if members is not None and sha is not None and size == info.st_size:  # else it changed meanwhile
+            members[name] = FileDigest(signature(info), sha.digest())
         return len(header) + size + padding
     except OSError as exc:
         raise BundleError(f"{path}: cannot read it for the bundle: {exc.strerror}") from None

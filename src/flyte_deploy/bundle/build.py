@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from ..config import Config
 from ..errors import BundleError
 from ..storage import local_path
 from ..types import Bundle, DeployPlan
 from . import archive
-from .files import inside
+from .cache import FileDigest, KnownBundle, SignatureCache, hash_file
+from .files import inside, open_regular
+from .integrity import file_sha256
 from .select import FileMap, all_files, loaded_module_files, why_not_in_all
 
 
@@ -73,9 +76,55 @@ def check_task_modules(plan: DeployPlan, files: FileMap, skip: Iterable[str] = (
                               f" (copy style all) would leave out: {reason}; the task could not be loaded from it")
 
 
-def build(plan: DeployPlan, skip: Iterable[str] = ()) -> tuple[Bundle, FileMap]:
-    """The bundle for ``plan``, written to ``plan.scratch_dir/bundle.tar.gz``, and the
-    files it holds (archive name -> path read)."""
+def stored_bundle(storage_dir: str | None, known: KnownBundle) -> Path | None:
+    """The object holding ``known`` in the local bundle storage ``storage_dir``, when it is
+    there and its bytes prove it (size and archive sha256); else None."""
+    if storage_dir is None:
+        return None
+    path = os.path.join(storage_dir, f"{known.digest}.tar.gz")
+    try:
+        fd, info = open_regular(path)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if info.st_size != known.size or file_sha256(handle) != known.archive_digest:
+            return None
+    return Path(path)
+
+
+def _from_cache(plan: DeployPlan, files: FileMap, cache: SignatureCache, storage_dir: str | None,
+                dry_run: bool) -> Bundle | None:
+    """The bundle of ``files`` without writing an archive, when the signature cache knows
+    the tree and either the bundle is in the local storage (``path`` is that object) or the
+    deploy is a dry run (``path`` None); None when the archive must be written."""
+    members, changed = cache.lookup(files)
+    if changed and not cache.trees:
+        return None  # no bundle known yet: hashing first would only read the files twice
+    try:
+        for name in changed:
+            members[name] = hash_file(files[name])
+    except OSError:
+        return None  # the archive writer names the file
+    known = cache.trees.get(cache.record(members))
+    if changed:
+        cache.save()
+    if known is None:
+        return None
+    stored = stored_bundle(storage_dir, known)
+    if stored is None and not dry_run:
+        return None
+    return Bundle(copy_style=plan.copy_style, digest=known.digest, path=stored, size=known.size,
+                  files=tuple(files), archive_digest=known.archive_digest)
+
+
+def build(plan: DeployPlan, skip: Iterable[str] = (), cache: SignatureCache | None = None,
+          storage_dir: str | None = None, dry_run: bool = False) -> tuple[Bundle, FileMap]:
+    """The bundle for ``plan`` and the files it holds (archive name -> path read).
+
+    The archive is written to ``plan.scratch_dir/bundle.tar.gz``, unless the signature
+    ``cache`` knows the tree's bundle and it is already in the local bundle storage
+    ``storage_dir`` (then ``path`` is that verified object) or this is a ``dry_run``
+    (then ``path`` is None): see ``flyte_deploy.bundle.cache``."""
     if plan.copy_style == "none":
         return Bundle(copy_style="none"), {}
     skip = tuple(skip)
@@ -84,7 +133,14 @@ def build(plan: DeployPlan, skip: Iterable[str] = ()) -> tuple[Bundle, FileMap]:
     if not files:
         raise BundleError(f"no files to bundle under {plan.root_dir} (copy style {plan.copy_style})")
     check_task_modules(plan, files, skip)
+    if cache is not None and (reused := _from_cache(plan, files, cache, storage_dir, dry_run)) is not None:
+        return reused, files
     destination = plan.scratch_dir / archive.ARCHIVE_NAME
-    written = archive.write_archive(files, destination)
+    members: dict[str, FileDigest] | None = {} if cache is not None else None
+    written = archive.write_archive(files, destination, members=members)
+    if cache is not None and members is not None:
+        whole = len(members) == len(files)
+        cache.record(members, KnownBundle(*written) if whole else None)
+        cache.save()
     return Bundle(copy_style=plan.copy_style, digest=written.digest, path=destination, size=written.size,
                   files=tuple(files), archive_digest=written.archive_digest), files

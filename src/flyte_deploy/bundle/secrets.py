@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
-
-import pathspec
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import UsageError
 from .files import read_regular
+
+if TYPE_CHECKING:
+    import pathspec
 
 ALLOW_KEY = "bundle_allow_secrets"
 
@@ -52,8 +53,13 @@ class SecretFile(NamedTuple):
     kind: str
 
 
-def allow_list(patterns: Sequence[str], source: str) -> pathspec.GitIgnoreSpec:
-    """The allow list as a spec; an invalid pattern is a ``UsageError`` naming ``source``."""
+def allow_list(patterns: Sequence[str], source: str) -> pathspec.GitIgnoreSpec | None:
+    """The allow list as a spec (None when empty); an invalid pattern is a ``UsageError``
+    naming ``source``."""
+    if not patterns:
+        return None
+    import pathspec  # only when there are patterns
+
     try:
         return pathspec.GitIgnoreSpec.from_lines(patterns)
     except (ValueError, re.error) as exc:

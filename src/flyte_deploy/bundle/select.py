@@ -28,10 +28,13 @@ import stat
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import BundleError
 from .files import inside, read_regular
-from .ignore import IgnoreRules
+
+if TYPE_CHECKING:  # ignore (and pathspec) load with copy style all only
+    from .ignore import IgnoreRules
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
@@ -155,6 +158,8 @@ def _list(directory: str) -> list[os.DirEntry[str]]:
 def all_files(root_dir: Path, skip: Iterable[str] = ()) -> FileMap:
     """Every regular file under ``root_dir`` that the ignore files and the always-skipped
     directories (module docstring) leave in; symlinks as the docstring says."""
+    from .ignore import IgnoreRules
+
     root = os.path.realpath(root_dir)
     skipped = frozenset(s.strip("/") for s in skip)
     files: FileMap = {}
@@ -199,6 +204,8 @@ def all_files(root_dir: Path, skip: Iterable[str] = ()) -> FileMap:
 def why_not_in_all(root_dir: Path, relative: str, skip: Iterable[str] = ()) -> str:
     """Why ``all_files(root_dir, skip)`` leaves out the root-relative file ``relative``:
     the ignore rule (``file:line:pattern``) or always-skipped directory responsible."""
+    from .ignore import IgnoreRules
+
     root = os.path.realpath(root_dir)
     skipped = frozenset(s.strip("/") for s in skip)
     parts = relative.split("/")

@@ -7,7 +7,8 @@ digest>.tar.gz``; file://, memory://, s3:// via s3fs, gs:// via gcsfs, ...).
   when another zlib compressed the same files (another size, another archive sha256), a
   tar stream whose sha256 is the digest in the name (``integrity.verify_bundle``). A
   damaged, truncated or swapped object is replaced by uploading again. Reading the
-  object costs a download on an object store.
+  object costs a download on an object store. A bundle whose ``path`` is the local object
+  itself (``build`` verified it and wrote no archive: a no-change redeploy) is left there.
 * Atomic: on a local filesystem the archive is copied under a temporary name, checked (size
   and ``Bundle.archive_digest``) and only then renamed into place; object stores publish an
   object only once its upload (a PUT, or a completed multipart or resumable upload) is
@@ -86,6 +87,8 @@ def _check_local_copy(copy: str, bundle: Bundle) -> None:
 def _verified_present(fs: Any, path: str, bundle: Bundle) -> bool:
     """Whether an object at ``path`` holds ``bundle`` (module docstring); False when
     there is none or it is damaged. Errors reading it propagate (and are retried)."""
+    if _is_local(fs) and bundle.path is not None and os.path.realpath(path) == os.path.realpath(bundle.path):
+        return True  # the builder verified and chose the stored object itself
     try:
         size = _object_size(fs, path)
         if size is None:
