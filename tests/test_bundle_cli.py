@@ -82,7 +82,7 @@ def test_all_never_bundles_the_local_store_or_caches(project: Path) -> None:
     store = ["--store", (project / "state").as_uri()]
     env = {"FLYTE_DEPLOY_STORAGE": (project / "blobs").as_uri()}
     deploy_json(["flows.py", "shop", "--copy-style", "all", *store], project, env)
-    assert (project / "state" / "environments").is_dir() and any((project / "blobs").iterdir())
+    assert (project / "state" / "deployments.db").is_file() and any((project / "blobs").iterdir())
     again = deploy_json(["flows.py", "shop", "--copy-style", "all", "--dry-run", *store], project, env)
     assert again["bundle"]["files"] == len(names)
 

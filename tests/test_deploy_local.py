@@ -56,9 +56,15 @@ def test_redeploy_is_unchanged_and_a_changed_spec_under_the_same_version_is_refu
     assert first.exit_code == 0, first.stderr
     again = invoke("deploy", "workflow.py", "viz_env", "--version", "v1", "--output", "json", "-q")
     assert [r["status"] for r in again.json()["registrations"]] == ["unchanged"] * 3
-    changed = invoke("deploy", "workflow.py", "viz_env", "--version", "v1", "--project", "other-project")
+    changed = invoke("deploy", "workflow.py", "viz_env", "--version", "v1", "--image", "ml_training=acme/ml:2", "-q")
     assert changed.exit_code == ExitCode.REGISTRATION_FAILED
-    assert "preprocessing.clean version v1 is already deployed with a different spec" in changed.stderr
+    errors = changed.stderr.strip().splitlines()
+    assert errors == [
+        "error: task ml_training.train version v1 is already deployed with a different spec in examples/development"
+        " (differs in task_template.container.image); versions are immutable: pass a new --version;"
+        " registered: none; not registered: preprocessing.clean, ml_training.train, visualization.report"]
+    assert [r["image"] for r in list_deployments((example / ".flyte-deploy").as_uri())
+            if r["environment"] == "ml_training"] != ["acme/ml:2"]
 
 
 def test_unchanged_code_gives_the_same_version_and_a_change_a_new_one(example, invoke):
@@ -81,21 +87,43 @@ def test_dry_run_prints_the_plan_and_writes_nothing(example, invoke):
 
 
 def test_ls_shows_what_is_deployed(example, invoke):
-    assert "nothing deployed" in invoke("ls").stdout
+    store = example / ".flyte-deploy" / "deployments.db"
+    assert invoke("ls").stdout.strip() == f"nothing deployed in {store}"
+    assert not store.exists()  # listing creates nothing
     invoke("deploy", "workflow.py", "ml_env", "--version", "v7", "-q")
     table = invoke("ls")
     assert "ml_training" in table.stdout and "preprocessing" in table.stdout and "v7" in table.stdout
+    assert f"Deployed in {store}" in table.stdout and "examples/development" in table.stdout
     records = invoke("ls", "--output", "json").json()
     assert {(r["environment"], r["version"]) for r in records} == {("ml_training", "v7"), ("preprocessing", "v7")}
     assert "visualization" not in table.stdout
 
 
-def test_store_can_be_any_fsspec_url(example, invoke):
-    result = invoke("deploy", "workflow.py", "prep_env", "--store", "memory://store-test", "-q",
-                    "--output", "json")
+def test_store_of_record_must_be_local_but_bundles_go_to_any_fsspec_url(example, invoke, monkeypatch, tmp_path):
+    refused = invoke("deploy", "workflow.py", "prep_env", "--store", "memory://store-test", "-q")
+    assert refused.exit_code == ExitCode.USAGE_ERROR
+    assert refused.stderr.strip().splitlines() == [
+        "error: the local backend's store must be a local directory, got memory://store-test: it is a SQLite"
+        " database; put bundles at any fsspec URL with the storage setting"]
+    secret = invoke("ls", "--store", "s3://KEY:SECRET@bucket/store")
+    assert secret.exit_code == ExitCode.USAGE_ERROR and "SECRET" not in secret.stderr
+    assert not (example / ".flyte-deploy").exists()
+
+    monkeypatch.setenv("FLYTE_DEPLOY_STORAGE", "memory://store-test/bundles")
+    result = invoke("deploy", "workflow.py", "prep_env", "--store", "records", "-q", "--output", "json")
     assert result.exit_code == 0, result.stderr
     assert result.json()["bundle"]["uri"].startswith("memory://store-test/bundles/")
-    assert [r["environment"] for r in list_deployments("memory://store-test")] == ["preprocessing"]
+    bucket = (tmp_path / "bucket").as_uri()  # run fetches in another process: a URL it can read
+    monkeypatch.setenv("FLYTE_DEPLOY_STORAGE", bucket)
+    result = invoke("deploy", "workflow.py", "prep_env", "--store", "records", "-q", "--output", "json",
+                    "--version", "v2")
+    assert result.exit_code == 0 and result.json()["bundle"]["uri"].startswith(bucket + "/"), result.stderr
+    assert (example / "records" / "deployments.db").is_file()  # relative: against the current directory
+    assert [(r["environment"], r["latest"]) for r in list_deployments(str(example / "records"))] == [
+        ("preprocessing", False), ("preprocessing", True)]
+    ran = invoke("run", "preprocessing.clean", "--store", "records", "--input", "raw=[2, 4]", "--output", "json")
+    assert ran.exit_code == 0, ran.stderr
+    assert ran.json()["outputs"] == {"o0": [0.5, 1.0]}
     assert not (example / ".flyte-deploy").exists()
 
 

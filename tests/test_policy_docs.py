@@ -8,9 +8,9 @@ import types
 from pathlib import Path
 
 import pytest
-from flyteidl2.task import task_definition_pb2
 
 import flyte_deploy as fd
+from flyte_deploy.builtin.local_backend import load_task_spec
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "plugins"
@@ -57,8 +57,7 @@ def test_the_wrapper_and_stash_examples(deploy_project):
     deploy_project({"app.py": APP, "deployconf.py": source})
     run = deploy_project.deploy("app.py", "train").assert_ok()
     assert len(run.json["registrations"]) == 2
-    spec_files = sorted(run.store.glob("environments/train/*/fit.pb"))
-    spec = task_definition_pb2.TaskSpec.FromString(spec_files[0].read_bytes())
+    spec, _ = load_task_spec(str(run.store), "train.fit")
     assert spec.task_template.metadata.retries.retries == 1  # raised from 0 by the wrapper
 
 
@@ -106,4 +105,4 @@ def test_the_policy_wrapper_example_vetoes_inside_a_phase(deploy_project, regist
     deploy_project({"app.py": APP})
     run = deploy_project.deploy("app.py", "train").assert_exit(6)
     assert "image.digest: prep: the builder reported no manifest digest" in run.stderr
-    assert not list(run.store.glob("environments/*"))
+    assert run.deployed() == []

@@ -240,7 +240,7 @@ def test_rich_types_through_the_runtime(tmp_path: Path) -> None:
     (["run", "visualization.report", "--input", "rows=[1]"],
      "task visualization.report has no input 'rows' (inputs: raw)"),
     (["run", "visualization.report", "--input", "raw"], "--input takes NAME=VALUE, got 'raw'"),
-    (["run", "visualization.nothing"], "task visualization.nothing is not deployed in"),
+    (["run", "visualization.nothing"], "task visualization.nothing is not deployed to examples/development in"),
     (["run", "report"], "name the task as ENV.TASK, got 'report'"),
 ])
 def test_run_errors_are_one_line_with_exit_14(deployed: Path, capsys: pytest.CaptureFixture[str], args: list[str],

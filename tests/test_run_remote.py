@@ -223,7 +223,7 @@ def test_remote_mode_neither_reads_nor_writes_the_local_store(tmp_path, flyte_se
     deploy_version(project, config, "v1")
     store = project / ".flyte-deploy"
     before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
-    assert any(p.suffix == ".pb" for p in before)
+    assert any(p.name == "deployments.db" for p in before)
 
     remote = outputs(run_report(project, "--config", str(config)))
     assert remote["outputs"]["o0"].startswith("remote loss=")
@@ -231,12 +231,14 @@ def test_remote_mode_neither_reads_nor_writes_the_local_store(tmp_path, flyte_se
     # a store no filesystem can open: reading it would fail, and the run does not care
     unopenable = outputs(run_report(project, "--config", str(config), env={"FLYTE_DEPLOY_STORE": "nosuchfs://x"}))
     assert unopenable == remote
-    # the same project with --backend local runs the local store's version of the task
-    assert outputs(run_report(project, "--config", str(config), "--backend", "local"))["outputs"]["o0"] \
-        .startswith("local loss=")
+    # the same project with --backend local runs the local store's version of the task (deployed to the
+    # project of pyproject.toml, while config.yaml names another)
+    assert outputs(run_report(project, "--config", str(config), "--backend", "local", "--project", "examples"))[
+        "outputs"]["o0"].startswith("local loss=")
     other = run_report(project, "--backend", "local", "--project", "elsewhere")
     assert other.returncode == ExitCode.RUN_FAILED
-    assert other.stderr.strip() == f"error: task visualization.report is not deployed to elsewhere in {store.as_uri()}"
+    assert other.stderr.strip() == (f"error: task visualization.report is not deployed to elsewhere/development in"
+                                    f" {store / 'deployments.db'} (deployed: v1 in examples/development)")
     store_given = run_report(project, "--config", str(config), "--store", store.as_uri())
     assert store_given.returncode == ExitCode.USAGE_ERROR
     assert "--store names the local backend's store" in store_given.stderr

@@ -216,7 +216,7 @@ def test_secret_values_never_leak(tmp_path: Path) -> None:
     assert SECRET_VALUE not in proc.stdout + proc.stderr
     store = tmp_path / ".flyte-deploy"
     written = [p for p in store.rglob("*") if p.is_file()]
-    assert any(p.suffix == ".pb" for p in written) and any(p.name.endswith(".tar.gz") for p in written)
+    assert any(p.name == "deployments.db" for p in written) and any(p.name.endswith(".tar.gz") for p in written)
     for path in written:
         assert SECRET_VALUE.encode() not in path.read_bytes(), path
     spec, _ = load_task_spec(store.as_uri(), "secretive.use")

@@ -104,7 +104,7 @@ def _deploy_request(path: Path, env_vars: tuple[str, ...], all_envs: bool, recur
 @project_option
 @domain_option
 @backend_option
-@click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
+@click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @config_option
@@ -210,7 +210,7 @@ def plugins_command(as_json: bool, root_dir: Path | None, plugins: tuple[str, ..
 
 @cli.command("ls")
 @root_option
-@click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
+@click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("--remote", is_flag=True, help="Same as --backend remote: list what the Flyte control plane holds.")
 @project_option
@@ -253,7 +253,7 @@ def ls_command(root_dir: Path | None, store: str | None, output: str, remote: bo
 @click.option("--version", "version", default=None,
               help="Deployed version to run (default: the newest; on a control plane the latest deployed_at).")
 @root_option
-@click.option("--store", default=None, help="Local backend store URL (default <root>/.flyte-deploy).")
+@click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
 @project_option
 @domain_option
 @backend_option

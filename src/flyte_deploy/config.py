@@ -317,7 +317,13 @@ class Config:
 
     @property
     def store_url(self) -> str:
-        return self._location("store", self.get("store") or (self.root_dir / ".flyte-deploy").as_uri())
+        """The local backend's store directory as a URL: ``store``, a path (a relative one
+        is resolved against the current directory) or a URL; default ``<root>/.flyte-deploy``."""
+        store = self.get("store")
+        if not store:
+            return (self.root_dir / ".flyte-deploy").as_uri()
+        url = str(store) if "://" in str(store) else Path(str(store)).expanduser().resolve().as_uri()
+        return self._location("store", url)
 
     @property
     def storage_url(self) -> str:

@@ -60,6 +60,8 @@ class ExitCode(IntEnum):
     ENVIRONMENT_FAILED = 17
     #: no space left on the device (or the disk quota is exhausted)
     DISK_FULL = 18
+    #: the local backend's store is damaged, unreadable or cannot be migrated
+    STORE_FAILED = 19
 
 
 class FlyteDeployError(Exception):
@@ -136,6 +138,13 @@ class ControlPlaneError(FlyteDeployError):
     During a deploy the remote backend turns it into a ``RegistrationError``."""
 
     exit_code = ExitCode.CONTROL_PLANE_FAILED
+
+
+class StoreError(FlyteDeployError):
+    """The local backend's database cannot be used: damaged, written by a newer release,
+    not readable, or an old file layout that cannot be migrated. The message names the file."""
+
+    exit_code = ExitCode.STORE_FAILED
 
 
 class EnvironmentFailure(FlyteDeployError):

@@ -33,6 +33,7 @@ from .types import (
     Registration,
     SerializedTask,
 )
+from .versions import check_version
 
 T = TypeVar("T")
 
@@ -78,6 +79,8 @@ def deploy(
     image_overrides: Mapping[str, str] | None = None,
 ) -> DeployResult:
     """Run one deploy (or a dry run / check when ``session.dry_run``) and return its result."""
+    if version is not None:
+        check_version(version, "--version")
     config = session.config
     style = copy_style or str(config.get("copy_style"))
     if style not in COPY_STYLES:
@@ -110,8 +113,11 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
     plan.bundle = run_phase(session, "build_bundle", lambda: calls.build_bundle(session, plan), lambda b: b.summary)
     if plan.bundle.digest:
         plan.bundle_uri = f"{session.config.storage_url.rstrip('/')}/{plan.bundle.filename}"
-    plan.version = version or run_phase(session, "compute_version", lambda: calls.compute_version(session, plan),
-                                        lambda v: f"version {v}")
+    if version is None:
+        derived = run_phase(session, "compute_version", lambda: calls.compute_version(session, plan),
+                            lambda v: f"version {v}")
+        version = check_version(derived, "the version compute_version returned")
+    plan.version = version
 
     serialized: list[tuple[Task, SerializedTask]] = []
 

@@ -2,7 +2,11 @@
 command, by the same rules as ``deploy`` (``--backend``, else ``remote`` when the project
 configures an endpoint, else ``local``), through its ``task_spec`` operation.
 
-* ``local``: the local backend's store (``--store``), newest deployed version by default;
+* ``local``: the local backend's store (``--store``), in the project and domain configured
+  as for deploy (``--project``, ``task.project``, ...; when neither is configured, wherever
+  the task is deployed, if that is one project and domain): ``--version``, or the latest,
+  the version with the most recent ``deployed_at`` (its first registration; ties go to the
+  later commit, see docs/store.md);
 * ``remote``: the control plane's ``TaskService``: ``GetTaskDetails`` for ``--version``, or
   for the latest version, which is the one ``ListVersions`` reports with the most recent
   ``deployed_at`` (ties go to the greater version string; a version without ``deployed_at``
@@ -23,11 +27,14 @@ from flyteidl2.task import task_definition_pb2
 from .config import Config
 from .errors import RunError, UsageError
 from .types import Backend
+from .versions import check_version
 
 
 def find_task_spec(backend: Backend, config: Config, task_name: str,
                    version: str | None) -> task_definition_pb2.TaskSpec:
     """The deployed spec of ``task_name`` (``ENV.TASK``) at ``version`` (None: the latest)."""
+    if version is not None:
+        check_version(version, "--version")
     if backend.task_spec is None:
         raise UsageError(f"backend {backend.name!r} ({config.source_of('backend')}) cannot run tasks:"
                          " it offers no task specs")

@@ -1,14 +1,19 @@
-"""Built-in embedded backend (``backend = "local"``): a deployment store at an fsspec URL
-(default ``<root>/.flyte-deploy``), no server needed.
+"""Built-in embedded backend (``backend = "local"``): the SQLite store of record in the
+store directory (default ``<root>/.flyte-deploy``, see flyte_deploy.store), no server
+needed.
 
-Layout: ``environments/<env>/<version>/environment.json`` (image, bundle, tasks) and
-``environments/<env>/<version>/<task>.pb`` (the serialized ``TaskSpec``). Versions are
-immutable: the same version with the same spec is ``unchanged``, a different spec is refused.
+* ``deploy_start`` checks, writing nothing, that the store is a local directory holding a
+  sound database of this schema (or nothing yet, or an old file layout it can migrate), so
+  a deploy into an unusable store fails before anything is built;
+* the backend's ``register``, called per environment, commits every task of the plan in
+  one transaction on its first call of a deploy; the later calls return their
+  environment's part of the result. A version already holding a different spec refuses the
+  whole deploy (versions are immutable);
+* ``task_spec`` (for ``run``) and ``listing`` (for ``ls``) read the store.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,107 +23,139 @@ from ..config import Config
 from ..environments import Environment
 from ..errors import RegistrationError, RunError
 from ..hookspecs import hookimpl
-from ..session import DeploySession
-from ..storage import filesystem, join
-from ..types import Backend, DeployPlan, Listing, Registration, SerializedTask, same_registration
+from ..session import DeploySession, StashKey
+from ..store import Store, TaskRecord
+from ..types import Backend, DeployPlan, DeployResult, Listing, Registration, SerializedTask
 
 BACKEND = "local"
 
-
-def register(store_url: str, environment: Environment, tasks: Sequence[SerializedTask],
-             plan: DeployPlan) -> list[Registration]:
-    """Write each task spec (refusing changed specs under an existing version), then the
-    environment record."""
-    version = str(plan.version)
-    fs, base = filesystem(join(store_url, "environments", environment.name, version))
-    blobs = {t.name: t.spec.SerializeToString(deterministic=True) for t in tasks}
-    statuses: dict[str, str] = {}
-    for task in tasks:
-        path = f"{base}/{task.name.split('.', 1)[1]}.pb"
-        if fs.exists(path):
-            existing = task_definition_pb2.TaskSpec()
-            existing.ParseFromString(fs.cat_file(path))
-            if not same_registration(existing, task.spec):
-                raise RegistrationError(f"task {task.name} version {version} is already deployed with a different"
-                                        " spec; versions are immutable: pass a new --version")
-            statuses[task.name] = "unchanged"
-        else:
-            statuses[task.name] = "created"
-    for task in tasks:
-        if statuses[task.name] == "created":
-            fs.pipe_file(f"{base}/{task.name.split('.', 1)[1]}.pb", blobs[task.name])
-    record = {
-        "environment": environment.name, "version": version,
-        "project": tasks[0].spec.task_template.id.project if tasks else None,
-        "domain": tasks[0].spec.task_template.id.domain if tasks else None,
-        "image": plan.images[environment.name].uri, "bundle": plan.bundle_uri,
-        "copy_style": plan.copy_style, "depends_on": [d.name for d in environment.depends_on],
-        "tasks": [{"name": t.name, "source_link": t.source_link or None} for t in tasks],
-    }
-    fs.pipe_file(f"{base}/environment.json", json.dumps(record, indent=2, sort_keys=True).encode())
-    return [Registration(task=t.name, version=version, status=statuses[t.name]) for t in tasks]  # type: ignore[arg-type]
+#: this deploy's registrations by task name, set by the first register_environment
+registered_key = StashKey[dict[str, Registration]]()
 
 
-def list_deployments(store_url: str) -> list[dict[str, Any]]:
-    """Every environment record in the store, sorted by environment then version."""
-    fs, base = filesystem(join(store_url, "environments"))
-    if not fs.exists(base):
-        return []
+def task_records(plan: DeployPlan) -> list[TaskRecord]:
+    """What the store records for each task of ``plan``, keyed by its spec's identifier."""
     records = []
-    for path in sorted(fs.glob(f"{base}/*/*/environment.json")):
-        record = json.loads(fs.cat_file(path))
-        record["modified"] = str(fs.info(path).get("mtime") or fs.info(path).get("created") or "")
-        records.append(record)
+    for env in plan.environments:
+        for task in plan.tasks_of(env.name):
+            task_id = task.spec.task_template.id
+            records.append(TaskRecord(
+                project=task_id.project, domain=task_id.domain, name=task.name, version=task_id.version,
+                environment=env.name, image=plan.images[env.name].uri, bundle_uri=plan.bundle_uri,
+                bundle_digest=plan.bundle.digest if plan.bundle else None, copy_style=plan.copy_style,
+                depends_on=tuple(d.name for d in env.depends_on), source_link=task.source_link or None,
+                spec=task.spec.SerializeToString(deterministic=True)))
     return records
 
 
+def register(store_url: str, plan: DeployPlan) -> dict[str, Registration]:
+    """Register every task of ``plan`` in one transaction; the outcome by task name."""
+    records = task_records(plan)
+    statuses = Store.at(store_url).register(records)
+    return {r.name: Registration(task=r.name, version=r.version, status=statuses[r.key]) for r in records}
+
+
+def list_deployments(store_url: str, project: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
+    """One entry per (project, domain, environment, version), oldest deployed first within
+    an environment: its image, bundle, tasks, ``deployed_at`` (the latest of its tasks') and
+    ``latest`` (every task of it is the version ``run`` picks)."""
+    entries: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for r in Store.at(store_url).find(project=project, domain=domain):
+        entry = entries.setdefault((r.project, r.domain, r.environment, r.version), {
+            "project": r.project, "domain": r.domain, "environment": r.environment, "version": r.version,
+            "deployed_at": r.deployed_at, "latest": True, "image": r.image, "bundle": r.bundle_uri,
+            "bundle_digest": r.bundle_digest, "copy_style": r.copy_style, "depends_on": list(r.depends_on),
+            "tasks": [],
+        })
+        entry["tasks"].append({"name": r.name, "source_link": r.source_link, "deployed_at": r.deployed_at,
+                               "latest": r.latest})
+        entry["deployed_at"] = max(entry["deployed_at"], r.deployed_at)
+        entry["latest"] = entry["latest"] and r.latest
+    return sorted(entries.values(), key=lambda e: (e["project"], e["domain"], e["environment"], e["deployed_at"]))
+
+
 def load_task_spec(store_url: str, task_name: str, version: str | None = None, *, project: str | None = None,
-                   domain: str | None = None) -> tuple[task_definition_pb2.TaskSpec, dict]:
-    """The stored spec of ``env.task`` (newest deployed version when none is given, only
-    deployments to ``project``/``domain`` when given) and its environment record."""
-    env_name, _, short = task_name.partition(".")
-    records = [r for r in list_deployments(store_url) if r["environment"] == env_name]
-    if version is not None:
-        records = [r for r in records if r["version"] == version]
-    records = [r for r in records if any(t["name"] == task_name for t in r["tasks"])
-               and project in (None, r["project"]) and domain in (None, r["domain"])]
-    if not records:
-        scope = "/".join(part for part in (project, domain) if part)
-        raise RegistrationError(f"task {task_name}{' version ' + version if version else ''} is not deployed"
-                                f"{' to ' + scope if scope else ''} in {store_url}")
-    record = max(records, key=lambda r: float(r["modified"] or 0)) if version is None else records[0]
-    fs, base = filesystem(join(store_url, "environments", env_name, record["version"], f"{short}.pb"))
-    spec = task_definition_pb2.TaskSpec()
-    spec.ParseFromString(fs.cat_file(base))
-    return spec, record
+                   domain: str | None = None) -> tuple[task_definition_pb2.TaskSpec, TaskRecord]:
+    """The stored spec of ``task_name`` at ``version`` (None: the latest deployed) in
+    ``project``/``domain`` (None: wherever it is, if that is one place), and its record; a
+    ``RegistrationError`` saying where it is deployed when it is not there, or when it is in
+    several projects or domains and none was named."""
+    store = Store.at(store_url)
+    found = store.find(name=task_name, version=version, project=project, domain=domain,
+                       latest_only=version is None, with_spec=True)
+    scopes = sorted({f"{r.project}/{r.domain}" for r in found})
+    if len(scopes) == 1:
+        return found[0].task_spec(), found[0]
+    what = f"task {task_name}{' version ' + version if version else ''}"
+    if scopes:
+        raise RegistrationError(f"{what} is deployed to {', '.join(scopes)} in {store.path}: pass --project and"
+                                " --domain to choose")
+    scope = "/".join(part for part in (project, domain) if part)
+    known = sorted({f"{r.version} in {r.project}/{r.domain}" for r in store.find(name=task_name)})
+    shown = ", ".join(known[:5]) + (f" and {len(known) - 5} more" if len(known) > 5 else "")
+    raise RegistrationError(f"{what} is not deployed{' to ' + scope if scope else ''} in {store.path}"
+                            + (f" (deployed: {shown})" if known else ""))
+
+
+def configured_scope(config: Config) -> tuple[str | None, str | None]:
+    """The project and domain ``run`` looks in: the configured ones, as deploy writes them
+    (None for one left at its default: wherever the task is, if that is one place)."""
+    project, domain = (None if config.source_of(key) == "default" else str(config.get(key))
+                       for key in ("project", "domain"))
+    return project, domain
 
 
 def task_spec(config: Config, task_name: str, version: str | None) -> task_definition_pb2.TaskSpec:
-    """The stored spec ``run`` executes; a task or version not deployed is a ``RunError``."""
+    """The stored spec ``run`` executes (``configured_scope``); a task or version that is
+    not there is a ``RunError`` saying where it is deployed."""
+    project, domain = configured_scope(config)
     try:
-        spec, _ = load_task_spec(config.store_url, task_name, version, project=config.options.get("project"),
-                                 domain=config.options.get("domain"))
+        spec, _ = load_task_spec(config.store_url, task_name, version, project=project, domain=domain)
     except RegistrationError as exc:
         raise RunError(str(exc)) from None
     return spec
 
 
 def listing(config: Config) -> Listing:
-    """The store's environment records, for ``ls``."""
-    records = list_deployments(config.store_url)
-    rows = [(r["environment"], r["version"],
-             "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in r["tasks"]),
-             r["image"], r["bundle"] or "none") for r in records]
-    return Listing(f"in {config.store_url}", records, ("environment", "version", "tasks", "image", "bundle"), rows)
+    """The store's deployments for ``ls``, filtered by ``--project``/``--domain`` when given."""
+    project, domain = config.options.get("project"), config.options.get("domain")
+    records = list_deployments(config.store_url, project=project, domain=domain)
+    scope = "/".join(part for part in (project, domain) if part)
+    rows = []
+    for r in records:
+        picked = sum(t["latest"] for t in r["tasks"])
+        rows.append((
+            f"{r['project']}/{r['domain']}", r["environment"], r["version"], r["deployed_at"].replace("T", " ")[:19],
+            "yes" if r["latest"] else f"{picked} of {len(r['tasks'])} tasks" if picked else "",
+            "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in r["tasks"]),
+            r["image"], f"sha256 {r['bundle_digest'][:12]}" if r["bundle_digest"] else r["bundle"] or "none"))
+    return Listing(f"in {Store.at(config.store_url).path}" + (f" for {scope}" if scope else ""), records,
+                   ("project/domain", "environment", "version", "deployed (UTC)", "run picks", "tasks", "image",
+                    "bundle"), rows)
 
 
 def register_in_store(session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask],
                       plan: DeployPlan) -> list[Registration]:
-    """The backend's ``register``: into the store at ``session.config.store_url``."""
-    return register(session.config.store_url, environment, tasks, plan)
+    """The backend's ``register``: the whole plan in one transaction on the first call of a
+    deploy (``register``), then ``tasks``' part of the outcome."""
+    if registered_key not in session.stash:
+        session.stash[registered_key] = register(session.config.store_url, plan)
+    done = session.stash[registered_key]
+    return [done[t.name] for t in tasks]
 
 
 @hookimpl
 def register_backends() -> list[Backend]:
     return [Backend(BACKEND, register_in_store, task_spec=task_spec, listing=listing,
-                    description="the embedded store under the project")]
+                    description="the embedded SQLite store under the project")]
+
+
+@hookimpl
+def deploy_start(session: DeploySession, plan: DeployPlan) -> None:
+    if session.backend.name == BACKEND:
+        Store.at(session.config.store_url).check()
+
+
+@hookimpl
+def deploy_finish(session: DeploySession, result: DeployResult | None, error: BaseException | None) -> None:
+    session.stash.pop(registered_key, None)

@@ -3,7 +3,8 @@ digest (of the uncompressed tar stream, so the zlib build plays no part), the im
 every planned environment, every environment's settings and tasks, and the flyte-deploy
 release (whose serialization the version names). Any change in code, image or settings
 gives a new version; no change gives the same one, on any machine and in any discovery
-order.
+order. 32 lowercase hex digits always follow the version rule (flyte_deploy.versions),
+which the lifecycle checks for whatever ``compute_version`` returns.
 """
 
 from __future__ import annotations

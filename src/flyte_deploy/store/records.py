@@ -1,0 +1,42 @@
+"""What the store holds: one ``TaskRecord`` per task version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from flyteidl2.task import task_definition_pb2
+
+Status = Literal["created", "unchanged"]
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One registered task version, keyed by ``(project, domain, name, version)``.
+
+    ``spec`` is the deterministic serialization of the ``TaskSpec``; ``deployed_at`` (UTC,
+    ``YYYY-MM-DDTHH:MM:SS.ffffffZ``) is set by the store when the version is first committed,
+    and ``latest`` says whether it is the version ``run`` picks for the task in its project
+    and domain (both are filled in only for records read back from the store)."""
+
+    project: str
+    domain: str
+    name: str
+    version: str
+    environment: str
+    image: str
+    bundle_uri: str | None
+    bundle_digest: str | None
+    copy_style: str
+    depends_on: tuple[str, ...]
+    source_link: str | None
+    spec: bytes = b""
+    deployed_at: str = ""
+    latest: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return self.project, self.domain, self.name, self.version
+
+    def task_spec(self) -> task_definition_pb2.TaskSpec:
+        return task_definition_pb2.TaskSpec.FromString(self.spec)
