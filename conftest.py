@@ -25,19 +25,25 @@ pytest_plugins = [
 ]
 
 #: fixture modules whose fixtures start a server or build the debootstrapped base image
-SERVER_FIXTURE_MODULES = frozenset({
-    "tests.fixtures.flyte_server",
-    "tests.fixtures.s3",
-    "tests.fixtures.gcs",
-    "tests.fixtures.registry",
-    "tests.fixtures.dockerd",
-    "tests.fixtures.base_image",
-})
+SERVER_FIXTURE_MODULES = frozenset(
+    {
+        "tests.fixtures.flyte_server",
+        "tests.fixtures.s3",
+        "tests.fixtures.gcs",
+        "tests.fixtures.registry",
+        "tests.fixtures.dockerd",
+        "tests.fixtures.base_image",
+    }
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--no-skips", action="store_true", default=False,
-                     help="fail the run when any test is skipped (CI: every test must run)")
+    parser.addoption(
+        "--no-skips",
+        action="store_true",
+        default=False,
+        help="fail the run when any test is skipped (CI: every test must run)",
+    )
 
 
 def uses_servers(item: pytest.Item) -> bool:
@@ -45,8 +51,11 @@ def uses_servers(item: pytest.Item) -> bool:
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return False
-    return any(getattr(definition.func, "__module__", None) in SERVER_FIXTURE_MODULES
-               for name in info.names_closure for definition in info.name2fixturedefs.get(name, ()))
+    return any(
+        getattr(definition.func, "__module__", None) in SERVER_FIXTURE_MODULES
+        for name in info.names_closure
+        for definition in info.name2fixturedefs.get(name, ())
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -54,13 +54,15 @@ def generate(root: Path) -> None:
             (package / f"mod{m:03d}.py").write_text(
                 f'"""Module {p}.{m}."""\n\nFACTOR = {rng.randint(1, 999)}\n\n\n'
                 f"def scale_{m}(values: list[float]) -> list[float]:\n"
-                f"    return [v * FACTOR / {m + 1} for v in values]\n")
+                f"    return [v * FACTOR / {m + 1} for v in values]\n"
+            )
             imports.append(f"import pkg{p:02d}.mod{m:03d}")
     (root / "envs.py").write_text(
         "import flyte_deploy as fd\n" + "\n".join(imports) + "\n\n"
         'env = fd.TaskEnvironment(name="bench")\n\n\n'
         "@env.task\ndef total(values: list[float]) -> float:\n"
-        "    return sum(pkg00.mod000.scale_0(values))\n")
+        "    return sum(pkg00.mod000.scale_0(values))\n"
+    )
     (root / "pyproject.toml").write_text('[project]\nname = "bench"\nversion = "0"\n')
     (root / ".gitignore").write_text("*.log\nbuild/\n/dist\n!keep.log\n**/tmp/\n")
     per_dir = DATA_FILES // DATA_DIRS
@@ -104,19 +106,30 @@ def main() -> None:
         print(f"project: {root} ({files:,} files, {size / 1e6:.1f} MB)")
 
         rows = []
-        seconds, _ = best(args.repeat, lambda: subprocess.run(
-            ["tar", "czf", str(work / "ref.tar.gz"), "-C", str(root), "."], check=True))
+        seconds, _ = best(
+            args.repeat,
+            lambda: subprocess.run(["tar", "czf", str(work / "ref.tar.gz"), "-C", str(root), "."], check=True),
+        )
         rows.append(("tar czf (reference)", files, size, seconds, (work / "ref.tar.gz").stat().st_size))
-        seconds, _ = best(args.repeat, lambda: subprocess.run(
-            f"tar cf - -C '{root}' . | gzip -1 > '{work / 'ref1.tar.gz'}'", shell=True, check=True))
+        seconds, _ = best(
+            args.repeat,
+            lambda: subprocess.run(
+                f"tar cf - -C '{root}' . | gzip -1 > '{work / 'ref1.tar.gz'}'", shell=True, check=True
+            ),
+        )
         rows.append(("tar cf | gzip -1 (reference)", files, size, seconds, (work / "ref1.tar.gz").stat().st_size))
 
         sys.path.insert(0, str(root))
         discovery = discover(DeployRequest(mode="all", path=root / "envs.py"), root)
         for style in ("loaded_modules", "all"):
-            plan = DeployPlan(request=DeployRequest(mode="all", path=root / "envs.py"), root_dir=root,
-                              copy_style=style, scratch_dir=work, discovery=discovery,
-                              environments=discovery.selected)
+            plan = DeployPlan(
+                request=DeployRequest(mode="all", path=root / "envs.py"),
+                root_dir=root,
+                copy_style=style,
+                scratch_dir=work,
+                discovery=discovery,
+                environments=discovery.selected,
+            )
             seconds, selected = best(args.repeat, lambda plan=plan: bundle_build.select_files(plan))
             selected_size = sum(os.path.getsize(p) for p in selected.values())
             rows.append((f"{style}: select", len(selected), selected_size, seconds, None))
@@ -128,21 +141,41 @@ def main() -> None:
             rows.append((f"{style}: upload, stored", len(built.files), selected_size, seconds, None))
             # byte-code is cached outside the project, as a user's __pycache__ would be
             env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "PYTHONPYCACHEPREFIX": str(work / "pycache")}
-            command = [sys.executable, "-m", "flyte_deploy", "deploy", "--all", "envs.py", "--copy-style", style,
-                       "--dry-run", "--output", "json", "-q"]
-            seconds, _ = best(args.repeat, lambda command=command, env=env: subprocess.run(
-                command, cwd=root, env=env, check=True, capture_output=True))
+            command = [
+                sys.executable,
+                "-m",
+                "flyte_deploy",
+                "deploy",
+                "--all",
+                "envs.py",
+                "--copy-style",
+                style,
+                "--dry-run",
+                "--output",
+                "json",
+                "-q",
+            ]
+            seconds, _ = best(
+                args.repeat,
+                lambda command=command, env=env: subprocess.run(
+                    command, cwd=root, env=env, check=True, capture_output=True
+                ),
+            )
             rows.append((f"{style}: cli --dry-run", len(built.files), selected_size, seconds, None))
             real = [*command[:-4], "--store", (work / f"store-{style}").as_uri(), "--output", "json", "-q"]
             subprocess.run(real, cwd=root, env=env, check=True, capture_output=True)
-            seconds, _ = best(args.repeat, lambda real=real, env=env: subprocess.run(
-                real, cwd=root, env=env, check=True, capture_output=True))
+            seconds, _ = best(
+                args.repeat,
+                lambda real=real, env=env: subprocess.run(real, cwd=root, env=env, check=True, capture_output=True),
+            )
             rows.append((f"{style}: cli, no change", len(built.files), selected_size, seconds, None))
 
         print(f"\n{'what':<32}{'files':>8}{'MB':>8}{'seconds':>9}{'files/s':>10}{'MB/s':>8}{'gz MB':>8}")
         for what, n, nbytes, secs, gz in rows:
-            print(f"{what:<32}{n:>8,}{nbytes / 1e6:>8.1f}{secs:>9.4f}{n / secs:>10,.0f}{nbytes / 1e6 / secs:>8.1f}"
-                  f"{'' if gz is None else f'{gz / 1e6:.1f}':>8}")
+            print(
+                f"{what:<32}{n:>8,}{nbytes / 1e6:>8.1f}{secs:>9.4f}{n / secs:>10,.0f}{nbytes / 1e6 / secs:>8.1f}"
+                f"{'' if gz is None else f'{gz / 1e6:.1f}':>8}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENVS = 20
 
-HEADER = '''
+HEADER = """
 import dataclasses
 from typing import Optional
 
@@ -37,7 +37,7 @@ for index in range({envs}):
     envs.append(flyte.TaskEnvironment(name=f"bench-{{index}}", image=image, depends_on=envs[-1:],
                                       resources=flyte.Resources(cpu=1, memory="1Gi")))
     globals()[f"env_{{index}}"] = envs[-1]  # discovery finds module variables
-'''
+"""
 TASK = '''
 @envs[{env}].task(retries=1, cache="auto")
 async def task_{i}(p: Point, items: list[dict[str, float]], mode: Optional[str] = None,
@@ -49,7 +49,7 @@ async def task_{i}(p: Point, items: list[dict[str, float]], mode: Optional[str] 
     """
     return p, n
 '''
-SDK = '''
+SDK = """
 import pathlib, sys, time
 sys.path.insert(0, ".")
 import flyte, flow
@@ -58,7 +58,7 @@ started = time.perf_counter()
 # as `flyte deploy --all` does (every environment, in load order), or the last one (its depends_on closure)
 flyte.deploy(*(flow.envs if sys.argv[1] == "all" else flow.envs[-1:]), dry_run=True)
 print(f"@@{time.perf_counter() - started}")
-'''
+"""
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
@@ -75,20 +75,41 @@ def main(count: int, rounds: int) -> None:
         root = Path(tmp)
         body = [HEADER.format(envs=ENVS)] + [TASK.format(i=i, env=i % ENVS) for i in range(count)]
         (root / "flow.py").write_text("\n".join(body))
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(root), "DO_NOT_TRACK": "1", "PYTHONDONTWRITEBYTECODE": "1",
-               "FLYTE_IMAGE_REGISTRY": "localhost:30000"}
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(root),
+            "DO_NOT_TRACK": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "FLYTE_IMAGE_REGISTRY": "localhost:30000",
+        }
         ours_env = {**env, "PYTHONPATH": str(SRC)}
         ours: list[float] = []
         sdk: dict[str, list[tuple[float, float]]] = {"all": [], "last": []}
         for _ in range(rounds):
-            elapsed, _ = timed([sys.executable, "-m", "flyte_deploy", "deploy", "--all", "flow.py", "--dry-run",
-                                "-q", "--output", "json"], root, ours_env)
+            elapsed, _ = timed(
+                [
+                    sys.executable,
+                    "-m",
+                    "flyte_deploy",
+                    "deploy",
+                    "--all",
+                    "flow.py",
+                    "--dry-run",
+                    "-q",
+                    "--output",
+                    "json",
+                ],
+                root,
+                ours_env,
+            )
             ours.append(elapsed)
             for how, runs in sdk.items():
                 elapsed, out = timed([sys.executable, "-c", SDK, how], root, env)
                 runs.append((elapsed, float(out.rsplit("@@", 1)[1])))
-        print(f"{count} tasks in {ENVS} environments (a depends_on chain), best of {rounds},"
-              f" python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+        print(
+            f"{count} tasks in {ENVS} environments (a depends_on chain), best of {rounds},"
+            f" python {sys.version.split()[0]}, {os.cpu_count()} cpus"
+        )
         print(f"  flyte-deploy deploy --all flow.py --dry-run     {min(ours):6.2f} s (process)")
         labels = {"all": "flyte.deploy(*every env, dry_run=True)", "last": "flyte.deploy(last env, dry_run=True)"}
         for how, label in labels.items():

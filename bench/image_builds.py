@@ -40,15 +40,20 @@ def main() -> None:
             code = root / "code"
             code.mkdir()
             (code / "tasks.py").write_text("X = 1\n")
-            options = {"image.builder": "oci", "image.registry": registry.address,
-                       "image.base_registry": registry.address, "quiet": True}
+            options = {
+                "image.builder": "oci",
+                "image.registry": registry.address,
+                "image.base_registry": registry.address,
+                "quiet": True,
+            }
             image = Image.from_debian_base().with_pip_packages("six").with_source_folder(code)
 
             def build(spec: Image):
                 with open_session(root, options=options) as session:
                     env = TaskEnvironment(name="bench", image=spec)
-                    return session.hook.build_image(session=session, environment=env,
-                                                    image=spec.resolved(registry.address))
+                    return session.hook.build_image(
+                        session=session, environment=env, image=spec.resolved(registry.address)
+                    )
 
             timed("first build", lambda: build(image))
             timed("unchanged spec (skip)", lambda: build(image))

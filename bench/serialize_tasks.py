@@ -1,6 +1,6 @@
 """Time the built-in serialize_task over many tasks with rich signatures (no assertions).
 
-    PYTHONPATH=src python bench/serialize_tasks.py [N]
+PYTHONPATH=src python bench/serialize_tasks.py [N]
 """
 
 from __future__ import annotations
@@ -26,15 +26,26 @@ def task_{i}(p: Point, items: list[dict[str, float]], mode: Optional[str] = None
 def main(count: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        source = ["import dataclasses", "from typing import Optional", "import flyte_deploy as fd",
-                  "env = fd.TaskEnvironment(name='bench', resources=fd.Resources(cpu=1, memory='1Gi'))",
-                  "@dataclasses.dataclass\nclass Point:\n    x: int\n    y: float = 0.0"]
+        source = [
+            "import dataclasses",
+            "from typing import Optional",
+            "import flyte_deploy as fd",
+            "env = fd.TaskEnvironment(name='bench', resources=fd.Resources(cpu=1, memory='1Gi'))",
+            "@dataclasses.dataclass\nclass Point:\n    x: int\n    y: float = 0.0",
+        ]
         source += [TASK.format(i=i) for i in range(count)]
         (root / "many.py").write_text("\n".join(source))
         env = import_file(root / "many.py", root).env
-        plan = DeployPlan(request=DeployRequest(mode="objects", objects=(env,)), root_dir=root,
-                          copy_style="all", scratch_dir=root, environments=(env,),
-                          images={"bench": Image.from_base("reg/img:1")}, version="v1", bundle_uri="file:///b.tar.gz")
+        plan = DeployPlan(
+            request=DeployRequest(mode="objects", objects=(env,)),
+            root_dir=root,
+            copy_style="all",
+            scratch_dir=root,
+            environments=(env,),
+            images={"bench": Image.from_base("reg/img:1")},
+            version="v1",
+            bundle_uri="file:///b.tar.gz",
+        )
         started = time.perf_counter()
         specs = [serialize(task, env, plan, "p", "d").spec for task in env.tasks.values()]
         elapsed = time.perf_counter() - started

@@ -18,13 +18,21 @@ from pathlib import Path
 
 
 def make_project(root: Path, tasks: int) -> None:
-    body = "".join(f"\n\n@env.task\n@(lambda f: f)\ndef task_{i}(x: int) -> int:\n    return x\n"
-                   for i in range(tasks))
+    body = "".join(f"\n\n@env.task\n@(lambda f: f)\ndef task_{i}(x: int) -> int:\n    return x\n" for i in range(tasks))
     (root / "bench_tasks.py").write_text('import flyte_deploy as fd\n\nenv = fd.TaskEnvironment(name="bench")\n' + body)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.com"}
-    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "bench"],
-                 ["remote", "add", "origin", "https://github.com/acme/bench.git"]):
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@example.com",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@example.com",
+    }
+    for args in (
+        ["init", "-q"],
+        ["add", "."],
+        ["commit", "-qm", "bench"],
+        ["remote", "add", "origin", "https://github.com/acme/bench.git"],
+    ):
         subprocess.run(["git", "-c", "init.defaultBranch=main", *args], cwd=root, env=env, check=True)
     (root / ".git" / "info" / "exclude").write_text(".flyte-deploy/\n__pycache__/\n")
 
@@ -51,8 +59,10 @@ def main() -> None:
                 result = fd.deploy(module.env, root_dir=root, dry_run=True, plugins=plugins, options={"quiet": True})
                 times.append(time.perf_counter() - started)
                 links = sum(1 for t in result.tasks if t.source_link)
-            print(f"{label:<20} {options.tasks} tasks, {links} links: median {statistics.median(times) * 1000:.0f} ms"
-                  f" (min {min(times) * 1000:.0f} ms, {options.repeat} runs)")
+            print(
+                f"{label:<20} {options.tasks} tasks, {links} links: median {statistics.median(times) * 1000:.0f} ms"
+                f" (min {min(times) * 1000:.0f} ms, {options.repeat} runs)"
+            )
 
 
 if __name__ == "__main__":

@@ -106,14 +106,29 @@ class Runner:
         self.work, self.repeat, self.sdk_python = work, repeat, sdk_python
         self.launcher = work / "launcher.py"
         self.launcher.write_text(LAUNCHER)
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith("FLYTE_DEPLOY_") and k != "PYTHONDONTWRITEBYTECODE"}
-        self.env.update({"PYTHONPATH": str(REPO / "src"), "PYTHONPYCACHEPREFIX": str(work / "pycache"),
-                         "FLYTE_DEPLOY_CACHE_DIR": str(work / "cache")})
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith("FLYTE_DEPLOY_") and k != "PYTHONDONTWRITEBYTECODE"
+        }
+        self.env.update(
+            {
+                "PYTHONPATH": str(REPO / "src"),
+                "PYTHONPYCACHEPREFIX": str(work / "pycache"),
+                "FLYTE_DEPLOY_CACHE_DIR": str(work / "cache"),
+            }
+        )
         self.rows: list[tuple[str, float, int, int, str]] = []
 
-    def run(self, label: str, argv: list[str], cwd: Path, *, python: str = sys.executable,
-            before: object = None, note: str = "", extra_env: dict[str, str] | None = None) -> float:
+    def run(
+        self,
+        label: str,
+        argv: list[str],
+        cwd: Path,
+        *,
+        python: str = sys.executable,
+        before: object = None,
+        note: str = "",
+        extra_env: dict[str, str] | None = None,
+    ) -> float:
         """Best wall time of ``repeat`` runs of ``python launcher argv``; ``before()`` runs
         (untimed) before each."""
         times, peak, wrote = [], 0, 0
@@ -123,8 +138,14 @@ class Runner:
                 before()
             env = {**self.env, **(extra_env or {}), "BENCH_REPORT": str(report)}
             started = time.perf_counter()
-            subprocess.run([python, str(self.launcher), *argv], cwd=cwd, env=env, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            subprocess.run(
+                [python, str(self.launcher), *argv],
+                cwd=cwd,
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             times.append(time.perf_counter() - started)
             measured = json.loads(report.read_text())
             peak, wrote = max(peak, measured["maxrss_kib"]), measured["wchar"]
@@ -147,8 +168,10 @@ class Runner:
         print(f"\n{title}  ({load()})")
         print(f"{'what':<50}{'seconds':>9}{'x ' + base_name:>12}{'peak MiB':>10}{'wrote MB':>10}  note")
         for label, seconds, peak, wrote, note in self.rows:
-            print(f"{label:<50}{seconds:>9.3f}{seconds / base:>12.2f}{(peak / 1024 if peak else 0):>10.1f}"
-                  f"{wrote / 1e6:>10.2f}  {note}")
+            print(
+                f"{label:<50}{seconds:>9.3f}{seconds / base:>12.2f}{(peak / 1024 if peak else 0):>10.1f}"
+                f"{wrote / 1e6:>10.2f}  {note}"
+            )
         self.rows.clear()
 
 
@@ -166,8 +189,11 @@ def bench_project(runner: Runner, root: Path) -> None:
     sdk_envs = root / "envs_sdk.py"
     if not sdk_envs.exists():
         text = (root / "envs.py").read_text()
-        sdk_envs.write_text(text.replace("import flyte_deploy as fd", "import flyte")
-                            .replace("fd.TaskEnvironment", "flyte.TaskEnvironment"))
+        sdk_envs.write_text(
+            text.replace("import flyte_deploy as fd", "import flyte").replace(
+                "fd.TaskEnvironment", "flyte.TaskEnvironment"
+            )
+        )
     files, size = tree_size(root)
     print(f"bench project: {root} ({files:,} files, {size / 1e6:.1f} MB)")
     out = runner.work / "ref.tar.gz"
@@ -182,11 +208,14 @@ def bench_project(runner: Runner, root: Path) -> None:
         dry = runner.ours("deploy", "--all", "envs.py", "--copy-style", style, "--dry-run", "--output", "json", "-q")
         runner.run(f"ours {style} dry run, cold cache", dry, root, before=cold)
         runner.run(f"ours {style} dry run, warm cache", dry, root)
-        runner.run(f"SDK {style} flyte.deploy(dry_run=True)", [str(runner.work / "sdk_deploy.py"), "envs_sdk",
-                                                              style], root, python=runner.sdk_python)
+        runner.run(
+            f"SDK {style} flyte.deploy(dry_run=True)",
+            [str(runner.work / "sdk_deploy.py"), "envs_sdk", style],
+            root,
+            python=runner.sdk_python,
+        )
     store = (runner.work / "store").as_uri()
-    real = runner.ours("deploy", "--all", "envs.py", "--copy-style", "all", "--store", store, "--output", "json",
-                       "-q")
+    real = runner.ours("deploy", "--all", "envs.py", "--copy-style", "all", "--store", store, "--output", "json", "-q")
     runner.run("ours all deploy, cold cache (embedded backend)", real, root, before=cold, note="archive written")
     runner.run("ours all no-change redeploy", real, root, note="0 bundle bytes expected")
     stored = next((runner.work / "store" / "bundles").iterdir())
@@ -196,17 +225,26 @@ def bench_project(runner: Runner, root: Path) -> None:
 
 def tiny_project(runner: Runner, root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    body = ('\nbase = {m}.TaskEnvironment(name="base")\nmid = {m}.TaskEnvironment(name="mid", depends_on=[base])\n'
-            'top = {m}.TaskEnvironment(name="top", depends_on=[mid])\n\n\n'
-            "@base.task\ndef one(x: int) -> int:\n    return x + 1\n\n\n"
-            "@mid.task\ndef two(x: int) -> int:\n    return x * 2\n\n\n"
-            "@top.task\ndef three(x: int) -> int:\n    return x - 3\n")
+    body = (
+        '\nbase = {m}.TaskEnvironment(name="base")\nmid = {m}.TaskEnvironment(name="mid", depends_on=[base])\n'
+        'top = {m}.TaskEnvironment(name="top", depends_on=[mid])\n\n\n'
+        "@base.task\ndef one(x: int) -> int:\n    return x + 1\n\n\n"
+        "@mid.task\ndef two(x: int) -> int:\n    return x * 2\n\n\n"
+        "@top.task\ndef three(x: int) -> int:\n    return x - 3\n"
+    )
     (root / "envs.py").write_text("import flyte_deploy as fd\n" + body.format(m="fd"))
     (root / "envs_sdk.py").write_text("import flyte\n" + body.format(m="flyte"))
-    sdk = runner.run("SDK flyte.deploy(dry_run=True)", [str(runner.work / "sdk_deploy.py"), "envs_sdk",
-                                                       "loaded_modules"], root, python=runner.sdk_python)
-    runner.run("ours deploy --all --dry-run", runner.ours("deploy", "--all", "envs.py", "--dry-run", "--output",
-                                                          "json", "-q"), root)
+    sdk = runner.run(
+        "SDK flyte.deploy(dry_run=True)",
+        [str(runner.work / "sdk_deploy.py"), "envs_sdk", "loaded_modules"],
+        root,
+        python=runner.sdk_python,
+    )
+    runner.run(
+        "ours deploy --all --dry-run",
+        runner.ours("deploy", "--all", "envs.py", "--dry-run", "--output", "json", "-q"),
+        root,
+    )
     runner.run("ours --help", runner.ours("--help"), root)
     runner.run("python (an empty script)", [str(runner.work / "pass.py")], root)
     runner.print("three-environment project", sdk, "SDK")
@@ -225,7 +263,8 @@ def recursive_tree(runner: Runner, root: Path) -> None:
                 alias = "fd" if "deploy" in module else "flyte"
                 (package / name).write_text(
                     f"import {module}\n\nenv = {alias}.TaskEnvironment(name='team{p:02d}{'_sdk' * (alias == 'flyte')}')"
-                    f"\n\n\n@env.task\ndef run(x: int) -> int:\n    return x\n")
+                    f"\n\n\n@env.task\ndef run(x: int) -> int:\n    return x\n"
+                )
     (tree / "__init__.py").write_text("")
     files = sum(1 for _ in tree.rglob("*.py"))
     print(f"\n--recursive tree: {tree} ({files:,} Python files)")
@@ -235,14 +274,18 @@ def recursive_tree(runner: Runner, root: Path) -> None:
         path.write_text(script)
         best = None
         for _ in range(runner.repeat):
-            out = subprocess.run([python, str(path), "flows"], cwd=root, env=runner.env, check=True,
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [python, str(path), "flows"], cwd=root, env=runner.env, check=True, capture_output=True, text=True
+            ).stdout
             result = next(line for line in out.splitlines() if line.startswith("RESULT")).split()
             best = min(best or float("inf"), float(result[2]))
         results[who] = best
         print(f"{who:<5} recursive load in-process: {best:.3f} s, {files / best:,.0f} files/s")
-    runner.run("ours deploy --recursive flows --dry-run", runner.ours(
-        "deploy", "--recursive", "flows", "--dry-run", "--output", "json", "-q"), root)
+    runner.run(
+        "ours deploy --recursive flows --dry-run",
+        runner.ours("deploy", "--recursive", "flows", "--dry-run", "--output", "json", "-q"),
+        root,
+    )
     runner.print("--recursive (whole command)", results["SDK"], "SDK load")
 
 
@@ -275,13 +318,26 @@ def registration(count: int = 1000) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
     for delay in (0.0, 0.005):
         for concurrency in (1, 16):
-            server = subprocess.Popen([sys.executable, "-c", SERVER, str(delay)], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, text=True, env=env)
+            server = subprocess.Popen(
+                [sys.executable, "-c", SERVER, str(delay)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
             try:
                 port = int(server.stdout.readline())
-                settings = RemoteSettings(address=f"http://127.0.0.1:{port}", org="", project="p", domain="d",
-                                          ca_cert=None, timeout=30, retries=0, token_command=None,
-                                          concurrency=concurrency)
+                settings = RemoteSettings(
+                    address=f"http://127.0.0.1:{port}",
+                    org="",
+                    project="p",
+                    domain="d",
+                    ca_cert=None,
+                    timeout=30,
+                    retries=0,
+                    token_command=None,
+                    concurrency=concurrency,
+                )
                 with TaskServiceConnection(settings, None) as connection:
                     started = time.perf_counter()
                     status = look_up(connection, tasks)
@@ -289,8 +345,10 @@ def registration(count: int = 1000) -> None:
                     register(RemoteDeploy(connection, status), tasks)
                     elapsed = time.perf_counter() - started
                     assert len(connection.list_tasks("p", "d")) == count
-                print(f"  {delay * 1000:3.0f} ms per DeployTask, concurrency {concurrency:>2}: look-up + register"
-                      f" {elapsed:6.2f} s = {count / elapsed:6.0f} tasks/s (look-up {looked:.2f} s)")
+                print(
+                    f"  {delay * 1000:3.0f} ms per DeployTask, concurrency {concurrency:>2}: look-up + register"
+                    f" {elapsed:6.2f} s = {count / elapsed:6.0f} tasks/s (look-up {looked:.2f} s)"
+                )
             finally:
                 server.stdin.close()
                 server.wait(timeout=30)

@@ -28,8 +28,9 @@ def task_{i}(items: list[dict[str, float]], mode: str = "fast", n: int = {i}) ->
 
 def cli(root: Path, *args: str) -> tuple[float, str]:
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "flyte_deploy", *args], cwd=root, capture_output=True, text=True,
-                          check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flyte_deploy", *args], cwd=root, capture_output=True, text=True, check=True
+    )
     return time.perf_counter() - started, proc.stderr
 
 
@@ -41,9 +42,28 @@ def phase(stderr: str, name: str) -> str:
 def race(root: Path, versions: list[str]) -> str:
     """Start one deploy per version at once; their exit codes and registration statuses."""
     started = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "flyte_deploy", "deploy", "many.py", "top", "--version", v,
-                               "-q", "--output", "json"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for v in versions]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "flyte_deploy",
+                "deploy",
+                "many.py",
+                "top",
+                "--version",
+                v,
+                "-q",
+                "--output",
+                "json",
+            ],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for v in versions
+    ]
     outcomes = []
     for proc in procs:
         out, _ = proc.communicate()
@@ -58,21 +78,28 @@ def main(count: int, parallel: int) -> None:
         source = ["import flyte_deploy as fd"]
         source += [f"env_{e} = fd.TaskEnvironment(name='env{e}')" for e in range(ENVS)]
         source += [TASK.format(e=i % ENVS, i=i) for i in range(count)]
-        source += [f"top = fd.TaskEnvironment(name='top', depends_on=[{', '.join(f'env_{e}' for e in range(ENVS))}])",
-                   "@top.task\ndef last() -> int:\n    return 0\n"]
+        source += [
+            f"top = fd.TaskEnvironment(name='top', depends_on=[{', '.join(f'env_{e}' for e in range(ENVS))}])",
+            "@top.task\ndef last() -> int:\n    return 0\n",
+        ]
         (root / "many.py").write_text("\n".join(source))
         total, err = cli(root, "deploy", "many.py", "top", "--version", "v1")
-        print(f"deploy of {count + 1} tasks: register_environment {phase(err, 'register_environment')}"
-              f" (whole command {total:.2f} s)")
+        print(
+            f"deploy of {count + 1} tasks: register_environment {phase(err, 'register_environment')}"
+            f" (whole command {total:.2f} s)"
+        )
         total, err = cli(root, "deploy", "many.py", "top", "--version", "v1")
-        print(f"unchanged redeploy: register_environment {phase(err, 'register_environment')}"
-              f" (whole command {total:.2f} s)")
+        print(
+            f"unchanged redeploy: register_environment {phase(err, 'register_environment')}"
+            f" (whole command {total:.2f} s)"
+        )
         store = Store(root / ".flyte-deploy")
         print(f"database: {store.path.stat().st_size:,} bytes")
-        for label, call in [("ls (find all)", lambda: store.find()),
-                            ("run's lookup of the latest", lambda: store.find(name="env3.task_503", latest_only=True,
-                                                                              with_spec=True)),
-                            ("check (quick_check)", store.check)]:
+        for label, call in [
+            ("ls (find all)", lambda: store.find()),
+            ("run's lookup of the latest", lambda: store.find(name="env3.task_503", latest_only=True, with_spec=True)),
+            ("check (quick_check)", store.check),
+        ]:
             started = time.perf_counter()
             call()
             print(f"{label}: {(time.perf_counter() - started) * 1000:.1f} ms")

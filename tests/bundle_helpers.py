@@ -17,7 +17,7 @@ from flyte_deploy.testing import AUTOLOAD_VARIABLES
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
-FLOWS = '''
+FLOWS = """
 import importlib
 import json
 import os
@@ -46,7 +46,7 @@ def plugin_name() -> str:
 @audit.task
 def check() -> str:
     return shout("ok")
-'''
+"""
 
 
 def write(root: Path, files: Mapping[str, str]) -> None:
@@ -59,23 +59,29 @@ def write(root: Path, files: Mapping[str, str]) -> None:
 def make_project(root: Path) -> Path:
     """The sample project: ``flows.py`` (environments shop and audit), the ``helpers``
     package, ``data/prices.json``, ``dynamic/extra.py`` (only imported at run time)."""
-    write(root, {
-        "pyproject.toml": '[project]\nname = "shop"\nversion = "0"\n\n[tool.flyte-deploy]\nproject = "tests"\n',
-        "flows.py": FLOWS,
-        "helpers/__init__.py": '"""Helpers."""\n',
-        "helpers/numbers.py": "def add_all(values):\n    return float(sum(values))\n",
-        "helpers/text.py": "def shout(text):\n    return text.upper() + '!'\n",
-        "data/prices.json": '{"apple": 1.5, "pear": 2.25}\n',
-        "dynamic/__init__.py": "",
-        "dynamic/extra.py": 'NAME = "extra-plugin"\n',
-        "README.md": "# shop\n",
-    })
+    write(
+        root,
+        {
+            "pyproject.toml": '[project]\nname = "shop"\nversion = "0"\n\n[tool.flyte-deploy]\nproject = "tests"\n',
+            "flows.py": FLOWS,
+            "helpers/__init__.py": '"""Helpers."""\n',
+            "helpers/numbers.py": "def add_all(values):\n    return float(sum(values))\n",
+            "helpers/text.py": "def shout(text):\n    return text.upper() + '!'\n",
+            "data/prices.json": '{"apple": 1.5, "pear": 2.25}\n',
+            "dynamic/__init__.py": "",
+            "dynamic/extra.py": 'NAME = "extra-plugin"\n',
+            "README.md": "# shop\n",
+        },
+    )
     return root
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_DEPLOY_") or k in AUTOLOAD_VARIABLES
-           or k == "FLYTE_DEPLOY_CACHE_DIR"}  # the test's own signature cache
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FLYTE_DEPLOY_") or k in AUTOLOAD_VARIABLES or k == "FLYTE_DEPLOY_CACHE_DIR"
+    }  # the test's own signature cache
     env.update({"PYTHONPATH": str(SRC), "PYTHONDONTWRITEBYTECODE": "1"})
     env.update(extra or {})
     return env
@@ -83,8 +89,15 @@ def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
     """``flyte-deploy ARGS`` in a fresh process with this worktree's code."""
-    return subprocess.run([sys.executable, "-m", "flyte_deploy", *args], cwd=cwd, env=cli_env(env),
-                          capture_output=True, text=True, timeout=240, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "flyte_deploy", *args],
+        cwd=cwd,
+        env=cli_env(env),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
 
 
 def deploy_json(args: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -97,7 +110,7 @@ def local_archive(result: Mapping[str, Any]) -> Path:
     """The local path of a deploy's bundle (file:// URI in the JSON output)."""
     uri = result["bundle"]["uri"]
     assert uri.startswith("file://"), uri
-    return Path(uri[len("file://"):])
+    return Path(uri[len("file://") :])
 
 
 def run_in_bundle(extracted: Path, code: str, workdir: Path) -> subprocess.CompletedProcess:
@@ -106,5 +119,6 @@ def run_in_bundle(extracted: Path, code: str, workdir: Path) -> subprocess.Compl
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update({"PYTHONPATH": os.pathsep.join([str(extracted), str(SRC)]), "PYTHONDONTWRITEBYTECODE": "1"})
     workdir.mkdir(parents=True, exist_ok=True)
-    return subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=workdir, env=env, capture_output=True, text=True, timeout=120, check=False
+    )

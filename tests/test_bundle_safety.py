@@ -35,14 +35,29 @@ def project(tmp_path: Path) -> Path:
 
 def deploy_within(args: list[str], cwd: Path, seconds: float = 60) -> subprocess.CompletedProcess:
     """The CLI with a deadline: a deploy that blocks on a FIFO fails the test, never hangs it."""
-    return subprocess.run([sys.executable, "-m", "flyte_deploy", "deploy", *args], cwd=cwd, env=cli_env(),
-                          capture_output=True, text=True, timeout=seconds, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "flyte_deploy", "deploy", *args],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=seconds,
+        check=False,
+    )
 
 
 # -- special files ------------------------------------------------------------------------
 
-FIFO_NAMES = ["data.csv", "data/prices.csv", "sub/CACHEDIR.TAG", ".gitignore", "sub/.flyteignore", "sub/pyvenv.cfg",
-              "helpers/late.py", "sub/__init__.py"]
+FIFO_NAMES = [
+    "data.csv",
+    "data/prices.csv",
+    "sub/CACHEDIR.TAG",
+    ".gitignore",
+    "sub/.flyteignore",
+    "sub/pyvenv.cfg",
+    "helpers/late.py",
+    "sub/__init__.py",
+]
 
 
 @pytest.mark.parametrize("copy_style", ["all", "loaded_modules"])
@@ -75,9 +90,11 @@ def test_a_task_module_dropped_by_an_ignore_rule_names_the_rule(project: Path) -
     refused = cli(["deploy", "flows.py", "audit", "--copy-style", "all", "--dry-run"], project)
     assert refused.returncode == ExitCode.BUNDLE_FAILED, refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
-    expected = (f"error: task shop.total (environment shop) is defined in flows.py, which the bundle (copy style"
-                f" all) would leave out: it is ignored by {project / '.gitignore'}:3:fl*.py; the task could not"
-                " be loaded from it")
+    expected = (
+        f"error: task shop.total (environment shop) is defined in flows.py, which the bundle (copy style"
+        f" all) would leave out: it is ignored by {project / '.gitignore'}:3:fl*.py; the task could not"
+        " be loaded from it"
+    )
     assert errors == [expected]
     # a .flyteignore re-including it fixes the deploy
     write(project, {".flyteignore": "!flows.py\n"})
@@ -86,32 +103,51 @@ def test_a_task_module_dropped_by_an_ignore_rule_names_the_rule(project: Path) -
 
 def test_a_task_module_in_an_ignored_directory_names_the_directory_rule(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    write(root, {".gitignore": "", "services/.gitignore": "# built elsewhere\n\n/jobs/\n",
-                 "services/jobs/__init__.py": "",
-                 "services/__init__.py": "",
-                 "services/jobs/flow.py": "import flyte_deploy as fd\nenv = fd.TaskEnvironment(name='jobs')\n\n\n"
-                                          "@env.task\ndef nightly() -> int:\n    return 1\n"})
+    write(
+        root,
+        {
+            ".gitignore": "",
+            "services/.gitignore": "# built elsewhere\n\n/jobs/\n",
+            "services/jobs/__init__.py": "",
+            "services/__init__.py": "",
+            "services/jobs/flow.py": "import flyte_deploy as fd\nenv = fd.TaskEnvironment(name='jobs')\n\n\n"
+            "@env.task\ndef nightly() -> int:\n    return 1\n",
+        },
+    )
     refused = cli(["deploy", "services/jobs/flow.py", "env", "--copy-style", "all", "--dry-run", "-q"], root)
     assert refused.returncode == ExitCode.BUNDLE_FAILED
-    assert (f"task jobs.nightly (environment jobs) is defined in services/jobs/flow.py, which the bundle (copy style"
-            f" all) would leave out: its directory services/jobs is ignored by {root / 'services/.gitignore'}:3:/jobs/"
-            ) in refused.stderr
+    assert (
+        f"task jobs.nightly (environment jobs) is defined in services/jobs/flow.py, which the bundle (copy style"
+        f" all) would leave out: its directory services/jobs is ignored by {root / 'services/.gitignore'}:3:/jobs/"
+    ) in refused.stderr
 
 
 # -- secrets --------------------------------------------------------------------------------
 
 SECRETS = {
-    ".env": "API_TOKEN=abc\n", "config/.env.production": "DB_PASSWORD=x\n", "keys/id_rsa": "k",
+    ".env": "API_TOKEN=abc\n",
+    "config/.env.production": "DB_PASSWORD=x\n",
+    "keys/id_rsa": "k",
     "deploy/server.pem": "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n",
-    "home/.aws/credentials": "[default]\naws_secret_access_key=x\n", ".netrc": "machine h login u password p\n",
-    "gcp/application_default_credentials.json": "{}", "gcp/my-service-account.json": "{}",
-    "home/.config/gcloud/credentials.db": "x", "home/.ssh/id_ed25519": "k", "home/.docker/config.json": "{}",
-    "certs/client.p12": "x", ".git-credentials": "https://u:p@host\n",
+    "home/.aws/credentials": "[default]\naws_secret_access_key=x\n",
+    ".netrc": "machine h login u password p\n",
+    "gcp/application_default_credentials.json": "{}",
+    "gcp/my-service-account.json": "{}",
+    "home/.config/gcloud/credentials.db": "x",
+    "home/.ssh/id_ed25519": "k",
+    "home/.docker/config.json": "{}",
+    "certs/client.p12": "x",
+    ".git-credentials": "https://u:p@host\n",
 }
 NOT_SECRETS = {
-    ".env.example": "API_TOKEN=\n", "certs/ca.pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-    "home/.ssh/id_ed25519.pub": "ssh-ed25519 AAAA\n", "home/.ssh/known_hosts": "h ssh-rsa AAAA\n",
-    "environment.py": "", "src/env.py": "", "data/credentials.csv": "a,b\n", "keys.py": "",
+    ".env.example": "API_TOKEN=\n",
+    "certs/ca.pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    "home/.ssh/id_ed25519.pub": "ssh-ed25519 AAAA\n",
+    "home/.ssh/known_hosts": "h ssh-rsa AAAA\n",
+    "environment.py": "",
+    "src/env.py": "",
+    "data/credentials.csv": "a,b\n",
+    "keys.py": "",
 }
 
 
@@ -123,14 +159,23 @@ def test_secret_looking_files_are_found_by_name_and_private_key_content(tmp_path
 
 
 def test_secrets_are_bundled_with_a_warning_each_unless_allowed(project: Path) -> None:
-    write(project, {".env": "API_TOKEN=abc\n", "deploy/server.pem": SECRETS["deploy/server.pem"],
-                    "config/dev.env": "A=1\n", "config/.env.local": "B=2\n"})
-    result = cli(["deploy", "flows.py", "audit", "--copy-style", "all", "--dry-run", "-q", "--output", "json"],
-                 project)
+    write(
+        project,
+        {
+            ".env": "API_TOKEN=abc\n",
+            "deploy/server.pem": SECRETS["deploy/server.pem"],
+            "config/dev.env": "A=1\n",
+            "config/.env.local": "B=2\n",
+        },
+    )
+    result = cli(["deploy", "flows.py", "audit", "--copy-style", "all", "--dry-run", "-q", "--output", "json"], project)
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-    assert [w.split(",")[0] for w in warnings] == ["warning: bundling .env", "warning: bundling config/.env.local",
-                                                   "warning: bundling deploy/server.pem"]
+    assert [w.split(",")[0] for w in warnings] == [
+        "warning: bundling .env",
+        "warning: bundling config/.env.local",
+        "warning: bundling deploy/server.pem",
+    ]
     assert "looks like a dotenv file" in warnings[0] and "bundle_allow_secrets" in warnings[0]
     assert "API_TOKEN" not in result.stderr + result.stdout  # never the content
     json.loads(result.stdout)  # warnings stay off stdout
@@ -142,12 +187,17 @@ def test_secrets_are_bundled_with_a_warning_each_unless_allowed(project: Path) -
         handle.write('bundle_allow_secrets = ["deploy/*.pem", "/.env"]\n')
     allowed = cli(["deploy", "flows.py", "audit", "--copy-style", "all", "--dry-run", "-q"], project)
     assert [line.split(",")[0] for line in allowed.stderr.splitlines() if line.startswith("warning:")] == [
-        "warning: bundling config/.env.local"]
+        "warning: bundling config/.env.local"
+    ]
     # the environment variable (comma-separated) takes precedence over pyproject
-    by_env = cli(["deploy", "flows.py", "audit", "--copy-style", "all", "--dry-run", "-q"], project,
-                 {"FLYTE_DEPLOY_BUNDLE_ALLOW_SECRETS": "*.env.local, /.env"})
+    by_env = cli(
+        ["deploy", "flows.py", "audit", "--copy-style", "all", "--dry-run", "-q"],
+        project,
+        {"FLYTE_DEPLOY_BUNDLE_ALLOW_SECRETS": "*.env.local, /.env"},
+    )
     assert [line.split(",")[0] for line in by_env.stderr.splitlines() if line.startswith("warning:")] == [
-        "warning: bundling deploy/server.pem"]
+        "warning: bundling deploy/server.pem"
+    ]
 
 
 def test_an_invalid_allow_pattern_is_a_usage_error(project: Path) -> None:
@@ -168,7 +218,8 @@ def test_an_invalid_gitignore_pattern_is_a_user_error_naming_file_and_line(proje
     assert refused.returncode == ExitCode.BUNDLE_FAILED, refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(
-        f"error: {project / 'helpers/.gitignore'}:2: invalid ignore pattern {pattern!r}"), errors
+        f"error: {project / 'helpers/.gitignore'}:2: invalid ignore pattern {pattern!r}"
+    ), errors
     assert "internal error" not in refused.stderr and "Traceback" not in refused.stderr
 
 

@@ -39,11 +39,39 @@ literal[ab].txt
 """
 
 TREE = [
-    "main.py", "x.log", "keep.log", "sub/a.log", "sub/keep.log", "sub/deeper/d.log", "sub/deeper/ok.py",
-    "build/x.py", "src/build/y.py", "docs/tmp/a.md", "docs/a/b/tmp/c.md", "docs/tmpx/d.md", "cache/f",
-    "sub/cache/f", "x/cache", "a/b.txt", "a/x/y/b.txt", "#hash.txt", "trailing.txt", "f.tmp", "important.tmp",
-    "out/keep.txt", "data/a.csv", "data/keep/k.csv", "data/keep/k.bin", "p/generated/g.py", "q/generated",
-    "literala.txt", "literalc.txt", "sub/local.txt", "sub/x/local.txt", "sub/nested/n.py", "other/nested/n.py",
+    "main.py",
+    "x.log",
+    "keep.log",
+    "sub/a.log",
+    "sub/keep.log",
+    "sub/deeper/d.log",
+    "sub/deeper/ok.py",
+    "build/x.py",
+    "src/build/y.py",
+    "docs/tmp/a.md",
+    "docs/a/b/tmp/c.md",
+    "docs/tmpx/d.md",
+    "cache/f",
+    "sub/cache/f",
+    "x/cache",
+    "a/b.txt",
+    "a/x/y/b.txt",
+    "#hash.txt",
+    "trailing.txt",
+    "f.tmp",
+    "important.tmp",
+    "out/keep.txt",
+    "data/a.csv",
+    "data/keep/k.csv",
+    "data/keep/k.bin",
+    "p/generated/g.py",
+    "q/generated",
+    "literala.txt",
+    "literalc.txt",
+    "sub/local.txt",
+    "sub/x/local.txt",
+    "sub/nested/n.py",
+    "other/nested/n.py",
 ]
 
 
@@ -61,18 +89,53 @@ def test_all_honours_nested_gitignore_exactly_like_git(tmp_path: Path) -> None:
     make_ignore_tree(tmp_path)
     env = {**os.environ, "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, env=env)
-    listed = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=tmp_path, env=env,
-                            check=True, capture_output=True, text=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard", "-z"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     expected = sorted(name for name in listed.split("\0") if name)
     assert sorted(all_files(tmp_path)) == expected
     # and the rules did bite: spot checks of each kind
     kept = set(all_files(tmp_path))
-    assert {"keep.log", "sub/a.log", "src/build/y.py", "x/cache", "docs/tmpx/d.md", "important.tmp",
-            "data/keep/k.csv", "literalc.txt", "sub/x/local.txt", "other/nested/n.py"} <= kept
-    assert not {"x.log", "sub/deeper/d.log", "build/x.py", "docs/a/b/tmp/c.md", "cache/f", "sub/cache/f",
-                "a/x/y/b.txt", "#hash.txt", "trailing.txt", "f.tmp", "out/keep.txt", "data/a.csv",
-                "data/keep/k.bin", "p/generated/g.py", "q/generated", "literala.txt", "sub/local.txt",
-                "sub/nested/n.py"} & kept
+    assert {
+        "keep.log",
+        "sub/a.log",
+        "src/build/y.py",
+        "x/cache",
+        "docs/tmpx/d.md",
+        "important.tmp",
+        "data/keep/k.csv",
+        "literalc.txt",
+        "sub/x/local.txt",
+        "other/nested/n.py",
+    } <= kept
+    assert (
+        not {
+            "x.log",
+            "sub/deeper/d.log",
+            "build/x.py",
+            "docs/a/b/tmp/c.md",
+            "cache/f",
+            "sub/cache/f",
+            "a/x/y/b.txt",
+            "#hash.txt",
+            "trailing.txt",
+            "f.tmp",
+            "out/keep.txt",
+            "data/a.csv",
+            "data/keep/k.bin",
+            "p/generated/g.py",
+            "q/generated",
+            "literala.txt",
+            "sub/local.txt",
+            "sub/nested/n.py",
+        }
+        & kept
+    )
 
 
 def test_a_root_inside_a_git_work_tree_honours_the_ignore_files_above_it(tmp_path: Path) -> None:
@@ -81,41 +144,92 @@ def test_a_root_inside_a_git_work_tree_honours_the_ignore_files_above_it(tmp_pat
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     repo = tmp_path / "repo"
-    write(repo, {".gitignore": "*.log\n/services/a/local.txt\nsecret.env\nbuild/\n",
-                 "services/.gitignore": "!keep.log\n/a/tmp/\n", "services/a/.gitignore": "*.bak\n",
-                 "services/a/app.py": "", "services/a/x.log": "", "services/a/keep.log": "",
-                 "services/a/local.txt": "", "services/a/sub/local.txt": "", "services/a/secret.env": "",
-                 "services/a/build/out.py": "", "services/a/tmp/t.py": "", "services/a/old.bak": "",
-                 "services/b/other.py": ""})
+    write(
+        repo,
+        {
+            ".gitignore": "*.log\n/services/a/local.txt\nsecret.env\nbuild/\n",
+            "services/.gitignore": "!keep.log\n/a/tmp/\n",
+            "services/a/.gitignore": "*.bak\n",
+            "services/a/app.py": "",
+            "services/a/x.log": "",
+            "services/a/keep.log": "",
+            "services/a/local.txt": "",
+            "services/a/sub/local.txt": "",
+            "services/a/secret.env": "",
+            "services/a/build/out.py": "",
+            "services/a/tmp/t.py": "",
+            "services/a/old.bak": "",
+            "services/b/other.py": "",
+        },
+    )
     env = {**os.environ, "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
     subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
     root = repo / "services" / "a"
-    listed = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=root, env=env,
-                            check=True, capture_output=True, text=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard", "-z"],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert sorted(all_files(root)) == sorted(n for n in listed.split("\0") if n)
     assert sorted(all_files(root)) == [".gitignore", "app.py", "keep.log", "sub/local.txt"]
 
 
 def test_flyteignore_adds_patterns_and_can_reinclude(tmp_path: Path) -> None:
-    write(tmp_path, {"app.py": "", "secrets.env": "TOKEN=x\n", "big/blob.bin": "x", "sub/model.ckpt": "m",
-                     "sub/weights.ckpt": "w", "sub/.flyteignore": "*.ckpt\n!weights.ckpt\n",
-                     ".gitignore": "*.env\nbig/\n", ".flyteignore": "!secrets.env\n"})
-    assert sorted(all_files(tmp_path)) == [".flyteignore", ".gitignore", "app.py", "secrets.env",
-                                           "sub/.flyteignore", "sub/weights.ckpt"]
+    write(
+        tmp_path,
+        {
+            "app.py": "",
+            "secrets.env": "TOKEN=x\n",
+            "big/blob.bin": "x",
+            "sub/model.ckpt": "m",
+            "sub/weights.ckpt": "w",
+            "sub/.flyteignore": "*.ckpt\n!weights.ckpt\n",
+            ".gitignore": "*.env\nbig/\n",
+            ".flyteignore": "!secrets.env\n",
+        },
+    )
+    assert sorted(all_files(tmp_path)) == [
+        ".flyteignore",
+        ".gitignore",
+        "app.py",
+        "secrets.env",
+        "sub/.flyteignore",
+        "sub/weights.ckpt",
+    ]
 
 
 def test_all_always_skips_vcs_caches_virtualenvs_and_the_deploy_store(tmp_path: Path) -> None:
-    write(tmp_path, {
-        "app.py": "", ".git/HEAD": "ref", "pkg/__pycache__/m.cpython-311.pyc": "", "pkg/m.py": "",
-        "pkg/stale.pyc": "", "venv/pyvenv.cfg": "home = /usr", "venv/lib/site.py": "",
-        "conda/conda-meta/history": "", "conda/lib/x.py": "", ".flyte-deploy/bundles/x.tar.gz": "",
-        "sub/.flyte-deploy/bundles/y.tar.gz": "",
-        ".mypy_cache/CACHEDIR.TAG": "Signature: 8a477f597d28d172789f06886806bc55\n", ".mypy_cache/x.json": "",
-        "notcache/CACHEDIR.TAG": "not a real tag\n", "store/envs/x.json": "", "sub/.git": "gitdir: ../.git",
-        ".env.example": "A=1\n",
-    })
+    write(
+        tmp_path,
+        {
+            "app.py": "",
+            ".git/HEAD": "ref",
+            "pkg/__pycache__/m.cpython-311.pyc": "",
+            "pkg/m.py": "",
+            "pkg/stale.pyc": "",
+            "venv/pyvenv.cfg": "home = /usr",
+            "venv/lib/site.py": "",
+            "conda/conda-meta/history": "",
+            "conda/lib/x.py": "",
+            ".flyte-deploy/bundles/x.tar.gz": "",
+            "sub/.flyte-deploy/bundles/y.tar.gz": "",
+            ".mypy_cache/CACHEDIR.TAG": "Signature: 8a477f597d28d172789f06886806bc55\n",
+            ".mypy_cache/x.json": "",
+            "notcache/CACHEDIR.TAG": "not a real tag\n",
+            "store/envs/x.json": "",
+            "sub/.git": "gitdir: ../.git",
+            ".env.example": "A=1\n",
+        },
+    )
     assert sorted(all_files(tmp_path, skip=("store",))) == [
-        ".env.example", "app.py", "notcache/CACHEDIR.TAG", "pkg/m.py"]
+        ".env.example",
+        "app.py",
+        "notcache/CACHEDIR.TAG",
+        "pkg/m.py",
+    ]
 
 
 def test_invalid_ignore_pattern_names_file_and_line(tmp_path: Path) -> None:
@@ -164,28 +278,53 @@ def importer(tmp_path: Path):
 
 
 def test_loaded_modules_takes_imported_sources_and_their_packages(tmp_path: Path, importer) -> None:
-    write(tmp_path, {
-        "lmapp/__init__.py": "", "lmapp/core/__init__.py": "", "lmapp/core/deep/__init__.py": "",
-        "lmapp/core/deep/leaf.py": "import json\nimport lmhelper\n", "lmhelper.py": "",
-        "lmapp/unused.py": "", "data.csv": "1,2\n", "lmnamespace/mod.py": "",
-    })
+    write(
+        tmp_path,
+        {
+            "lmapp/__init__.py": "",
+            "lmapp/core/__init__.py": "",
+            "lmapp/core/deep/__init__.py": "",
+            "lmapp/core/deep/leaf.py": "import json\nimport lmhelper\n",
+            "lmhelper.py": "",
+            "lmapp/unused.py": "",
+            "data.csv": "1,2\n",
+            "lmnamespace/mod.py": "",
+        },
+    )
     loaded = importer("lmapp.core.deep.leaf", "lmnamespace.mod")
     files = loaded_module_files(loaded, tmp_path)
-    assert sorted(files) == ["lmapp/__init__.py", "lmapp/core/__init__.py", "lmapp/core/deep/__init__.py",
-                             "lmapp/core/deep/leaf.py", "lmhelper.py", "lmnamespace/mod.py"]
+    assert sorted(files) == [
+        "lmapp/__init__.py",
+        "lmapp/core/__init__.py",
+        "lmapp/core/deep/__init__.py",
+        "lmapp/core/deep/leaf.py",
+        "lmhelper.py",
+        "lmnamespace/mod.py",
+    ]
 
 
 def test_loaded_modules_adds_package_inits_even_when_not_listed(tmp_path: Path, importer) -> None:
     write(tmp_path, {"lmpkg2/__init__.py": "", "lmpkg2/sub/__init__.py": "", "lmpkg2/sub/m.py": ""})
     importer("lmpkg2.sub.m")
     assert sorted(loaded_module_files(["lmpkg2.sub.m"], tmp_path)) == [
-        "lmpkg2/__init__.py", "lmpkg2/sub/__init__.py", "lmpkg2/sub/m.py"]
+        "lmpkg2/__init__.py",
+        "lmpkg2/sub/__init__.py",
+        "lmpkg2/sub/m.py",
+    ]
 
 
 def test_loaded_modules_skips_site_packages_virtualenvs_store_and_outside(tmp_path: Path, importer) -> None:
     root, outside = tmp_path / "root", tmp_path / "outside"
-    write(root, {"lmmain.py": "", "venv/pyvenv.cfg": "", "venv/lib/lmvenvmod.py": "",
-                 "vendor/site-packages/lmsitemod.py": "", ".flyte-deploy/lmstoremod.py": ""})
+    write(
+        root,
+        {
+            "lmmain.py": "",
+            "venv/pyvenv.cfg": "",
+            "venv/lib/lmvenvmod.py": "",
+            "vendor/site-packages/lmsitemod.py": "",
+            ".flyte-deploy/lmstoremod.py": "",
+        },
+    )
     write(outside, {"lmoutside.py": "", "lmlinked.py": ""})
     (root / "lmlink.py").symlink_to(outside / "lmlinked.py")
     for extra in ("venv/lib", "vendor/site-packages", ".flyte-deploy", str(outside)):

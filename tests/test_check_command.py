@@ -60,7 +60,9 @@ def test_check_reports_every_violation_and_exits_6(deploy_project, register_plug
     run = deploy_project.check("app.py", "env").assert_exit(ExitCode.POLICY_VIOLATION)
 
     assert sorted((v["rule"], v["subject"], v["plugin"]) for v in run.violations) == [
-        ("first", "svc.ping", "first"), ("second", "svc.ping", "second")]
+        ("first", "svc.ping", "first"),
+        ("second", "svc.ping", "second"),
+    ]
     assert run.json["environments"][0]["tasks"][0]["name"] == "svc.ping"  # the plan is still shown
     assert "error: 2 policy violation(s) reported by first, second" in run.stderr
     assert not run.store.exists()
@@ -76,10 +78,20 @@ def test_check_table_shows_the_violations(deploy_project, register_plugin):
 
 def test_check_takes_the_deploy_arguments(deploy_project):
     deploy_project({"app.py": APP, "pkg/__init__.py": "", "pkg/more.py": APP.replace('"svc"', '"svc2"')})
-    run = deploy_project.check("--recursive", ".", "--copy-style", "all", "--image", "svc=ghcr.io/acme/svc:1",
-                               "--image", "svc2=ghcr.io/acme/svc2:1").assert_ok()
+    run = deploy_project.check(
+        "--recursive",
+        ".",
+        "--copy-style",
+        "all",
+        "--image",
+        "svc=ghcr.io/acme/svc:1",
+        "--image",
+        "svc2=ghcr.io/acme/svc2:1",
+    ).assert_ok()
     assert {e["name"]: e["image"] for e in run.json["environments"]} == {
-        "svc": "ghcr.io/acme/svc:1", "svc2": "ghcr.io/acme/svc2:1"}
+        "svc": "ghcr.io/acme/svc:1",
+        "svc2": "ghcr.io/acme/svc2:1",
+    }
     assert run.json["bundle"]["copy_style"] == "all" and run.json["bundle"]["files"] == 3
     assert not run.store.exists()
 

@@ -71,12 +71,16 @@ def test_two_different_envs_with_one_name_in_the_closure_are_rejected():
 
 
 def test_cli_reports_a_cycle_with_its_exit_code(project, invoke, monkeypatch):
-    root = project({"envs.py": """
+    root = project(
+        {
+            "envs.py": """
         import flyte_deploy as fd
         a = fd.TaskEnvironment(name="a")
         b = fd.TaskEnvironment(name="b", depends_on=[a])
         a.depends_on = (b,)
-    """})
+    """
+        }
+    )
     monkeypatch.chdir(root)
     result = invoke("deploy", "envs.py", "a")
     assert result.exit_code == ExitCode.DEPENDENCY_FAILED

@@ -19,7 +19,7 @@ from tests.imaging import pull_back
 pytestmark = pytest.mark.servers
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-TWO_ENVS = '''\
+TWO_ENVS = """\
 import flyte_deploy as fd
 
 base = fd.Image.from_debian_base()
@@ -35,13 +35,19 @@ def double(x: int) -> int:
 @train_env.task
 def train(x: int) -> int:
     return x + 1
-'''
+"""
 
 
 def flyte_deploy(project: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     environ = {**os.environ, "PYTHONPATH": str(SRC), "DOCKER_HOST": "unix:///nonexistent/docker.sock", **env}
-    return subprocess.run([sys.executable, "-m", "flyte_deploy", *args], cwd=project, env=environ,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "flyte_deploy", *args],
+        cwd=project,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture
@@ -90,16 +96,26 @@ def test_run_steps_with_the_oci_builder_fail_the_deploy(base_registry, project):
     tasks = TWO_ENVS.replace('with_env_vars({"STAGE": "train"})', 'with_apt_packages("curl")')
     (project / "tasks.py").write_text(tasks)
     addr = base_registry.address
-    proc = flyte_deploy(project, "deploy", "--all", "tasks.py", env={
-        "FLYTE_DEPLOY_IMAGE_REGISTRY": f"{addr}/e2e-run", "FLYTE_DEPLOY_IMAGE_BASE_REGISTRY": addr,
-        "FLYTE_DEPLOY_IMAGE_BUILDER": "oci"})
+    proc = flyte_deploy(
+        project,
+        "deploy",
+        "--all",
+        "tasks.py",
+        env={
+            "FLYTE_DEPLOY_IMAGE_REGISTRY": f"{addr}/e2e-run",
+            "FLYTE_DEPLOY_IMAGE_BASE_REGISTRY": addr,
+            "FLYTE_DEPLOY_IMAGE_BUILDER": "oci",
+        },
+    )
     assert proc.returncode == ExitCode.IMAGE_FAILED
-    assert ("error: image for environment 'train' needs RUN steps (apt packages), which the daemonless oci builder"
-            " cannot run") in proc.stderr
+    assert (
+        "error: image for environment 'train' needs RUN steps (apt packages), which the daemonless oci builder"
+        " cannot run"
+    ) in proc.stderr
     assert json.loads(flyte_deploy(project, "ls", "--output", "json", env={}).stdout) == []
 
 
-BARRIER_PLUGIN = '''\
+BARRIER_PLUGIN = """\
 import threading
 
 import flyte_deploy as fd
@@ -115,7 +131,7 @@ def build(session, environment, image):
 @fd.hookimpl
 def register_image_builders():
     return [fd.ImageBuilder(name="barrier", build=build, description="test builder from deployconf.py")]
-'''
+"""
 
 
 def test_plugin_builders_are_chosen_by_name_and_independent_images_build_concurrently(project):

@@ -27,8 +27,14 @@ def example(tmp_path, monkeypatch):
 
 def test_readme_command_deploys_the_example_in_a_subprocess(example):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "COLUMNS": "200", "NO_COLOR": "1"}
-    proc = subprocess.run([sys.executable, "-m", "flyte_deploy", "deploy", "workflow.py", "viz_env"],
-                          cwd=example, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flyte_deploy", "deploy", "workflow.py", "viz_env"],
+        cwd=example,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Deployed version" in proc.stdout
     for name in ("preprocessing.clean", "ml_training.train", "visualization.report"):
@@ -62,9 +68,11 @@ def test_redeploy_is_unchanged_and_a_changed_spec_under_the_same_version_is_refu
     assert errors == [
         "error: task ml_training.train version v1 is already deployed with a different spec in examples/development"
         " (differs in task_template.container.image); versions are immutable: pass a new --version;"
-        " registered: none; not registered: preprocessing.clean, ml_training.train, visualization.report"]
-    assert [r["image"] for r in list_deployments((example / ".flyte-deploy").as_uri())
-            if r["environment"] == "ml_training"] != ["acme/ml:2"]
+        " registered: none; not registered: preprocessing.clean, ml_training.train, visualization.report"
+    ]
+    assert [
+        r["image"] for r in list_deployments((example / ".flyte-deploy").as_uri()) if r["environment"] == "ml_training"
+    ] != ["acme/ml:2"]
 
 
 def test_unchanged_code_gives_the_same_version_and_a_change_a_new_one(example, invoke):
@@ -104,7 +112,8 @@ def test_store_of_record_must_be_local_but_bundles_go_to_any_fsspec_url(example,
     assert refused.exit_code == ExitCode.USAGE_ERROR
     assert refused.stderr.strip().splitlines() == [
         "error: the local backend's store must be a local directory, got memory://store-test: it is a SQLite"
-        " database; put bundles at any fsspec URL with the storage setting"]
+        " database; put bundles at any fsspec URL with the storage setting"
+    ]
     secret = invoke("ls", "--store", "s3://KEY:SECRET@bucket/store")
     assert secret.exit_code == ExitCode.USAGE_ERROR and "SECRET" not in secret.stderr
     assert not (example / ".flyte-deploy").exists()
@@ -115,12 +124,15 @@ def test_store_of_record_must_be_local_but_bundles_go_to_any_fsspec_url(example,
     assert result.json()["bundle"]["uri"].startswith("memory://store-test/bundles/")
     bucket = (tmp_path / "bucket").as_uri()  # run fetches in another process: a URL it can read
     monkeypatch.setenv("FLYTE_DEPLOY_STORAGE", bucket)
-    result = invoke("deploy", "workflow.py", "prep_env", "--store", "records", "-q", "--output", "json",
-                    "--version", "v2")
+    result = invoke(
+        "deploy", "workflow.py", "prep_env", "--store", "records", "-q", "--output", "json", "--version", "v2"
+    )
     assert result.exit_code == 0 and result.json()["bundle"]["uri"].startswith(bucket + "/"), result.stderr
     assert (example / "records" / "deployments.db").is_file()  # relative: against the current directory
     assert [(r["environment"], r["latest"]) for r in list_deployments(str(example / "records"))] == [
-        ("preprocessing", False), ("preprocessing", True)]
+        ("preprocessing", False),
+        ("preprocessing", True),
+    ]
     ran = invoke("run", "preprocessing.clean", "--store", "records", "--input", "raw=[2, 4]", "--output", "json")
     assert ran.exit_code == 0, ran.stderr
     assert ran.json()["outputs"] == {"o0": [0.5, 1.0]}
@@ -131,14 +143,24 @@ def test_copy_style_none_requires_a_version(example, invoke):
     result = invoke("deploy", "workflow.py", "viz_env", "--copy-style", "none")
     assert result.exit_code == ExitCode.USAGE_ERROR
     assert "--copy-style none needs an explicit --version" in result.stderr
-    ok = invoke("deploy", "workflow.py", "viz_env", "--copy-style", "none", "--version", "baked-1",
-                "--output", "json", "-q")
+    ok = invoke(
+        "deploy", "workflow.py", "viz_env", "--copy-style", "none", "--version", "baked-1", "--output", "json", "-q"
+    )
     assert ok.exit_code == 0 and ok.json()["bundle"]["uri"] is None
 
 
 def test_image_override_by_environment_name(example, invoke):
-    result = invoke("deploy", "workflow.py", "viz_env", "--image", "ml_training=registry.example/ml:1",
-                    "--output", "json", "-q", "--dry-run")
+    result = invoke(
+        "deploy",
+        "workflow.py",
+        "viz_env",
+        "--image",
+        "ml_training=registry.example/ml:1",
+        "--output",
+        "json",
+        "-q",
+        "--dry-run",
+    )
     images = {e["name"]: e["image"] for e in result.json()["environments"]}
     assert images["ml_training"] == "registry.example/ml:1"
     assert images["preprocessing"] != "registry.example/ml:1"

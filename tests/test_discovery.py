@@ -81,8 +81,9 @@ def test_module_names_come_from_the_root_dir_and_files_are_imported_once(project
     assert module_name_for(root / "flows" / "__init__.py", root) == ("flows", root)
     found = discover(DeployRequest(mode="recursive", path=root), root)
     # envs.py is imported by flows/train.py as "envs" and discovered directly: one module
-    modules_for_envs = [m for m in sys.modules.values()
-                        if getattr(m, "__file__", None) and Path(m.__file__) == root / "envs.py"]
+    modules_for_envs = [
+        m for m in sys.modules.values() if getattr(m, "__file__", None) and Path(m.__file__) == root / "envs.py"
+    ]
     assert len(modules_for_envs) == 1
     assert "flows.helpers.util" in found.loaded_modules
 
@@ -100,10 +101,12 @@ def test_variable_that_is_not_an_environment_says_what_it_is(project):
 
 
 def test_two_environments_with_one_name_name_both_places(project):
-    root = project({
-        "a.py": "import flyte_deploy as fd\nx = fd.TaskEnvironment(name='dup')\n",
-        "b.py": "import flyte_deploy as fd\n\ny = fd.TaskEnvironment(name='dup')\n",
-    })
+    root = project(
+        {
+            "a.py": "import flyte_deploy as fd\nx = fd.TaskEnvironment(name='dup')\n",
+            "b.py": "import flyte_deploy as fd\n\ny = fd.TaskEnvironment(name='dup')\n",
+        }
+    )
     with pytest.raises(DiscoveryError) as info:
         discover(DeployRequest(mode="recursive", path=root), root)
     message = str(info.value)
@@ -146,12 +149,15 @@ def test_file_outside_the_root_dir_is_imported_from_its_own_directory(project, t
     assert names(found.selected) == ["far"]
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["deploy", "envs.py"], ExitCode.USAGE_ERROR, "name the environment variable"),
-    (["deploy", "envs.py", "nope"], ExitCode.DISCOVERY_FAILED, "no TaskEnvironment variable 'nope'"),
-    (["deploy", "--all", "--recursive", "."], ExitCode.USAGE_ERROR, "cannot be combined"),
-    (["deploy", "--copy-style", "bogus", "--all", "envs.py"], ExitCode.USAGE_ERROR, "bogus"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["deploy", "envs.py"], ExitCode.USAGE_ERROR, "name the environment variable"),
+        (["deploy", "envs.py", "nope"], ExitCode.DISCOVERY_FAILED, "no TaskEnvironment variable 'nope'"),
+        (["deploy", "--all", "--recursive", "."], ExitCode.USAGE_ERROR, "cannot be combined"),
+        (["deploy", "--copy-style", "bogus", "--all", "envs.py"], ExitCode.USAGE_ERROR, "bogus"),
+    ],
+)
 def test_cli_discovery_errors_have_distinct_exit_codes(project, invoke, monkeypatch, args, code, message):
     root = project(MULTI)
     monkeypatch.chdir(root)

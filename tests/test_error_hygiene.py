@@ -78,7 +78,10 @@ def test_an_endpoint_with_credentials_never_shows_them(deploy_project, monkeypat
 
 def test_a_plugin_error_quoting_a_token_or_a_signed_url_is_scrubbed(deploy_project, monkeypatch):
     monkeypatch.setenv("FLYTE_DEPLOY_TOKEN", TOKEN)
-    deploy_project({"app.py": APP, "deployconf.py": f"""
+    deploy_project(
+        {
+            "app.py": APP,
+            "deployconf.py": f"""
         import os
         import flyte_deploy as fd
 
@@ -87,7 +90,9 @@ def test_a_plugin_error_quoting_a_token_or_a_signed_url_is_scrubbed(deploy_proje
             raise RuntimeError("refused " + os.environ["FLYTE_DEPLOY_TOKEN"] + " at"
                                " https://cdn.example/x?X-Amz-Signature=abcdef0123&X-Amz-Credential={ACCESS_KEY}"
                                " with Authorization: Bearer {TOKEN}x")
-    """})
+    """,
+        }
+    )
     run = deploy_project.deploy("app.py", "env").assert_exit(ExitCode.PLUGIN_ERROR)
     line = one_error_line(run)
     assert "X-Amz-Signature=***" in line and "Bearer ***" in line and "refused ***" in line
@@ -109,22 +114,32 @@ def test_an_internal_error_traceback_is_scrubbed(capsys, monkeypatch):
 
 def test_json_output_carries_no_secret(deploy_project, monkeypatch):
     """A registered secret (here a storage option) that reaches the JSON document is masked."""
-    deploy_project({"app.py": APP, "pyproject.toml": f"""
+    deploy_project(
+        {
+            "app.py": APP,
+            "pyproject.toml": f"""
         [tool.flyte-deploy.storage_options]
         secret = "{SECRET_KEY}"
-    """})
+    """,
+        }
+    )
     register_secret(SECRET_KEY)
     run = deploy_project.deploy("app.py", "env", "--version", f"v-{SECRET_KEY}")
     assert_no_secret(run, SECRET_KEY)
 
 
 def test_scrub_covers_every_form() -> None:
-    text = (f"s3://{ACCESS_KEY}:{SECRET_KEY}@bucket/k dns:///u:p@host:443 https://u@h/?token=abc123&x=1"
-            f" Basic dXNlcjpwYXNz and {TOKEN}")
-    assert scrub(text, [TOKEN]) == ("s3://***@bucket/k dns:///***@host:443 https://***@h/?token=***&x=1"
-                                    " Basic *** and ***")
-    assert scrub("no secret here: /home/user/file.py:12 user@example.com") == \
-        "no secret here: /home/user/file.py:12 user@example.com"
+    text = (
+        f"s3://{ACCESS_KEY}:{SECRET_KEY}@bucket/k dns:///u:p@host:443 https://u@h/?token=abc123&x=1"
+        f" Basic dXNlcjpwYXNz and {TOKEN}"
+    )
+    assert scrub(text, [TOKEN]) == (
+        "s3://***@bucket/k dns:///***@host:443 https://***@h/?token=***&x=1 Basic *** and ***"
+    )
+    assert (
+        scrub("no secret here: /home/user/file.py:12 user@example.com")
+        == "no secret here: /home/user/file.py:12 user@example.com"
+    )
 
 
 # -- part 5: exit codes tell the truth ---------------------------------------------------------
@@ -147,14 +162,19 @@ def test_sys_exit_in_deployconf_at_import_names_the_file_and_line(deploy_project
 
 
 def test_sys_exit_in_a_hook_names_the_plugin_and_the_hook(deploy_project):
-    deploy_project({"app.py": APP, "deployconf.py": """
+    deploy_project(
+        {
+            "app.py": APP,
+            "deployconf.py": """
         import sys
         import flyte_deploy as fd
 
         @fd.hookimpl
         def compute_version(session, plan):
             sys.exit(0)
-    """})
+    """,
+        }
+    )
     run = deploy_project.run_subprocess("deploy", "app.py", "env").assert_exit(ExitCode.PLUGIN_ERROR)
     assert "plugin 'deployconf'" in one_error_line(run) and "sys.exit(0) in compute_version" in one_error_line(run)
     assert not deploy_project.store.exists()
@@ -175,36 +195,48 @@ def test_sys_exit_from_elsewhere_is_an_error_naming_where(capsys, tmp_path):
 
 
 def test_printing_at_import_does_not_corrupt_json_output(deploy_project):
-    deploy_project({"app.py": 'print("hello from app.py")\n' + APP,
-                    "deployconf.py": 'print("hello from deployconf")\n'})
-    for run in (deploy_project.deploy("app.py", "env"), deploy_project.check("app.py", "env"),
-                deploy_project.run_subprocess("deploy", "app.py", "env", "--output", "json"),
-                deploy_project.run_subprocess("plugins", "--json")):
+    deploy_project(
+        {"app.py": 'print("hello from app.py")\n' + APP, "deployconf.py": 'print("hello from deployconf")\n'}
+    )
+    for run in (
+        deploy_project.deploy("app.py", "env"),
+        deploy_project.check("app.py", "env"),
+        deploy_project.run_subprocess("deploy", "app.py", "env", "--output", "json"),
+        deploy_project.run_subprocess("plugins", "--json"),
+    ):
         run.assert_ok()
         assert isinstance(json.loads(run.stdout), dict)
         assert "hello from deployconf" in run.stderr
 
 
 def test_an_integer_default_beyond_int64_names_the_parameter(deploy_project):
-    deploy_project({"app.py": APP.replace("def work(x: int)", "def work(x: int = 2**70)")
-                   + "\n@env.task\ndef many(xs: list[int] = [1, -2**64]) -> int:\n    return 0\n"})
+    deploy_project(
+        {
+            "app.py": APP.replace("def work(x: int)", "def work(x: int = 2**70)")
+            + "\n@env.task\ndef many(xs: list[int] = [1, -2**64]) -> int:\n    return 0\n"
+        }
+    )
     run = deploy_project.deploy("app.py", "env").assert_exit(ExitCode.SERIALIZATION_FAILED)
     line = one_error_line(run)
     assert "app.py:" in line and "parameter 'x'" in line and "does not fit in 64 bits" in line
     huge = deploy_project.new("huge", {"app.py": APP.replace("def work(x: int)", "def work(x: int = 10**5000)")})
     # (--version: the derived version's str(signature) cannot print such an int; the store helper owns it)
-    assert "of 16610 bits does not fit" in one_error_line(huge.deploy("app.py", "env", "--version", "v1")
-                                                          .assert_exit(8))
+    assert "of 16610 bits does not fit" in one_error_line(
+        huge.deploy("app.py", "env", "--version", "v1").assert_exit(8)
+    )
 
 
 def test_depends_on_replaced_by_a_non_environment_is_a_dependency_error(deploy_project):
     deploy_project({"app.py": APP + '\nbase = fd.TaskEnvironment(name="base")\nenv.depends_on = [base, "base"]\n'})
     run = deploy_project.deploy("app.py", "env").assert_exit(ExitCode.DEPENDENCY_FAILED)
-    assert one_error_line(run) == (f"error: environment 'app' ({deploy_project.root / 'app.py'}:3): depends_on"
-                                   " holds 'base' (str), not an environment")
+    assert one_error_line(run) == (
+        f"error: environment 'app' ({deploy_project.root / 'app.py'}:3): depends_on"
+        " holds 'base' (str), not an environment"
+    )
     other = deploy_project.new("other", {"app.py": APP + "\nenv.depends_on = 7\n"})
     assert "depends_on must be a list of environments, got int" in one_error_line(
-        other.deploy("app.py", "env").assert_exit(ExitCode.DEPENDENCY_FAILED))
+        other.deploy("app.py", "env").assert_exit(ExitCode.DEPENDENCY_FAILED)
+    )
 
 
 def test_a_store_that_cannot_be_written_is_an_environment_error(deploy_project, tmp_path, monkeypatch):
@@ -213,8 +245,7 @@ def test_a_store_that_cannot_be_written_is_an_environment_error(deploy_project, 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     for store in (blocker / "store", Path("/sys/flyte-deploy-store")):
-        run = deploy_project.deploy("app.py", "env", "--store", store.as_uri()).assert_exit(
-            ExitCode.ENVIRONMENT_FAILED)
+        run = deploy_project.deploy("app.py", "env", "--store", store.as_uri()).assert_exit(ExitCode.ENVIRONMENT_FAILED)
         assert one_error_line(run).startswith(f"error: {store}")
     # the bundle storage under an unwritable store: the upload phase says so (permanent, not retried)
     monkeypatch.delenv("FLYTE_DEPLOY_STORAGE")
@@ -228,8 +259,9 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A small tmpfs, mounted and filled to the last byte (needs root, as CI runs)."""
     mount = tmp_path / "full"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (root needed): {done.stderr.strip()}")
     try:
@@ -260,12 +292,15 @@ def deployed(deploy_project):
     return deploy_project
 
 
-@pytest.mark.parametrize(("inputs", "message"), [
-    (["x=" + "[" * 100_000 + "]" * 100_000], "input 'x': the value is nested too deeply to convert"),
-    (["x=1", "x=2"], "--input x is given twice"),
-    (["x=" + "9" * 5000], "input 'x':"),
-    (["x=" + str(2**64)], "does not fit in 64 bits"),
-])
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (["x=" + "[" * 100_000 + "]" * 100_000], "input 'x': the value is nested too deeply to convert"),
+        (["x=1", "x=2"], "--input x is given twice"),
+        (["x=" + "9" * 5000], "input 'x':"),
+        (["x=" + str(2**64)], "does not fit in 64 bits"),
+    ],
+)
 def test_bad_inputs_are_one_line_run_errors(deployed, inputs, message):
     args = [arg for value in inputs for arg in ("--input", value)]
     run = deployed.run_cli("run", "app.work", *args, "--root-dir", str(deployed.root)).assert_exit(ExitCode.RUN_FAILED)
@@ -282,18 +317,24 @@ def test_a_relative_work_dir_is_made_in_the_current_directory(deployed):
 @pytest.mark.parametrize("name", ["pyproject.toml", "config.yaml"])
 def test_a_config_file_that_is_not_utf8_names_the_file_and_line(deploy_project, name):
     deploy_project({"app.py": APP, name: "# ok\n# caf\xe9\n".encode("latin-1")})
-    for run in (deploy_project.deploy("app.py", "env"), deploy_project.run_cli("ls", "--root-dir",
-                                                                               str(deploy_project.root))):
+    for run in (
+        deploy_project.deploy("app.py", "env"),
+        deploy_project.run_cli("ls", "--root-dir", str(deploy_project.root)),
+    ):
         run.assert_exit(ExitCode.USAGE_ERROR)
-        assert one_error_line(run) == (f"error: {deploy_project.root / name}:2: not UTF-8 text (byte 0xe9);"
-                                       " save the file as UTF-8")
+        assert one_error_line(run) == (
+            f"error: {deploy_project.root / name}:2: not UTF-8 text (byte 0xe9); save the file as UTF-8"
+        )
 
 
-@pytest.mark.parametrize(("name", "text", "message"), [
-    ("pyproject.toml", "a = " + "[" * 5000 + "]" * 5000 + "\n", "invalid TOML"),
-    ("pyproject.toml", "tool = 3\n", "[tool] must be a table"),
-    ("config.yaml", "flyte-deploy: &a {x: *a}\n", "refers to itself"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("pyproject.toml", "a = " + "[" * 5000 + "]" * 5000 + "\n", "invalid TOML"),
+        ("pyproject.toml", "tool = 3\n", "[tool] must be a table"),
+        ("config.yaml", "flyte-deploy: &a {x: *a}\n", "refers to itself"),
+    ],
+)
 def test_hostile_config_files_are_usage_errors(deploy_project, name, text, message):
     deploy_project({"app.py": APP, name: text})
     run = deploy_project.deploy("app.py", "env").assert_exit(ExitCode.USAGE_ERROR)
@@ -303,5 +344,7 @@ def test_hostile_config_files_are_usage_errors(deploy_project, name, text, messa
 def test_environment_secret_variables_are_masked(monkeypatch):
     monkeypatch.setenv("MY_SERVICE_PASSWORD", "correct-horse-battery")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/root/.aws/credentials")
-    assert scrub("login correct-horse-battery from /root/.aws/credentials", environ=dict(os.environ)) == \
-        "login *** from /root/.aws/credentials"
+    assert (
+        scrub("login correct-horse-battery from /root/.aws/credentials", environ=dict(os.environ))
+        == "login *** from /root/.aws/credentials"
+    )

@@ -16,8 +16,15 @@ WITHOUT_FLYTE = "import sys; sys.modules['flyte'] = None; from flyte_deploy.cli 
 
 def cli_without_flyte(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    return subprocess.run([sys.executable, "-c", WITHOUT_FLYTE, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_FLYTE, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_without_flyte_the_adapter_is_absent_and_our_sdk_deploys(tmp_path):

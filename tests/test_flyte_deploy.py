@@ -27,15 +27,28 @@ PROJECTS = REPO / "tests" / "flyte_projects"
 def flyte_deploy(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "FLYTE_IMAGE_REGISTRY"}
     environ.update({"PYTHONPATH": str(REPO / "src"), "DOCKER_HOST": "unix:///nonexistent/docker.sock", **(env or {})})
-    return subprocess.run([sys.executable, "-m", "flyte_deploy", *args], cwd=root, env=environ,
-                          capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "flyte_deploy", *args],
+        cwd=root,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def sdk_uri(root: Path, module: str, variable: str, env: dict[str, str]) -> str:
     """The image URI the Flyte SDK itself computes for ``module.variable``'s image (fresh process)."""
     code = f"import {module}; print({module}.{variable}.image.uri)"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
-                          env={**os.environ, "PYTHONPATH": str(root), **env})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(root), **env},
+    )
     return proc.stdout.strip()
 
 
@@ -44,7 +57,8 @@ def test_a_flyte_image_is_built_by_the_daemonless_builder_at_the_sdks_uri(base_r
     addr = base_registry.address
     root = tmp_path / "proj"
     root.mkdir()
-    (root / "img.py").write_text(textwrap.dedent(f'''
+    (root / "img.py").write_text(
+        textwrap.dedent(f'''
         import flyte
 
         base = flyte.Image.from_base("{addr}/{BASE_REPOSITORY}:{BASE_TAG}").clone(
@@ -54,7 +68,8 @@ def test_a_flyte_image_is_built_by_the_daemonless_builder_at_the_sdks_uri(base_r
         @env.task
         def f(x: int) -> int:
             return x
-    '''))
+    ''')
+    )
     registry = {"FLYTE_DEPLOY_IMAGE_BASE_REGISTRY": addr}
     expected = sdk_uri(root, "img", "env", registry)
     assert expected.startswith(f"{addr}/e2e/flyte-e2e:")
@@ -73,15 +88,25 @@ def test_a_flyte_image_is_built_by_the_daemonless_builder_at_the_sdks_uri(base_r
 def test_an_image_no_builder_can_build_is_refused_before_anything_is_registered(registry, tmp_path):
     root = tmp_path / "proj"
     shutil.copytree(PROJECTS, root, ignore=shutil.ignore_patterns("layouts", "__pycache__"))
-    result = flyte_deploy(root, "deploy", "images.py", "uv_env", "pip_env",
-                          env={"FLYTE_IMAGE_REGISTRY": f"{registry.address}/x"})
+    result = flyte_deploy(
+        root, "deploy", "images.py", "uv_env", "pip_env", env={"FLYTE_IMAGE_REGISTRY": f"{registry.address}/x"}
+    )
     assert result.returncode == ExitCode.IMAGE_FAILED, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: environment images-uv: image ") and "layer UVProject" in last
     assert "flyte-deploy's builders have no such layer" in last and "--image images-uv=URI" in last
     assert not (root / ".flyte-deploy" / "environments").exists()
-    override = flyte_deploy(root, "deploy", "images.py", "uv_env", "--image", "images-uv=docker.io/acme/uv:1",
-                            "--output", "json", env={"FLYTE_IMAGE_REGISTRY": f"{registry.address}/x"})
+    override = flyte_deploy(
+        root,
+        "deploy",
+        "images.py",
+        "uv_env",
+        "--image",
+        "images-uv=docker.io/acme/uv:1",
+        "--output",
+        "json",
+        env={"FLYTE_IMAGE_REGISTRY": f"{registry.address}/x"},
+    )
     assert override.returncode == 0, override.stderr
     assert json.loads(override.stdout)["environments"][0]["image"] == "docker.io/acme/uv:1"
 
@@ -89,8 +114,9 @@ def test_an_image_no_builder_can_build_is_refused_before_anything_is_registered(
 def test_an_image_override_reaches_the_spec_and_an_unknown_name_is_an_error(tmp_path, invoke, monkeypatch):
     shutil.copy(PROJECTS / "basics.py", tmp_path / "basics.py")
     monkeypatch.chdir(tmp_path)
-    ok = invoke("deploy", "basics.py", "top_env", "--image", "basics-middle=ghcr.io/acme/mid:2", "--dry-run",
-                "--output", "json")
+    ok = invoke(
+        "deploy", "basics.py", "top_env", "--image", "basics-middle=ghcr.io/acme/mid:2", "--dry-run", "--output", "json"
+    )
     assert ok.exit_code == 0, ok.stderr
     assert {e["name"]: e["image"] for e in ok.json()["environments"]}["basics-middle"] == "ghcr.io/acme/mid:2"
     bad = invoke("deploy", "basics.py", "top_env", "--image", "nosuch=ghcr.io/acme/x:1", "--dry-run")
@@ -115,6 +141,5 @@ def test_the_version_is_the_same_for_the_same_content_anywhere_and_changes_with_
     assert versions[0] == versions[1]
     edited = tmp_path / "b" / "deeper" / "basics.py"
     edited.write_text(edited.read_text().replace("return x + y", "return y + x"))
-    changed = flyte_deploy(tmp_path / "b" / "deeper", "deploy", "basics.py", "top_env", "--dry-run", "--output",
-                           "json")
+    changed = flyte_deploy(tmp_path / "b" / "deeper", "deploy", "basics.py", "top_env", "--dry-run", "--output", "json")
     assert json.loads(changed.stdout)["version"] != versions[0]

@@ -80,8 +80,9 @@ def test_a_file_imports_its_siblings_in_file_mode_and_the_runtime_gets_their_dir
     with fd.open_session(root, options={"quiet": True}, dry_run=True) as session:
         from flyte_deploy.lifecycle import deploy
 
-        result = deploy(session, DeployRequest(mode="file", path=root / "flows/main.py", env_names=("env",)),
-                        version="v1")
+        result = deploy(
+            session, DeployRequest(mode="file", path=root / "flows/main.py", env_names=("env",)), version="v1"
+        )
     env = {kv.key: kv.value for kv in result.tasks[0].spec.task_template.container.env}
     assert "./flows" in env["_F_SYS_PATH"].split(":")
     assert "flows/helpers.py" in result.bundle.files
@@ -111,7 +112,8 @@ def test_views_satisfy_the_core_protocols_and_one_object_has_one_view(layout):
 
 
 def test_environments_given_positionally_and_deployed_once_whatever_the_argument_order(tmp_path, monkeypatch):
-    (tmp_path / "chain.py").write_text(textwrap.dedent('''
+    (tmp_path / "chain.py").write_text(
+        textwrap.dedent("""
         import flyte
         a = flyte.TaskEnvironment("chain-a")
         b = flyte.TaskEnvironment("chain-b", depends_on=[a])
@@ -124,7 +126,8 @@ def test_environments_given_positionally_and_deployed_once_whatever_the_argument
         @c.task
         def fc() -> int:
             return 3
-    '''))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     import chain
 
@@ -136,8 +139,9 @@ def test_environments_given_positionally_and_deployed_once_whatever_the_argument
 
 
 def test_a_variable_that_is_not_an_environment_says_what_it_is(tmp_path, invoke, monkeypatch):
-    (tmp_path / "envs.py").write_text("import flyte\nenv = flyte.TaskEnvironment(name='real')\nimage = flyte.Image"
-                                      ".from_debian_base()\n")
+    (tmp_path / "envs.py").write_text(
+        "import flyte\nenv = flyte.TaskEnvironment(name='real')\nimage = flyte.Image.from_debian_base()\n"
+    )
     monkeypatch.chdir(tmp_path)
     result = invoke("deploy", "envs.py", "image", "--dry-run")
     assert result.exit_code == ExitCode.DISCOVERY_FAILED
@@ -166,8 +170,9 @@ def test_with_the_adapter_disabled_a_flyte_environment_is_refused_with_the_reaso
 
 
 def test_the_python_api_takes_flyte_environments_and_refuses_other_objects(tmp_path, monkeypatch):
-    (tmp_path / "api_envs.py").write_text("import flyte\nenv = flyte.TaskEnvironment(name='api')\n"
-                                          "@env.task\ndef f(x: int) -> int:\n    return x\n")
+    (tmp_path / "api_envs.py").write_text(
+        "import flyte\nenv = flyte.TaskEnvironment(name='api')\n@env.task\ndef f(x: int) -> int:\n    return x\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     import api_envs
 
@@ -214,14 +219,17 @@ class ThirdSdkAdapter:
 
 
 def test_another_adapter_plugin_adds_its_sdks_environments_to_discovery_and_the_api(
-        register_plugin, tmp_path, monkeypatch, invoke):
+    register_plugin, tmp_path, monkeypatch, invoke
+):
     adapter = ThirdSdkAdapter()
     register_plugin(adapter, "third_sdk")
     spec = YamlSpec("third")
     result = fd.deploy(spec, dry_run=True, root_dir=Path(__file__).parent, options={"quiet": True})
     assert list(result.environments) == ["third"]
-    (tmp_path / "specs.py").write_text("from tests.test_flyte_discovery import YamlSpec\nspec = YamlSpec('filed')\n"
-                                       "import flyte\nenv = flyte.TaskEnvironment(name='beside')\n")
+    (tmp_path / "specs.py").write_text(
+        "from tests.test_flyte_discovery import YamlSpec\nspec = YamlSpec('filed')\n"
+        "import flyte\nenv = flyte.TaskEnvironment(name='beside')\n"
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(Path(__file__).parents[1]))
     with fd.open_session(tmp_path) as session:

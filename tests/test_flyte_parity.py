@@ -49,7 +49,18 @@ def test_each_task_is_serialized_once_and_triggers_travel_with_their_task(specs)
 def test_the_sections_cover_the_whole_spec(specs):
     ours, _ = specs
     spec = ours["specs"]["basics-top.pipeline"][0]
-    covered = {"id", "type", "metadata", "interface", "container", "securityContext", "custom", "k8sPod",
-               "reusePolicy", "extendedResources", "config"}
+    covered = {
+        "id",
+        "type",
+        "metadata",
+        "interface",
+        "container",
+        "securityContext",
+        "custom",
+        "k8sPod",
+        "reusePolicy",
+        "extendedResources",
+        "config",
+    }
     assert set(spec["taskTemplate"]) <= covered
     assert set(spec) <= {"taskTemplate", "defaultInputs", "shortName", "environment", "documentation"}

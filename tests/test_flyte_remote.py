@@ -38,13 +38,17 @@ def test_triggers_are_registered_with_their_task(flyte_project, flyte_server, tm
     assert requests["triggers.poll"].spec.task_template.container.args[0] == "a0"
 
 
-def test_a_depends_on_chain_is_registered_dependencies_first_each_once(flyte_project, flyte_server, tmp_path,
-                                                                        invoke):
+def test_a_depends_on_chain_is_registered_dependencies_first_each_once(flyte_project, flyte_server, tmp_path, invoke):
     write_config(flyte_project, flyte_server.endpoint, storage=tmp_path / "bundles")
     result = invoke("deploy", "basics.py", "top_env", "base_env", "-q")
     assert result.exit_code == 0, result.stderr
     calls = deploy_calls(flyte_server)
-    assert calls == ["basics-base.add", "basics-base.multiply", "basics-middle.describe", "basics-middle.nothing",
-                     "basics-top.pipeline"]
+    assert calls == [
+        "basics-base.add",
+        "basics-base.multiply",
+        "basics-middle.describe",
+        "basics-middle.nothing",
+        "basics-top.pipeline",
+    ]
     versions = {req.task_id.version for m, req, _ in flyte_server.service.calls if m == "DeployTask"}
     assert len(versions) == 1

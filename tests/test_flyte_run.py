@@ -52,12 +52,25 @@ def test_the_command_is_the_templates_own_a0_with_what_a_control_plane_would_add
     root = deployed(PROJECTS / "basics.py")
     with fd.open_session(root) as session:
         spec = find_task_spec(session.backend, session.config, "basics-base.add", None)
-    paths = RunPaths(inputs="file:///i/inputs.pb", outputs="file:///o", raw_data="file:///r", checkpoint="file:///c",
-                     run_base="file:///b")
+    paths = RunPaths(
+        inputs="file:///i/inputs.pb",
+        outputs="file:///o",
+        raw_data="file:///r",
+        checkpoint="file:///c",
+        run_base="file:///b",
+    )
     argv = command_line(spec, paths, run_name="r1")
     assert Path(argv[0]).name == "a0"
-    assert argv[1:9] == ["--org", "local", "--project", "flytesnacks", "--domain", "development",
-                         "--run-base-dir", "file:///b"]
+    assert argv[1:9] == [
+        "--org",
+        "local",
+        "--project",
+        "flytesnacks",
+        "--domain",
+        "development",
+        "--run-base-dir",
+        "file:///b",
+    ]
     rest = argv[9:]
     assert rest[rest.index("--inputs") + 1] == "file:///i/inputs.pb"
     assert rest[rest.index("--run-name") + 1] == "r1"
@@ -67,12 +80,28 @@ def test_the_command_is_the_templates_own_a0_with_what_a_control_plane_would_add
 
 def test_typed_inputs_and_outputs_in_flyte_wire_format(deployed, invoke):
     deployed(PROJECTS / "types_env.py")
-    point = invoke("run", "types.structured", "--input", 'point={"x": 1, "y": 2.5}', "--input",
-                   'model={"name": "m", "tags": ["a", "b"]}', "--output", "json")
+    point = invoke(
+        "run",
+        "types.structured",
+        "--input",
+        'point={"x": 1, "y": 2.5}',
+        "--input",
+        'model={"name": "m", "tags": ["a", "b"]}',
+        "--output",
+        "json",
+    )
     assert point.exit_code == 0, point.stderr
     assert point.json()["outputs"] == {"o0": {"x": 3, "y": 2.5}}
-    pair = invoke("run", "types.containers", "--input", "items=[1, 2]", "--input", 'table={"a": 1.5}',
-                  "--input", 'nested=[{"k": [1]}]')
+    pair = invoke(
+        "run",
+        "types.containers",
+        "--input",
+        "items=[1, 2]",
+        "--input",
+        'table={"a": 1.5}',
+        "--input",
+        'nested=[{"k": [1]}]',
+    )
     assert pair.stdout == 'o0 = 4\no1 = "ok"\n'
     assert invoke("run", "types.choices", "--input", "color=GREEN", "--input", "maybe=3").stdout == 'o0 = "green3"\n'
 
@@ -89,12 +118,15 @@ def test_a_task_calling_other_tasks_says_it_needs_a_controller(deployed, invoke)
     assert result.exit_code == ExitCode.RUN_FAILED
     assert result.stderr.strip().splitlines()[-1] == (
         "error: task basics-top.pipeline calls other tasks, which needs the Flyte SDK's controller and a control"
-        " plane; flyte-deploy run runs tasks that call no other task")
+        " plane; flyte-deploy run runs tasks that call no other task"
+    )
 
 
 def test_a_task_that_raises_is_one_line_naming_the_task(tmp_path, deployed, invoke):
-    (tmp_path / "boom.py").write_text("import flyte\nenv = flyte.TaskEnvironment(name='boom')\n\n\n"
-                                      "@env.task\ndef explode(x: int) -> int:\n    raise ValueError(f'bad {x}')\n")
+    (tmp_path / "boom.py").write_text(
+        "import flyte\nenv = flyte.TaskEnvironment(name='boom')\n\n\n"
+        "@env.task\ndef explode(x: int) -> int:\n    raise ValueError(f'bad {x}')\n"
+    )
     deployed(tmp_path / "boom.py")
     result = invoke("run", "boom.explode", "--input", "x=7")
     assert result.exit_code == ExitCode.RUN_FAILED

@@ -31,9 +31,15 @@ def test_the_private_names_called_exist_with_the_parameters_passed():
     from flyte._utils.module_loader import local_sys_paths_env
 
     assert list(inspect.signature(_update_interface_inputs_and_outputs_docstring).parameters) == [
-        "typed_interface", "native_interface"]
-    assert list(inspect.signature(to_task_trigger).parameters) == ["t", "task_name", "task_inputs",
-                                                                   "task_default_inputs"]
+        "typed_interface",
+        "native_interface",
+    ]
+    assert list(inspect.signature(to_task_trigger).parameters) == [
+        "t",
+        "task_name",
+        "task_inputs",
+        "task_default_inputs",
+    ]
     assert list(inspect.signature(parse_description).parameters)[:2] == ["description", "max_length"]
     assert list(inspect.signature(local_sys_paths_env).parameters) == ["root_dir"]
     assert "image_lookup" in ImageCache.model_fields
@@ -47,8 +53,7 @@ def test_image_cache_round_trips_through_the_runtimes_transport_form():
 
 
 def _env_and_task():
-    env = flyte.TaskEnvironment(name="internals", description="Env description",
-                                pod_template="p")
+    env = flyte.TaskEnvironment(name="internals", description="Env description", pod_template="p")
 
     @env.task(triggers=flyte.Trigger("hourly", flyte.Cron("0 * * * *")))
     def documented(x: int) -> int:
@@ -86,17 +91,36 @@ def test_every_layer_kind_maps_to_ours_or_is_named_as_unbuildable(tmp_path):
     (tmp_path / "req.txt").write_text("six\n")
     (tmp_path / "src").mkdir()
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "0"\n')
-    image = (flyte.Image.from_debian_base().with_pip_packages("six").with_requirements(tmp_path / "req.txt")
-             .with_apt_packages("curl").with_commands(["true"]).with_env_vars({"A": "1"}).with_workdir("/w")
-             .with_source_folder(tmp_path / "src", "/app").with_dockerignore(tmp_path / ".dockerignore")
-             .with_pip_packages("attrs", pre=True).with_uv_project(tmp_path / "pyproject.toml"))
+    image = (
+        flyte.Image.from_debian_base()
+        .with_pip_packages("six")
+        .with_requirements(tmp_path / "req.txt")
+        .with_apt_packages("curl")
+        .with_commands(["true"])
+        .with_env_vars({"A": "1"})
+        .with_workdir("/w")
+        .with_source_folder(tmp_path / "src", "/app")
+        .with_dockerignore(tmp_path / ".dockerignore")
+        .with_pip_packages("attrs", pre=True)
+        .with_uv_project(tmp_path / "pyproject.toml")
+    )
     assert sdk_internals.image_is_built(image) and not sdk_internals.image_is_built(flyte.Image.from_base("a/b:c"))
     assert sdk_internals.image_ref_name(flyte.Image.from_ref_name("mine")) == "mine"
     layers = list(sdk_internals.image_layers(image))
     kinds = [kind for kind, _, _ in layers]
-    expected = ["pip", "requirements", "apt", "commands", "env", "workdir", "source", "dockerignore", "pip",
-                "UVProject"]
-    assert kinds[-len(expected):] == expected  # after the default image's own layers
-    problems = {kind: problem for kind, _, problem in layers[-len(expected):] if problem}
+    expected = [
+        "pip",
+        "requirements",
+        "apt",
+        "commands",
+        "env",
+        "workdir",
+        "source",
+        "dockerignore",
+        "pip",
+        "UVProject",
+    ]
+    assert kinds[-len(expected) :] == expected  # after the default image's own layers
+    problems = {kind: problem for kind, _, problem in layers[-len(expected) :] if problem}
     assert set(problems) == {"pip", "UVProject"} and "pip options" in problems["pip"]
-    assert dict(layers[-len(expected):][4][1]) == {"A": "1"}
+    assert dict(layers[-len(expected) :][4][1]) == {"A": "1"}

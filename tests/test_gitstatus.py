@@ -29,25 +29,28 @@ TASKS = {"pkg/tasks.py": "def f():\n    return 1\n"}
 # -- remote URLs ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url, host, path", [
-    ("https://github.com/acme/repo.git", "github.com", "acme/repo"),
-    ("https://github.com/acme/repo", "github.com", "acme/repo"),
-    ("https://github.com/acme/repo/", "github.com", "acme/repo"),
-    ("http://GitHub.com/acme/repo.git", "github.com", "acme/repo"),
-    ("git@github.com:acme/repo.git", "github.com", "acme/repo"),
-    ("github.com:acme/repo", "github.com", "acme/repo"),
-    ("ssh://git@github.com/acme/repo.git", "github.com", "acme/repo"),
-    ("ssh://git@ssh.github.com:443/acme/repo.git", "github.com", "acme/repo"),
-    ("git+ssh://git@github.com/acme/repo.git", "github.com", "acme/repo"),
-    ("git://github.com/acme/repo.git", "github.com", "acme/repo"),
-    ("https://gitlab.com/acme/group/sub/repo.git", "gitlab.com", "acme/group/sub/repo"),
-    ("git@gitlab.com:acme/group/repo.git", "gitlab.com", "acme/group/repo"),
-    ("https://x-token:glpat-SECRET@gitlab.com/acme/repo.git", "gitlab.com", "acme/repo"),
-    ("https://ghp_SECRET@github.com/acme/repo.git", "github.com", "acme/repo"),
-    ("https://user:p%40ss@github.com/acme/repo.git?token=SECRET#frag", "github.com", "acme/repo"),
-    ("ssh://git@git.example.com:7999/proj/repo.git", "git.example.com", "proj/repo"),
-    ("https://bitbucket.org/workspace/repo.git", "bitbucket.org", "workspace/repo"),
-])
+@pytest.mark.parametrize(
+    "url, host, path",
+    [
+        ("https://github.com/acme/repo.git", "github.com", "acme/repo"),
+        ("https://github.com/acme/repo", "github.com", "acme/repo"),
+        ("https://github.com/acme/repo/", "github.com", "acme/repo"),
+        ("http://GitHub.com/acme/repo.git", "github.com", "acme/repo"),
+        ("git@github.com:acme/repo.git", "github.com", "acme/repo"),
+        ("github.com:acme/repo", "github.com", "acme/repo"),
+        ("ssh://git@github.com/acme/repo.git", "github.com", "acme/repo"),
+        ("ssh://git@ssh.github.com:443/acme/repo.git", "github.com", "acme/repo"),
+        ("git+ssh://git@github.com/acme/repo.git", "github.com", "acme/repo"),
+        ("git://github.com/acme/repo.git", "github.com", "acme/repo"),
+        ("https://gitlab.com/acme/group/sub/repo.git", "gitlab.com", "acme/group/sub/repo"),
+        ("git@gitlab.com:acme/group/repo.git", "gitlab.com", "acme/group/repo"),
+        ("https://x-token:glpat-SECRET@gitlab.com/acme/repo.git", "gitlab.com", "acme/repo"),
+        ("https://ghp_SECRET@github.com/acme/repo.git", "github.com", "acme/repo"),
+        ("https://user:p%40ss@github.com/acme/repo.git?token=SECRET#frag", "github.com", "acme/repo"),
+        ("ssh://git@git.example.com:7999/proj/repo.git", "git.example.com", "proj/repo"),
+        ("https://bitbucket.org/workspace/repo.git", "bitbucket.org", "workspace/repo"),
+    ],
+)
 def test_parse_remote_url(url: str, host: str, path: str) -> None:
     remote = parse_remote_url(url)
     assert remote is not None
@@ -56,10 +59,21 @@ def test_parse_remote_url(url: str, host: str, path: str) -> None:
     assert "SECRET" not in repr(remote)
 
 
-@pytest.mark.parametrize("url", [
-    "/srv/git/repo.git", "../repo", "file:///srv/git/repo.git", "https://github.com/", "https://github.com/acme",
-    "git@github.com:acme", "C:\\repos\\x", "https://github.com/acme/../x", "https://github.com:notaport/a/b", "",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/srv/git/repo.git",
+        "../repo",
+        "file:///srv/git/repo.git",
+        "https://github.com/",
+        "https://github.com/acme",
+        "git@github.com:acme",
+        "C:\\repos\\x",
+        "https://github.com/acme/../x",
+        "https://github.com:notaport/a/b",
+        "",
+    ],
+)
 def test_parse_remote_url_rejects_non_hosted(url: str) -> None:
     assert parse_remote_url(url) is None
 
@@ -72,10 +86,14 @@ def test_remote_url_keeps_ssh_port_and_drops_default_https_port() -> None:
 
 def test_blob_url_flavours_quote_paths() -> None:
     sha = "a" * 40
-    assert blob_url("github", "https://github.com", "o/r", sha, "dir/my file.py", 7) == \
-        f"https://github.com/o/r/blob/{sha}/dir/my%20file.py#L7"
-    assert blob_url("gitlab", "https://gitlab.com/", "o/g/r", sha, "t.py", None) == \
-        f"https://gitlab.com/o/g/r/-/blob/{sha}/t.py"
+    assert (
+        blob_url("github", "https://github.com", "o/r", sha, "dir/my file.py", 7)
+        == f"https://github.com/o/r/blob/{sha}/dir/my%20file.py#L7"
+    )
+    assert (
+        blob_url("gitlab", "https://gitlab.com/", "o/g/r", sha, "t.py", None)
+        == f"https://gitlab.com/o/g/r/-/blob/{sha}/t.py"
+    )
     with pytest.raises(ValueError, match="unknown blob URL flavour 'svn'"):
         blob_url("svn", "https://x", "o/r", sha, "t.py", 1)
 
@@ -93,8 +111,9 @@ def test_clean_repository(git_repos: GitRepos) -> None:
     assert status.remote_name == "origin"
     assert status.remote == RemoteURL(host="github.com", path="acme/pipelines", scheme="https")
     assert status.relative_path(repo / "pkg" / "tasks.py") == "pkg/tasks.py"
-    assert status.build_url("pkg/tasks.py", 1) == \
-        f"https://github.com/acme/pipelines/blob/{status.commit}/pkg/tasks.py#L1"
+    assert (
+        status.build_url("pkg/tasks.py", 1) == f"https://github.com/acme/pipelines/blob/{status.commit}/pkg/tasks.py#L1"
+    )
 
 
 def test_modified_file_makes_the_tree_dirty_and_drops_the_line(git_repos: GitRepos) -> None:
@@ -102,8 +121,7 @@ def test_modified_file_makes_the_tree_dirty_and_drops_the_line(git_repos: GitRep
     (repo / "pkg" / "tasks.py").write_text("def f():\n    return 2\n")
     status = GitStatus.from_path(repo)
     assert status is not None and not status.clean
-    assert status.build_url("pkg/tasks.py", 1) == \
-        f"https://github.com/acme/pipelines/blob/{status.commit}/pkg/tasks.py"
+    assert status.build_url("pkg/tasks.py", 1) == f"https://github.com/acme/pipelines/blob/{status.commit}/pkg/tasks.py"
 
 
 def test_staged_change_makes_the_tree_dirty(git_repos: GitRepos) -> None:
@@ -177,8 +195,9 @@ def test_repository_owned_by_another_user_is_refused(git_repos: GitRepos) -> Non
         pytest.skip("chowning a repository to nobody needs root")
     repo = git_repos.init("foreign", TASKS, remote=GITHUB)
     subprocess.run(["chown", "-R", "nobody", str(repo)], check=True)
-    refused = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=repo, capture_output=True, text=True,
-                             check=False)
+    refused = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"], cwd=repo, capture_output=True, text=True, check=False
+    )
     assert refused.returncode != 0 and "dubious ownership" in refused.stderr
     assert GitStatus.from_path(repo / "pkg" / "tasks.py") is None
 
@@ -191,8 +210,9 @@ def test_no_remote_means_no_url(git_repos: GitRepos) -> None:
     assert status.build_url("pkg/tasks.py", 1) is None
 
 
-@pytest.mark.parametrize("remote", ["https://bitbucket.org/acme/repo.git", "git@git.example.com:acme/repo.git",
-                                    "/srv/git/repo.git"])
+@pytest.mark.parametrize(
+    "remote", ["https://bitbucket.org/acme/repo.git", "git@git.example.com:acme/repo.git", "/srv/git/repo.git"]
+)
 def test_other_hosts_get_no_built_in_url(git_repos: GitRepos, remote: str) -> None:
     repo = git_repos.init("other-host", TASKS, remote=remote)
     status = GitStatus.from_path(repo)
@@ -225,8 +245,7 @@ def test_push_url_is_used_when_it_differs_from_the_fetch_url(git_repos: GitRepos
     status = GitStatus.from_path(repo)
     assert status is not None
     assert (status.remote.host, status.remote.path) == ("gitlab.com", "acme/push")
-    assert status.build_url("pkg/tasks.py", 3) == \
-        f"https://gitlab.com/acme/push/-/blob/{status.commit}/pkg/tasks.py#L3"
+    assert status.build_url("pkg/tasks.py", 3) == f"https://gitlab.com/acme/push/-/blob/{status.commit}/pkg/tasks.py#L3"
 
 
 def test_credentials_in_the_remote_are_never_kept(git_repos: GitRepos) -> None:
@@ -303,7 +322,8 @@ def test_symlinked_checkout_resolves_to_the_real_root(git_repos: GitRepos, tmp_p
 
 
 def test_repository_env_vars_of_an_enclosing_git_hook_are_ignored(
-        git_repos: GitRepos, monkeypatch: pytest.MonkeyPatch) -> None:
+    git_repos: GitRepos, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = git_repos.init("target", TASKS, remote=GITHUB)
     other = git_repos.init("hook-owner", TASKS, remote="https://github.com/acme/other.git")
     monkeypatch.setenv("GIT_DIR", str(other / ".git"))
@@ -415,13 +435,16 @@ def decorated(tmp_path: Path):
     sys.modules.pop("decorated_module", None)
 
 
-@pytest.mark.parametrize("name, def_text", [
-    ("bare", "def bare("),
-    ("one_decorator", "def one_decorator("),
-    ("three_decorators", "async def three_decorators("),
-    ("multi_line_decorator", "def multi_line_decorator("),
-    ("wrapped", "def wrapped("),
-])
+@pytest.mark.parametrize(
+    "name, def_text",
+    [
+        ("bare", "def bare("),
+        ("one_decorator", "def one_decorator("),
+        ("three_decorators", "async def three_decorators("),
+        ("multi_line_decorator", "def multi_line_decorator("),
+        ("wrapped", "def wrapped("),
+    ],
+)
 def test_source_location_is_the_def_line(decorated, name: str, def_text: str) -> None:
     module, path, line_of = decorated
     assert source_location(getattr(module, name)) == (str(path), line_of(def_text))

@@ -28,12 +28,17 @@ TEST_SOURCES = {
 
 def implementing(hook, paths):
     """The files among ``paths`` (relative to the repository) with a ``@hookimpl`` of ``hook``."""
-    return sorted(path for path in paths
-                  if re.search(rf"^@hookimpl.*\n(?:@.*\n)*def {hook}\(", (REPO / path).read_text(), re.MULTILINE))
+    return sorted(
+        path
+        for path in paths
+        if re.search(rf"^@hookimpl.*\n(?:@.*\n)*def {hook}\(", (REPO / path).read_text(), re.MULTILINE)
+    )
 
 
-BUILTIN_FILES = [str(Path(importlib.util.find_spec(module).origin).relative_to(REPO))  # a module or a package
-                 for _, module in BUILTIN_PLUGINS]
+BUILTIN_FILES = [
+    str(Path(importlib.util.find_spec(module).origin).relative_to(REPO))  # a module or a package
+    for _, module in BUILTIN_PLUGINS
+]
 PACKAGED_FILES = [path.relative_to(REPO).as_posix() for path in REPO.glob("plugins/*/src/**/*.py")]
 
 
@@ -86,14 +91,16 @@ def test_hookspec_docstring_states_every_param_and_the_none_contract(hook):
     assert not missing, f"hookspec {hook} has no :param: for {missing}"
     assert "returns" in fields, f"hookspec {hook} does not document what it returns"
     assert "None" in fields["returns"] or fields["returns"] == "nothing.", (
-        f"hookspec {hook} does not say what None means: {fields['returns']!r}")
+        f"hookspec {hook} does not say what None means: {fields['returns']!r}"
+    )
 
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_docs_section_opens_with_its_spec_and_contract(hook):
     expected = reference(hook)
     assert section(hook).lstrip("\n").startswith(expected + "\n"), (
-        f"the {hook} section of docs/plugins/hooks.md must open with (rendered from hookspecs.py):\n{expected}")
+        f"the {hook} section of docs/plugins/hooks.md must open with (rendered from hookspecs.py):\n{expected}"
+    )
 
 
 @pytest.mark.parametrize("hook", HOOKS)

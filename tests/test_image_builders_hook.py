@@ -31,10 +31,15 @@ PROJECT = {
 
 
 def test_a_plugin_builder_selected_by_name_builds_the_image(project, invoke, monkeypatch):
-    root = project({**PROJECT, "pyproject.toml": """
+    root = project(
+        {
+            **PROJECT,
+            "pyproject.toml": """
         [tool.flyte-deploy]
         image = { builder = "farm", registry = "registry.acme:5000/team" }
-    """})
+    """,
+        }
+    )
     monkeypatch.chdir(root)
     result = invoke("deploy", "--all", "envs.py", "--output", "json", "-q")
     assert result.exit_code == 0, result.stderr
@@ -43,10 +48,15 @@ def test_a_plugin_builder_selected_by_name_builds_the_image(project, invoke, mon
 
 
 def test_an_unknown_builder_lists_the_available_ones(project, invoke, monkeypatch):
-    root = project({**PROJECT, "pyproject.toml": """
+    root = project(
+        {
+            **PROJECT,
+            "pyproject.toml": """
         [tool.flyte-deploy]
         image = { builder = "nope", registry = "registry.acme:5000" }
-    """})
+    """,
+        }
+    )
     monkeypatch.chdir(root)
     result = invoke("deploy", "--all", "envs.py")
     assert result.exit_code == ExitCode.USAGE_ERROR
@@ -55,11 +65,17 @@ def test_an_unknown_builder_lists_the_available_ones(project, invoke, monkeypatc
 
 
 def test_two_builders_with_one_name_are_an_error(project, invoke, monkeypatch):
-    root = project({**PROJECT, "second.py": PROJECT["deployconf.py"], "pyproject.toml": """
+    root = project(
+        {
+            **PROJECT,
+            "second.py": PROJECT["deployconf.py"],
+            "pyproject.toml": """
         [tool.flyte-deploy]
         plugins = ["second.py"]
         image = { builder = "farm", registry = "registry.acme:5000" }
-    """})
+    """,
+        }
+    )
     monkeypatch.chdir(root)
     result = invoke("deploy", "--all", "envs.py")
     assert result.exit_code == ExitCode.PLUGIN_ERROR

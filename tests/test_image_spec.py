@@ -69,25 +69,31 @@ def test_prebuilt_bases_are_used_as_is_until_refined():
     assert not refined.prebuilt and refined.uri.startswith("127.0.0.1:5000/flyte-deploy:")
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: Image.from_debian_base(python_version="python3"), "python_version must look like"),
-    (lambda: Image.from_base(""), "needs an image URI"),
-    (lambda: Image.from_dockerfile("/nonexistent/Dockerfile"), "is not a file"),
-    (lambda: Image.from_debian_base().with_pip_packages(), "needs at least one value"),
-    (lambda: Image.from_debian_base().with_source_folder("/nonexistent"), "is not a directory"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: Image.from_debian_base(python_version="python3"), "python_version must look like"),
+        (lambda: Image.from_base(""), "needs an image URI"),
+        (lambda: Image.from_dockerfile("/nonexistent/Dockerfile"), "is not a file"),
+        (lambda: Image.from_debian_base().with_pip_packages(), "needs at least one value"),
+        (lambda: Image.from_debian_base().with_source_folder("/nonexistent"), "is not a directory"),
+    ],
+)
 def test_bad_specs_fail_with_a_usage_error(call, message):
     with pytest.raises(UsageError, match=message):
         call()
 
 
-@pytest.mark.parametrize("base, mirror, expected", [
-    ("python:3.11-slim-bookworm", "127.0.0.1:5000", "127.0.0.1:5000/library/python:3.11-slim-bookworm"),
-    ("docker.io/org/tool:1", "mirror:5000", "mirror:5000/org/tool:1"),
-    ("ghcr.io/org/app:1", "mirror:5000", "ghcr.io/org/app:1"),
-    ("python:3.11-slim-bookworm", None, "python:3.11-slim-bookworm"),
-    ("oci:/layouts/base:1", "mirror:5000", "oci:/layouts/base:1"),
-])
+@pytest.mark.parametrize(
+    "base, mirror, expected",
+    [
+        ("python:3.11-slim-bookworm", "127.0.0.1:5000", "127.0.0.1:5000/library/python:3.11-slim-bookworm"),
+        ("docker.io/org/tool:1", "mirror:5000", "mirror:5000/org/tool:1"),
+        ("ghcr.io/org/app:1", "mirror:5000", "ghcr.io/org/app:1"),
+        ("python:3.11-slim-bookworm", None, "python:3.11-slim-bookworm"),
+        ("oci:/layouts/base:1", "mirror:5000", "oci:/layouts/base:1"),
+    ],
+)
 def test_base_registry_mirrors_docker_hub_bases_only(base, mirror, expected):
     image = Image.from_base(base).with_env_vars({"A": "1"})
     assert image.base_uri(mirror) == expected
@@ -96,12 +102,27 @@ def test_base_registry_mirrors_docker_hub_bases_only(base, mirror, expected):
 
 def test_generated_dockerfile_orders_layers_for_caching(tmp_path: Path):
     (tmp_path / "app").mkdir()
-    image = (Image.from_debian_base().with_source_folder(tmp_path / "app", "app").with_commands("echo hi")
-             .with_env_vars({"GREETING": "hello world"}).with_apt_packages("curl", "git").with_pip_packages("six"))
+    image = (
+        Image.from_debian_base()
+        .with_source_folder(tmp_path / "app", "app")
+        .with_commands("echo hi")
+        .with_env_vars({"GREETING": "hello world"})
+        .with_apt_packages("curl", "git")
+        .with_pip_packages("six")
+    )
     text = render(image, "127.0.0.1:5000/library/python:3.11-slim-bookworm", has_packages=True)
     lines = text.splitlines()[1:]
-    assert [line.split()[0] for line in lines] == ["FROM", "RUN", "ENV", "COPY", "COPY", "ENV", "RUN", "WORKDIR",
-                                                   "COPY"]
+    assert [line.split()[0] for line in lines] == [
+        "FROM",
+        "RUN",
+        "ENV",
+        "COPY",
+        "COPY",
+        "ENV",
+        "RUN",
+        "WORKDIR",
+        "COPY",
+    ]
     assert lines[0] == "FROM 127.0.0.1:5000/library/python:3.11-slim-bookworm"
     assert lines[2].startswith(f"ENV PYTHONPATH={RUNTIME_DIR}:{SITE_PACKAGES} PATH=$PATH:")
     assert lines[3:5] == [f"COPY site-packages/ {SITE_PACKAGES}/", f"COPY runtime/ {RUNTIME_DIR}/"]
@@ -137,8 +158,7 @@ def test_layers_are_reproducible_and_normalised(tmp_path: Path):
     assert first.digest == "sha256:" + hashlib.sha256(first.path.read_bytes()).hexdigest()
     assert first.diff_id == "sha256:" + hashlib.sha256(gzip.decompress(first.path.read_bytes())).hexdigest()
     members = {m.name: m for m in _members(first.path)}
-    assert list(members) == ["opt", "opt/app", "opt/app/link.py", "opt/app/pkg", "opt/app/pkg/mod.py",
-                             "opt/app/run.sh"]
+    assert list(members) == ["opt", "opt/app", "opt/app/link.py", "opt/app/pkg", "opt/app/pkg/mod.py", "opt/app/run.sh"]
     assert {(m.mtime, m.uid, m.gid, m.uname) for m in members.values()} == {(0, 0, 0, "")}
     assert members["opt/app/run.sh"].mode == 0o755 and members["opt/app/pkg/mod.py"].mode == 0o644
     assert members["opt/app/link.py"].issym() and members["opt/app/link.py"].linkname == "pkg/mod.py"

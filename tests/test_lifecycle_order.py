@@ -29,9 +29,20 @@ PROJECT = {
     """,
 }
 
-PHASE_HOOKS = {"deploy_start", "discover_environments", "resolve_dependencies", "build_bundle", "compute_version",
-               "serialize_task", "attach_source_link", "check_plan", "build_image", "upload_bundle",
-               "register_environment", "deploy_finish"}
+PHASE_HOOKS = {
+    "deploy_start",
+    "discover_environments",
+    "resolve_dependencies",
+    "build_bundle",
+    "compute_version",
+    "serialize_task",
+    "attach_source_link",
+    "check_plan",
+    "build_image",
+    "upload_bundle",
+    "register_environment",
+    "deploy_finish",
+}
 
 
 def record(session):
@@ -57,12 +68,17 @@ def test_hooks_are_called_in_lifecycle_order(project):
         ("resolve_dependencies", ""),
         ("build_bundle", ""),
         ("compute_version", ""),
-        ("serialize_task", "base.one"), ("serialize_task", "top.two"), ("serialize_task", "top.three"),
-        ("attach_source_link", "base.one"), ("attach_source_link", "top.two"), ("attach_source_link", "top.three"),
+        ("serialize_task", "base.one"),
+        ("serialize_task", "top.two"),
+        ("serialize_task", "top.three"),
+        ("attach_source_link", "base.one"),
+        ("attach_source_link", "top.two"),
+        ("attach_source_link", "top.three"),
         ("check_plan", ""),
         ("build_image", "base"),  # one distinct image shared by both environments
         ("upload_bundle", ""),
-        ("register_environment", "base"), ("register_environment", "top"),
+        ("register_environment", "base"),
+        ("register_environment", "top"),
         ("deploy_finish", ""),
     ]
 
@@ -89,6 +105,7 @@ def test_a_violation_stops_before_anything_is_built_uploaded_or_registered(proje
             return [Violation(rule="no-top", subject="top", message="top is not allowed")]
 
     from flyte_deploy import hookimpl
+
     Veto.check_plan = hookimpl(Veto.check_plan)
     with open_session(root, options={"quiet": True}) as session:
         session.pluginmanager.register(Veto(), name="veto")

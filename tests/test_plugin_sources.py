@@ -21,8 +21,9 @@ def compute_version(session, plan):
 """
 
 
-def make_distribution(site: Path, dist: str, version: str, entry_points: dict[str, str],
-                      group: str = "flyte_deploy") -> None:
+def make_distribution(
+    site: Path, dist: str, version: str, entry_points: dict[str, str], group: str = "flyte_deploy"
+) -> None:
     """An installed distribution (dist-info with entry points) under ``site``."""
     info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
@@ -42,13 +43,15 @@ def site(tmp_path, monkeypatch, deploy_isolation):
     (site / "cmdline_plugin.py").write_text(VERSION_PLUGIN.format(version="from-cmdline"))
     (site / "env_plugin.py").write_text(VERSION_PLUGIN.format(version="from-env"))
     (site / "pyproject_plugin.py").write_text(VERSION_PLUGIN.format(version="from-pyproject"))
-    (site / "org_policy.py").write_text(textwrap.dedent("""
+    (site / "org_policy.py").write_text(
+        textwrap.dedent("""
         import flyte_deploy as fd
 
         @fd.hookimpl
         def check_plan(session, plan):
             return []
-    """))
+    """)
+    )
     make_distribution(site, "flyte-deploy-zeta", "2.0", {"zeta": "zeta_plugin"})
     make_distribution(site, "flyte-deploy-alpha", "1.5", {"alpha": "alpha_plugin"})
     make_distribution(site, "acme-policy", "3.1", {"org_policy": "org_policy"}, group="flyte_deploy.policy")
@@ -61,7 +64,8 @@ def full_project(root: Path) -> Path:
     (root / "plugins").mkdir(parents=True)
     (root / "plugins" / "file_plugin.py").write_text(VERSION_PLUGIN.format(version="from-file"))
     (root / "pyproject.toml").write_text(
-        '[tool.flyte-deploy]\nplugins = ["pyproject_plugin", "plugins/file_plugin.py"]\n')
+        '[tool.flyte-deploy]\nplugins = ["pyproject_plugin", "plugins/file_plugin.py"]\n'
+    )
     (root / "deployconf.py").write_text(VERSION_PLUGIN.format(version="from-deployconf"))
     return root
 
@@ -71,12 +75,18 @@ def test_sources_register_in_the_documented_order(site, tmp_path, monkeypatch):
     config = Config.load(root, environ={"FLYTE_DEPLOY_PLUGINS": "env_plugin"})
     pm = build_plugin_manager(config, cmdline_plugins=["cmdline_plugin"])
     order = [(i.name, i.source) for i in pm.infos.values()]
-    builtin = [(name, "builtin") for name, _ in BUILTIN_PLUGINS  # an adapter only with its SDK
-               if name not in BUILTIN_REQUIRES or importlib.util.find_spec(BUILTIN_REQUIRES[name])]
+    builtin = [
+        (name, "builtin")
+        for name, _ in BUILTIN_PLUGINS  # an adapter only with its SDK
+        if name not in BUILTIN_REQUIRES or importlib.util.find_spec(BUILTIN_REQUIRES[name])
+    ]
     assert order == builtin + [
-        ("cmdline_plugin", "cmdline"), ("env_plugin", "env"),
-        ("alpha", "entrypoint"), ("zeta", "entrypoint"),  # sorted by entry point name
-        ("pyproject_plugin", "pyproject"), ("file_plugin", "pyproject"),
+        ("cmdline_plugin", "cmdline"),
+        ("env_plugin", "env"),
+        ("alpha", "entrypoint"),
+        ("zeta", "entrypoint"),  # sorted by entry point name
+        ("pyproject_plugin", "pyproject"),
+        ("file_plugin", "pyproject"),
         ("deployconf", "local"),
         ("org_policy", "policy"),
     ]
@@ -140,13 +150,15 @@ def test_required_plugin_version_is_checked(site, tmp_path):
 
 
 def test_misspelled_hook_fails_naming_the_plugin(tmp_path):
-    (tmp_path / "deployconf.py").write_text(textwrap.dedent("""
+    (tmp_path / "deployconf.py").write_text(
+        textwrap.dedent("""
         import flyte_deploy as fd
 
         @fd.hookimpl
         def build_bundel(session, plan):
             return None
-    """))
+    """)
+    )
     with pytest.raises(PluginError, match=r"plugin 'deployconf' \(local .*deployconf.py\).*build_bundel"):
         build_plugin_manager(Config.load(tmp_path, environ={}))
 
@@ -200,13 +212,18 @@ def test_a_plugin_returning_a_result_overrides_the_builtin_phase(project, invoke
 
 
 def test_a_plugin_returning_none_passes_to_the_builtin(project, invoke, monkeypatch):
-    root = project({**DEPLOYABLE, "deployconf.py": """
+    root = project(
+        {
+            **DEPLOYABLE,
+            "deployconf.py": """
         import flyte_deploy as fd
 
         @fd.hookimpl
         def compute_version(session, plan):
             return None
-    """})
+    """,
+        }
+    )
     monkeypatch.chdir(root)
     result = invoke("deploy", "envs.py", "env", "--output", "json", "-q")
     assert result.exit_code == 0, result.stderr
@@ -221,8 +238,9 @@ def test_disabling_a_needed_builtin_is_a_clear_error(project, invoke, monkeypatc
 
 
 def test_a_plugin_returning_the_wrong_type_is_named(project, invoke, monkeypatch):
-    root = project({**DEPLOYABLE, "deployconf.py": VERSION_PLUGIN.format(version=None).replace(
-        "return None", "return 42")})
+    root = project(
+        {**DEPLOYABLE, "deployconf.py": VERSION_PLUGIN.format(version=None).replace("return None", "return 42")}
+    )
     monkeypatch.chdir(root)
     result = invoke("deploy", "envs.py", "env")
     assert result.exit_code == ExitCode.PLUGIN_ERROR
@@ -231,13 +249,18 @@ def test_a_plugin_returning_the_wrong_type_is_named(project, invoke, monkeypatch
 
 
 def test_a_plugin_that_raises_is_named_with_its_source(project, invoke, monkeypatch):
-    root = project({**DEPLOYABLE, "deployconf.py": """
+    root = project(
+        {
+            **DEPLOYABLE,
+            "deployconf.py": """
         import flyte_deploy as fd
 
         @fd.hookimpl
         def build_bundle(session, plan):
             raise KeyError("oops")
-    """})
+    """,
+        }
+    )
     monkeypatch.chdir(root)
     result = invoke("deploy", "envs.py", "env")
     assert result.exit_code == ExitCode.PLUGIN_ERROR
@@ -269,8 +292,10 @@ def test_a_sub_plugin_registered_in_configure_is_checked_and_named(project, invo
     monkeypatch.chdir(root)
     result = invoke("deploy", "envs.py", "env")
     assert result.exit_code == ExitCode.PLUGIN_ERROR, result.stderr
-    assert (f"plugin 'sloppy' (sub-plugin {root / 'deployconf.py'}:4, registered by 'deployconf')"
-            " returned int from compute_version, expected str") in result.stderr
+    assert (
+        f"plugin 'sloppy' (sub-plugin {root / 'deployconf.py'}:4, registered by 'deployconf')"
+        " returned int from compute_version, expected str"
+    ) in result.stderr
     assert not (root / ".flyte-deploy").exists()
 
 
@@ -284,7 +309,10 @@ def test_a_sub_plugin_is_listed_and_can_be_blocked(project, invoke, monkeypatch)
     assert result.exit_code == 0, result.stderr
     assert len(result.json()["version"]) == 32  # the built-in answered
     assert invoke("plugins", "--json", "-p", "no:sloppy").json()["plugins"][-1] == {
-        **by_name["sloppy"], "status": "disabled", "hooks": []}
+        **by_name["sloppy"],
+        "status": "disabled",
+        "hooks": [],
+    }
 
 
 def test_a_misspelled_hook_in_a_sub_plugin_names_it(project, invoke, monkeypatch):
@@ -305,8 +333,11 @@ def test_blocking_uses_pluggy(site, tmp_path):
 
 def test_blocking_an_unknown_name_in_pyproject_names_the_file(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.flyte-deploy]\ndisable_plugins = ["sourcelink"]\n')
-    with pytest.raises(UsageError, match=rf"disable_plugins \({tmp_path / 'pyproject.toml'}\): no plugin is named"
-                                         " 'sourcelink'; known: .*source_link"):
+    with pytest.raises(
+        UsageError,
+        match=rf"disable_plugins \({tmp_path / 'pyproject.toml'}\): no plugin is named"
+        " 'sourcelink'; known: .*source_link",
+    ):
         build_plugin_manager(Config.load(tmp_path, environ={}))
 
 
@@ -320,10 +351,13 @@ def build_bundle(session, plan):
 """
 
 
-@pytest.mark.parametrize("action, message", [
-    ("raise KeyError('oops')", "failed in build_bundle: KeyError: 'oops' (run with -p no:deployconf to confirm)"),
-    ("return 'not a bundle'", "returned str from build_bundle, expected Bundle"),
-])
+@pytest.mark.parametrize(
+    "action, message",
+    [
+        ("raise KeyError('oops')", "failed in build_bundle: KeyError: 'oops' (run with -p no:deployconf to confirm)"),
+        ("return 'not a bundle'", "returned str from build_bundle, expected Bundle"),
+    ],
+)
 def test_a_wrapper_that_fails_is_attributed(project, invoke, monkeypatch, action, message):
     root = project({**DEPLOYABLE, "deployconf.py": WRAPPERS.format(action=action)})
     monkeypatch.chdir(root)
@@ -336,11 +370,15 @@ def test_a_wrapper_that_fails_is_attributed(project, invoke, monkeypatch, action
 
 def test_a_wrapper_is_not_blamed_for_the_implementation_it_wraps(project, invoke, monkeypatch):
     """The inner plugin's failure passes through a wrapper that does not catch it, and still names the inner plugin."""
-    root = project({**DEPLOYABLE,
-                    "inner.py": "import flyte_deploy as fd\n\n@fd.hookimpl\ndef build_bundle(plan):\n"
-                                "    raise ValueError('inner broke')\n",
-                    "deployconf.py": WRAPPERS.format(action="return bundle"),
-                    "pyproject.toml": '[tool.flyte-deploy]\nplugins = ["inner.py"]\n'})
+    root = project(
+        {
+            **DEPLOYABLE,
+            "inner.py": "import flyte_deploy as fd\n\n@fd.hookimpl\ndef build_bundle(plan):\n"
+            "    raise ValueError('inner broke')\n",
+            "deployconf.py": WRAPPERS.format(action="return bundle"),
+            "pyproject.toml": '[tool.flyte-deploy]\nplugins = ["inner.py"]\n',
+        }
+    )
     monkeypatch.chdir(root)
     result = invoke("deploy", "envs.py", "env")
     assert result.exit_code == ExitCode.PLUGIN_ERROR
@@ -350,8 +388,9 @@ def test_a_wrapper_is_not_blamed_for_the_implementation_it_wraps(project, invoke
 
 
 def test_a_wrapper_veto_keeps_its_error_and_exit_code(project, invoke, monkeypatch):
-    root = project({**DEPLOYABLE, "deployconf.py": WRAPPERS.format(
-        action="raise fd.BundleError('bundle vetoed: too big')")})
+    root = project(
+        {**DEPLOYABLE, "deployconf.py": WRAPPERS.format(action="raise fd.BundleError('bundle vetoed: too big')")}
+    )
     monkeypatch.chdir(root)
     result = invoke("deploy", "envs.py", "env")
     assert result.exit_code == ExitCode.BUNDLE_FAILED
@@ -359,30 +398,44 @@ def test_a_wrapper_veto_keeps_its_error_and_exit_code(project, invoke, monkeypat
 
 
 def test_a_hookimpl_with_a_default_value_is_refused_with_its_file_and_line(project, invoke, monkeypatch):
-    root = project({**DEPLOYABLE, "deployconf.py": """
+    root = project(
+        {
+            **DEPLOYABLE,
+            "deployconf.py": """
         import flyte_deploy as fd
 
         @fd.hookimpl
         def compute_version(session, plan=None):
             return "v1"
-    """})
+    """,
+        }
+    )
     monkeypatch.chdir(root)
     result = invoke("deploy", "envs.py", "env")
     assert result.exit_code == ExitCode.PLUGIN_ERROR
     lines = result.stderr.strip().splitlines()
     where = root / "deployconf.py"
-    assert lines == [(f"error: {where}:3: plugin 'deployconf' (local {where}): compute_version gives plan a default"
-                      " value, which pluggy never passes; remove the default")]
+    assert lines == [
+        (
+            f"error: {where}:3: plugin 'deployconf' (local {where}): compute_version gives plan a default"
+            " value, which pluggy never passes; remove the default"
+        )
+    ]
 
 
 def test_a_hookimpl_with_an_argument_its_hook_lacks_is_refused_in_one_line(project, invoke, monkeypatch):
-    root = project({**DEPLOYABLE, "deployconf.py": """
+    root = project(
+        {
+            **DEPLOYABLE,
+            "deployconf.py": """
         import flyte_deploy as fd
 
         @fd.hookimpl
         def compute_version(session, plan, extra):
             return "v1"
-    """})
+    """,
+        }
+    )
     monkeypatch.chdir(root)
     result = invoke("deploy", "envs.py", "env")
     assert result.exit_code == ExitCode.PLUGIN_ERROR

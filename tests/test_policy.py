@@ -35,8 +35,10 @@ def policy_module(name: str, rule: str, subject_attr: str = "name") -> types.Mod
 
     @fd.hookimpl
     def check_plan(session, plan):
-        return [fd.Violation(rule, getattr(env, subject_attr), f"{env.name} is not allowed", plugin="spoofed")
-                for env in plan.environments]
+        return [
+            fd.Violation(rule, getattr(env, subject_attr), f"{env.name} is not allowed", plugin="spoofed")
+            for env in plan.environments
+        ]
 
     module.check_plan = check_plan
     return module
@@ -51,12 +53,14 @@ def test_violations_of_all_policy_plugins_are_reported_together_and_stamped(depl
 
     assert "4 policy violation(s):" in run.stderr
     lines = [line.strip() for line in run.stderr.splitlines() if line.startswith("  ")]
-    assert sorted(lines) == sorted([
-        "envs.none: base: base is not allowed [no_envs]",
-        "envs.none: app: app is not allowed [no_envs]",
-        "sec.review: base: base is not allowed [security]",
-        "sec.review: app: app is not allowed [security]",
-    ])
+    assert sorted(lines) == sorted(
+        [
+            "envs.none: base: base is not allowed [no_envs]",
+            "envs.none: app: app is not allowed [no_envs]",
+            "sec.review: base: base is not allowed [security]",
+            "sec.review: app: app is not allowed [security]",
+        ]
+    )
     assert "spoofed" not in run.stderr  # the plugin manager's name, not what the plugin claims
     assert not run.store.exists(), "a rejected plan must leave nothing in the store"
 
@@ -82,19 +86,32 @@ def test_policy_plugins_see_the_whole_plan_before_any_upload(deploy_project, reg
     class Inspector:
         @fd.hookimpl
         def check_plan(self, session, plan):
-            seen.update(envs=[e.name for e in plan.environments], tasks=[t.name for t in plan.tasks],
-                        files=plan.bundle.files, size=plan.bundle.size, images=sorted(plan.images),
-                        version=plan.version, bundle_exists=plan.bundle.path.is_file(),
-                        store_exists=(session.config.root_dir / ".flyte-deploy").exists())
+            seen.update(
+                envs=[e.name for e in plan.environments],
+                tasks=[t.name for t in plan.tasks],
+                files=plan.bundle.files,
+                size=plan.bundle.size,
+                images=sorted(plan.images),
+                version=plan.version,
+                bundle_exists=plan.bundle.path.is_file(),
+                store_exists=(session.config.root_dir / ".flyte-deploy").exists(),
+            )
             return []
 
     deploy_project({"app.py": APP})
     register_plugin(Inspector(), "inspector", policy=True)
     run = deploy_project.deploy("app.py", "app", "--version", "v7").assert_ok()
 
-    assert seen == {"envs": ["base", "app"], "tasks": ["base.load", "app.total"], "files": ("app.py",),
-                    "size": seen["size"], "images": ["app", "base"], "version": "v7",
-                    "bundle_exists": True, "store_exists": False}
+    assert seen == {
+        "envs": ["base", "app"],
+        "tasks": ["base.load", "app.total"],
+        "files": ("app.py",),
+        "size": seen["size"],
+        "images": ["app", "base"],
+        "version": "v7",
+        "bundle_exists": True,
+        "store_exists": False,
+    }
     assert seen["size"] > 0
     assert [r["status"] for r in run.json["registrations"]] == ["created", "created"]
 
@@ -147,21 +164,26 @@ def test_required_plugins_from_the_environment(deploy_project, register_plugin, 
 def test_a_required_minimum_version_fails_closed_when_the_version_is_unknown(tmp_path, register_plugin):
     register_plugin(policy_module("org_policy", "org"), "org_policy", policy=True)
     (tmp_path / "pyproject.toml").write_text('[tool.flyte-deploy]\nrequired_plugins = ["org_policy>=1.0"]\n')
-    with pytest.raises(UsageError, match=r"'org_policy' needs version >= 1.0, but plugin 'org_policy' \(policy"
-                                         r" org_policy\) has no known version"):
+    with pytest.raises(
+        UsageError,
+        match=r"'org_policy' needs version >= 1.0, but plugin 'org_policy' \(policy"
+        r" org_policy\) has no known version",
+    ):
         build_plugin_manager(Config.load(tmp_path))
 
 
-def test_a_policy_named_in_the_environment_and_installed_loads_once(tmp_path, monkeypatch, register_plugin,
-                                                                    deploy_isolation):
+def test_a_policy_named_in_the_environment_and_installed_loads_once(
+    tmp_path, monkeypatch, register_plugin, deploy_isolation
+):
     site = tmp_path / "site"
     (site / "acme_policy-2.0.dist-info").mkdir(parents=True)
-    (site / "acme_policy-2.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-policy\n"
-                                                                "Version: 2.0\n")
-    (site / "acme_policy-2.0.dist-info" / "entry_points.txt").write_text(
-        "[flyte_deploy.policy]\nacme = acme_rules\n")
-    (site / "acme_rules.py").write_text("import flyte_deploy as fd\n\n@fd.hookimpl\n"
-                                        "def check_plan(session, plan):\n    return []\n")
+    (site / "acme_policy-2.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: acme-policy\nVersion: 2.0\n"
+    )
+    (site / "acme_policy-2.0.dist-info" / "entry_points.txt").write_text("[flyte_deploy.policy]\nacme = acme_rules\n")
+    (site / "acme_rules.py").write_text(
+        "import flyte_deploy as fd\n\n@fd.hookimpl\ndef check_plan(session, plan):\n    return []\n"
+    )
     monkeypatch.syspath_prepend(str(site))
     deploy_isolation.use_installed_plugins(only=[site])
     for named in ("acme", "acme_rules"):
@@ -179,7 +201,9 @@ def test_the_python_api_raises_policy_violation_with_every_violation(deploy_proj
         deploy_project.deploy_api("app.py:app", version="v1")
     assert caught.value.exit_code == ExitCode.POLICY_VIOLATION == 6
     assert {(v.rule, v.subject, v.plugin) for v in caught.value.violations} == {
-        ("veto", "base", "veto"), ("veto", "app", "veto")}
+        ("veto", "base", "veto"),
+        ("veto", "app", "veto"),
+    }
     assert not deploy_project.store.exists()
 
 
@@ -194,8 +218,9 @@ def test_a_policy_returning_the_wrong_type_is_a_plugin_error_naming_it(deploy_pr
     deploy_project({"app.py": APP})
     register_plugin(module, "sloppy", policy=True)
     run = deploy_project.deploy("app.py", "app").assert_exit(ExitCode.PLUGIN_ERROR)
-    assert ("plugin 'sloppy' (policy sloppy) returned a str in the list from check_plan, expected Violation"
-            in run.stderr)
+    assert (
+        "plugin 'sloppy' (policy sloppy) returned a str in the list from check_plan, expected Violation" in run.stderr
+    )
 
 
 def test_a_policy_module_from_the_environment_gets_its_distribution_version(tmp_path, monkeypatch):
@@ -204,8 +229,9 @@ def test_a_policy_module_from_the_environment_gets_its_distribution_version(tmp_
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-rules\nVersion: 2.0\n")
     (info / "top_level.txt").write_text("acme_rules_mod\n")
-    (site / "acme_rules_mod.py").write_text("import flyte_deploy as fd\n\n@fd.hookimpl\n"
-                                            "def check_plan(session, plan):\n    return []\n")
+    (site / "acme_rules_mod.py").write_text(
+        "import flyte_deploy as fd\n\n@fd.hookimpl\ndef check_plan(session, plan):\n    return []\n"
+    )
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("FLYTE_DEPLOY_POLICY", "acme_rules_mod")
     (tmp_path / "pyproject.toml").write_text('[tool.flyte-deploy]\nrequired_plugins = ["acme_rules_mod>=2"]\n')

@@ -63,13 +63,22 @@ def test_the_wrapper_and_stash_examples(deploy_project):
 
 def test_the_pyproject_plugin_example_and_its_settings(deploy_project):
     table = block("writing.md", "[tool.flyte-deploy.plugin.deploy_hooks]")
-    deploy_project({"app.py": APP, "tools/deploy_hooks.py": block("writing.md", "# tools/deploy_hooks.py"),
-                    "pyproject.toml": '[tool.flyte-deploy]\nplugins = ["tools/deploy_hooks.py"]\n\n' + table})
+    deploy_project(
+        {
+            "app.py": APP,
+            "tools/deploy_hooks.py": block("writing.md", "# tools/deploy_hooks.py"),
+            "pyproject.toml": '[tool.flyte-deploy]\nplugins = ["tools/deploy_hooks.py"]\n\n' + table,
+        }
+    )
     run = deploy_project.deploy("app.py", "train").assert_ok()
     assert run.json["version"].startswith("main-")
 
-    deploy_project({"pyproject.toml": '[tool.flyte-deploy]\nplugins = ["tools/deploy_hooks.py"]\n\n'
-                                      '[tool.flyte-deploy.plugin.deploy_hooks]\nversion_prefix = "no good"\n'})
+    deploy_project(
+        {
+            "pyproject.toml": '[tool.flyte-deploy]\nplugins = ["tools/deploy_hooks.py"]\n\n'
+            '[tool.flyte-deploy.plugin.deploy_hooks]\nversion_prefix = "no good"\n'
+        }
+    )
     bad = deploy_project.deploy("app.py", "train").assert_exit(4)
     assert "version_prefix must be a name, got 'no good'" in bad.stderr
 
@@ -90,8 +99,10 @@ def test_the_policy_example(deploy_project, register_plugin, copy_style):
 def test_the_policy_wrapper_example_vetoes_inside_a_phase(deploy_project, register_plugin):
     module = types.ModuleType("digest_policy")
     module.fd = fd
-    exec(compile(block("policy.md", "@fd.hookimpl(wrapper=True)\ndef build_image"), "digest_policy.py", "exec"),
-         module.__dict__)
+    exec(
+        compile(block("policy.md", "@fd.hookimpl(wrapper=True)\ndef build_image"), "digest_policy.py", "exec"),
+        module.__dict__,
+    )
 
     class FakeBuilt:
         """A builder that claims to have pushed but reports no digest."""

@@ -27,8 +27,17 @@ def make_tasks(count: int, version: str = "v1") -> list[SerializedTask]:
 
 
 def connect(server, concurrency: int) -> TaskServiceConnection:
-    settings = RemoteSettings(address=server.endpoint, org="", project="p", domain="d", ca_cert=None, timeout=10,
-                              retries=0, token_command=None, concurrency=concurrency)
+    settings = RemoteSettings(
+        address=server.endpoint,
+        org="",
+        project="p",
+        domain="d",
+        ca_cert=None,
+        timeout=10,
+        retries=0,
+        token_command=None,
+        concurrency=concurrency,
+    )
     return TaskServiceConnection(settings, None)
 
 
@@ -87,16 +96,21 @@ def test_the_look_up_of_every_task_is_concurrent_and_complete(flyte_server_facto
 
 @pytest.mark.parametrize("value", ["0", "-1", "many", "1.5", "1000"])
 def test_a_bad_concurrency_is_a_usage_error_naming_where_it_came_from(tmp_path, value):
-    config = Config.load(tmp_path, options={"endpoint": "http://127.0.0.1:1"},
-                         environ={"FLYTE_DEPLOY_REMOTE_CONCURRENCY": value})
-    with pytest.raises(UsageError, match="remote.concurrency must be a whole number from 1 to 256.*"
-                                         "FLYTE_DEPLOY_REMOTE_CONCURRENCY"):
+    config = Config.load(
+        tmp_path, options={"endpoint": "http://127.0.0.1:1"}, environ={"FLYTE_DEPLOY_REMOTE_CONCURRENCY": value}
+    )
+    with pytest.raises(
+        UsageError, match="remote.concurrency must be a whole number from 1 to 256.*FLYTE_DEPLOY_REMOTE_CONCURRENCY"
+    ):
         RemoteSettings.from_config(config)
 
 
 def test_concurrency_is_read_from_pyproject(tmp_path):
-    (tmp_path / "pyproject.toml").write_text('[tool.flyte-deploy]\nendpoint = "http://127.0.0.1:1"\n'
-                                             '[tool.flyte-deploy.remote]\nconcurrency = 4\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.flyte-deploy]\nendpoint = "http://127.0.0.1:1"\n[tool.flyte-deploy.remote]\nconcurrency = 4\n'
+    )
     assert RemoteSettings.from_config(Config.load(tmp_path, environ={})).concurrency == 4
-    assert RemoteSettings.from_config(Config.load(tmp_path / "..", options={"endpoint": "h:1"},
-                                                  environ={})).concurrency == 16
+    assert (
+        RemoteSettings.from_config(Config.load(tmp_path / "..", options={"endpoint": "h:1"}, environ={})).concurrency
+        == 16
+    )

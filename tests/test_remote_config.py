@@ -89,7 +89,8 @@ def test_explicit_config_file_wins_over_the_project_one_and_must_exist(tmp_path,
 def test_user_level_config_ranks_below_pyproject_and_does_not_switch_the_backend(tmp_path, home):
     (home / ".flyte").mkdir()
     (home / ".flyte" / "config.yaml").write_text(
-        "admin:\n  endpoint: dns:///cluster:443\ntask:\n  project: from-home\n  domain: home-domain\n")
+        "admin:\n  endpoint: dns:///cluster:443\ntask:\n  project: from-home\n  domain: home-domain\n"
+    )
     (tmp_path / "pyproject.toml").write_text('[tool.flyte-deploy]\nproject = "pyproject"\n')
     config = load(tmp_path)
     assert config.config_file_is_user_level
@@ -112,12 +113,15 @@ def test_a_bad_boolean_names_its_source(tmp_path, home):
         config.get_bool("insecure")
 
 
-@pytest.mark.parametrize("endpoint, insecure, address", [
-    ("dns:///flyte.example.com:443", False, "https://flyte.example.com:443"),
-    ("flyte.example.com:8089", True, "http://flyte.example.com:8089"),
-    ("https://union.example.com/", True, "https://union.example.com"),
-    ("http://127.0.0.1:30080", False, "http://127.0.0.1:30080"),
-])
+@pytest.mark.parametrize(
+    "endpoint, insecure, address",
+    [
+        ("dns:///flyte.example.com:443", False, "https://flyte.example.com:443"),
+        ("flyte.example.com:8089", True, "http://flyte.example.com:8089"),
+        ("https://union.example.com/", True, "https://union.example.com"),
+        ("http://127.0.0.1:30080", False, "http://127.0.0.1:30080"),
+    ],
+)
 def test_endpoint_forms_resolve_to_a_base_url(endpoint, insecure, address):
     assert resolve_address(endpoint, insecure) == address
 
@@ -141,12 +145,14 @@ def test_token_from_environment_wins_over_command_and_command_failures_hide_outp
     failing = tmp_path / "fail.sh"
     failing.write_text("#!/bin/sh\necho s3cr3t-partial\necho oops >&2\nexit 3\n")
     failing.chmod(0o755)
-    settings = RemoteSettings.from_config(load(tmp_path, FLYTE_DEPLOY_ENDPOINT="h:1",
-                                               FLYTE_DEPLOY_TOKEN_COMMAND=str(script)))
+    settings = RemoteSettings.from_config(
+        load(tmp_path, FLYTE_DEPLOY_ENDPOINT="h:1", FLYTE_DEPLOY_TOKEN_COMMAND=str(script))
+    )
     assert read_token(settings, {}) == "s3cr3t-from-command"
     assert read_token(settings, {"FLYTE_DEPLOY_TOKEN": "from-env"}) == "from-env"
-    bad = RemoteSettings.from_config(load(tmp_path, FLYTE_DEPLOY_ENDPOINT="h:1",
-                                          FLYTE_DEPLOY_TOKEN_COMMAND=str(failing)))
+    bad = RemoteSettings.from_config(
+        load(tmp_path, FLYTE_DEPLOY_ENDPOINT="h:1", FLYTE_DEPLOY_TOKEN_COMMAND=str(failing))
+    )
     with pytest.raises(UsageError) as info:
         read_token(bad, {})
     assert "failed with exit code 3" in str(info.value) and "s3cr3t" not in str(info.value)

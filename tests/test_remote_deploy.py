@@ -41,8 +41,10 @@ def write_config(root: Path, endpoint: str, *, storage: Path, extra: str = "") -
     """A Flyte-shaped config.yaml in the project root."""
     insecure = "true" if endpoint.startswith("http://") else "false"
     path = root / "config.yaml"
-    path.write_text(f"admin:\n  endpoint: {endpoint}\n  insecure: {insecure}\n{extra}"
-                    f"task:\n  project: flytesnacks\n  domain: development\nstorage: {storage.as_uri()}\n")
+    path.write_text(
+        f"admin:\n  endpoint: {endpoint}\n  insecure: {insecure}\n{extra}"
+        f"task:\n  project: flytesnacks\n  domain: development\nstorage: {storage.as_uri()}\n"
+    )
     return path
 
 
@@ -67,8 +69,12 @@ def test_deploy_sends_each_serialized_spec_field_by_field(example, flyte_server,
     for expected in result.tasks:  # exactly what serialize_task (+ attach_source_link) produced
         received = requests[expected.name]
         template_id = expected.spec.task_template.id
-        assert (received.task_id.project, received.task_id.domain, received.task_id.name,
-                received.task_id.version) == (template_id.project, template_id.domain, template_id.name, "v1")
+        assert (received.task_id.project, received.task_id.domain, received.task_id.name, received.task_id.version) == (
+            template_id.project,
+            template_id.domain,
+            template_id.name,
+            "v1",
+        )
         assert (template_id.project, template_id.domain) == ("flytesnacks", "development")
         assert list(received.triggers) == []
         fields = expected.spec.ListFields()
@@ -109,26 +115,35 @@ def test_redeploying_the_same_version_changes_nothing(example, flyte_server, tmp
 
 
 def test_the_same_version_with_a_different_spec_is_refused_before_anything_is_sent(
-        example, flyte_server, tmp_path, invoke):
+    example, flyte_server, tmp_path, invoke
+):
     write_config(example, flyte_server.endpoint, storage=tmp_path / "bundles")
     assert invoke("deploy", "workflow.py", "viz_env", "--version", "v1", "-q").exit_code == 0
     stored = dict(flyte_server.service.tasks)
-    changed = invoke("deploy", "workflow.py", "viz_env", "--version", "v1", "-q",
-                     "--image", "visualization=ghcr.io/acme/viz:2")
+    changed = invoke(
+        "deploy", "workflow.py", "viz_env", "--version", "v1", "-q", "--image", "visualization=ghcr.io/acme/viz:2"
+    )
     assert changed.exit_code == ExitCode.REGISTRATION_FAILED
     line = changed.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: task visualization.report version v1 is already deployed with a different spec"
-                           " (differs in task_template.container.image)")
+    assert line.startswith(
+        "error: task visualization.report version v1 is already deployed with a different spec"
+        " (differs in task_template.container.image)"
+    )
     assert "versions are immutable: pass a new --version" in line
     assert "preprocessing.clean" in line.split("not registered:")[1]  # refused before registering anything
     assert deploy_calls(flyte_server) == list(TASKS)
     assert flyte_server.service.tasks == stored
-    assert invoke("deploy", "workflow.py", "viz_env", "--version", "v2", "-q",
-                  "--image", "visualization=ghcr.io/acme/viz:2").exit_code == 0
+    assert (
+        invoke(
+            "deploy", "workflow.py", "viz_env", "--version", "v2", "-q", "--image", "visualization=ghcr.io/acme/viz:2"
+        ).exit_code
+        == 0
+    )
 
 
 def test_a_failed_registration_names_what_was_registered_and_a_rerun_completes(
-        example, flyte_server_factory, tmp_path, invoke):
+    example, flyte_server_factory, tmp_path, invoke
+):
     server = flyte_server_factory(fail_deploy_at=2)
     write_config(example, server.endpoint, storage=tmp_path / "bundles")
     failed = invoke("deploy", "workflow.py", "viz_env", "--version", "v1", "-q")
@@ -143,7 +158,10 @@ def test_a_failed_registration_names_what_was_registered_and_a_rerun_completes(
     rerun = invoke("deploy", "workflow.py", "viz_env", "--version", "v1", "--output", "json", "-q")
     assert rerun.exit_code == 0, rerun.stderr
     assert [(r["task"], r["status"]) for r in rerun.json()["registrations"]] == [
-        ("preprocessing.clean", "unchanged"), ("ml_training.train", "created"), ("visualization.report", "created")]
+        ("preprocessing.clean", "unchanged"),
+        ("ml_training.train", "created"),
+        ("visualization.report", "created"),
+    ]
     assert sorted(server.service.deployed()) == sorted(TASKS)
     assert_no_local_store(example)
 
@@ -159,13 +177,16 @@ def test_a_transient_failure_is_retried(example, flyte_server_factory, tmp_path,
 
 def test_a_server_that_is_down_is_a_clear_error_and_nothing_is_registered_locally(example, tmp_path, invoke):
     port = free_port()
-    write_config(example, f"http://127.0.0.1:{port}", storage=tmp_path / "bundles",
-                 extra="flyte-deploy:\n  retries: 1\n")
+    write_config(
+        example, f"http://127.0.0.1:{port}", storage=tmp_path / "bundles", extra="flyte-deploy:\n  retries: 1\n"
+    )
     result = invoke("deploy", "workflow.py", "viz_env", "--version", "v1", "-q")
     assert result.exit_code == ExitCode.REGISTRATION_FAILED
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"error: looking up the tasks failed: cannot reach the control plane at"
-                           f" http://127.0.0.1:{port} (after 2 attempts):")
+    assert line.startswith(
+        f"error: looking up the tasks failed: cannot reach the control plane at"
+        f" http://127.0.0.1:{port} (after 2 attempts):"
+    )
     assert "Connection refused" in line
     assert "registered: none; not registered: preprocessing.clean, ml_training.train, visualization.report" in line
     assert_no_local_store(example)
@@ -190,15 +211,18 @@ def test_tls_with_a_custom_ca(example, flyte_server_factory, server_certificates
     assert "set ca_cert (admin.caCertFilePath)" in untrusted.stderr
     assert server.service.calls == []
 
-    write_config(example, f"dns:///127.0.0.1:{server.port}", storage=tmp_path / "bundles",
-                 extra=f"  caCertFilePath: {server_certificates.ca_cert}\n")
+    write_config(
+        example,
+        f"dns:///127.0.0.1:{server.port}",
+        storage=tmp_path / "bundles",
+        extra=f"  caCertFilePath: {server_certificates.ca_cert}\n",
+    )
     trusted = invoke("deploy", "workflow.py", "viz_env", "--version", "v1", "-q")
     assert trusted.exit_code == 0, trusted.stderr
     assert sorted(server.service.deployed()) == sorted(TASKS)
 
 
-def test_bearer_token_is_sent_and_never_printed(example, flyte_server_factory, tmp_path, invoke, monkeypatch,
-                                                caplog):
+def test_bearer_token_is_sent_and_never_printed(example, flyte_server_factory, tmp_path, invoke, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     server = flyte_server_factory(token=TOKEN)
     write_config(example, server.endpoint, storage=tmp_path / "bundles")
@@ -224,11 +248,20 @@ def test_token_command_in_a_subprocess_deploy(example, flyte_server_factory, tmp
     script.write_text(f"#!/bin/sh\necho {TOKEN}\n")
     script.chmod(0o755)
     write_config(example, server.endpoint, storage=tmp_path / "bundles", extra=f"  command: [{script}]\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_DEPLOY_") or k in AUTOLOAD_VARIABLES
-           or k == "FLYTE_DEPLOY_CACHE_DIR"}  # the test's own signature cache
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FLYTE_DEPLOY_") or k in AUTOLOAD_VARIABLES or k == "FLYTE_DEPLOY_CACHE_DIR"
+    }  # the test's own signature cache
     env.update(PYTHONPATH=str(REPO / "src"), COLUMNS="200", NO_COLOR="1")
-    proc = subprocess.run([sys.executable, "-m", "flyte_deploy", "deploy", "workflow.py", "viz_env",
-                           "--version", "v1"], cwd=example, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flyte_deploy", "deploy", "workflow.py", "viz_env", "--version", "v1"],
+        cwd=example,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Deployed version v1 (remote backend)" in proc.stdout
     assert TOKEN not in proc.stdout + proc.stderr
@@ -265,8 +298,9 @@ def test_ls_remote_lists_tasks_and_their_versions(example, flyte_server, tmp_pat
 
 
 def test_ls_remote_with_the_server_down_is_a_control_plane_error(example, tmp_path, invoke):
-    write_config(example, f"http://127.0.0.1:{free_port()}", storage=tmp_path / "bundles",
-                 extra="flyte-deploy:\n  retries: 0\n")
+    write_config(
+        example, f"http://127.0.0.1:{free_port()}", storage=tmp_path / "bundles", extra="flyte-deploy:\n  retries: 0\n"
+    )
     result = invoke("ls", "--remote")
     assert result.exit_code == ExitCode.CONTROL_PLANE_FAILED
     assert "cannot reach the control plane at" in result.stderr
@@ -299,8 +333,17 @@ def test_a_version_deployed_between_look_up_and_registration_is_compared_again(f
         spec.task_template.container.image = image
         return SerializedTask(environment=name.split(".")[0], name=name, spec=spec)
 
-    settings = RemoteSettings(address=flyte_server.endpoint, org="", project="p", domain="d", ca_cert=None,
-                              timeout=5, retries=0, token_command=None, concurrency=1)  # in task order
+    settings = RemoteSettings(
+        address=flyte_server.endpoint,
+        org="",
+        project="p",
+        domain="d",
+        ca_cert=None,
+        timeout=5,
+        retries=0,
+        token_command=None,
+        concurrency=1,
+    )  # in task order
     with TaskServiceConnection(settings, None) as connection:
         first = [task("env.a", "img:1"), task("env.b", "img:1")]
         assert [r.status for r in register(RemoteDeploy(connection), first)] == ["created", "created"]
@@ -310,7 +353,9 @@ def test_a_version_deployed_between_look_up_and_registration_is_compared_again(f
         with pytest.raises(RegistrationError) as info:
             register(RemoteDeploy(connection), changed)
     text = str(info.value)
-    assert "task env.b version v1 is already deployed with a different spec (differs in" \
-           " task_template.container.image)" in text
+    assert (
+        "task env.b version v1 is already deployed with a different spec (differs in"
+        " task_template.container.image)" in text
+    )
     assert text.endswith("registered: env.a; not registered: env.b, env.c")
     assert sorted(flyte_server.service.deployed()) == ["env.a", "env.b"]

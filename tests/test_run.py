@@ -25,8 +25,9 @@ RAW = "[1, 2, -1, 5]"
 def flyte_deploy(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """The CLI in a subprocess, run from ``cwd`` (the user's project)."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.run([sys.executable, "-m", "flyte_deploy", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flyte_deploy", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -43,8 +44,14 @@ def local_call(cwd: Path, expression: str) -> object:
     """Evaluate ``expression`` against the example's source tree, in-process style (the
     reference the bundled run must agree with)."""
     code = f"import asyncio, json, workflow; print(json.dumps({expression}))"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env={**os.environ, "PYTHONPATH": f"{cwd}:{SRC}"},
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": f"{cwd}:{SRC}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(proc.stdout)
 
 
@@ -155,7 +162,8 @@ def test_task_module_missing_without_a_bundle(inspect_project: Path) -> None:
     proc = flyte_deploy(inspect_project, "run", "inspect.where", check=False)
     assert proc.returncode == ExitCode.RUN_FAILED
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: module 'tasks' of task where is not in the image (no code bundle)")
+        "error: module 'tasks' of task where is not in the image (no code bundle)"
+    )
 
 
 def test_task_exception_is_one_line_after_the_traceback(inspect_project: Path) -> None:
@@ -214,18 +222,27 @@ def test_rich_types_through_the_runtime(tmp_path: Path) -> None:
     (project / "flow.py").write_text(RICH)
     flyte_deploy(project, "deploy", "flow.py", "env", "-q")
     window = {"start": "2024-01-01T00:00:00+00:00", "length": 3600.0, "labels": ["a"]}
-    outputs = run_json(project, "rich.summarize", f"window={json.dumps(window)}", "mode=SLOW",
-                       'weights={"a": [1.5, 2.5], "b": []}')
-    assert outputs == {"o0": {"start": "2024-01-01T01:00:00+00:00", "length": 3600.0, "labels": ["a", "SLOW"]},
-                       "o1": "slow:None:xyz", "o2": 4}
-    assert run_json(project, "rich.summarize", f"window={json.dumps(window)}", "mode=FAST", "weights={}",
-                    "note=hi", "raw=abc")["o1"] == "fast:hi:abc"
+    outputs = run_json(
+        project, "rich.summarize", f"window={json.dumps(window)}", "mode=SLOW", 'weights={"a": [1.5, 2.5], "b": []}'
+    )
+    assert outputs == {
+        "o0": {"start": "2024-01-01T01:00:00+00:00", "length": 3600.0, "labels": ["a", "SLOW"]},
+        "o1": "slow:None:xyz",
+        "o2": 4,
+    }
+    assert (
+        run_json(
+            project, "rich.summarize", f"window={json.dumps(window)}", "mode=FAST", "weights={}", "note=hi", "raw=abc"
+        )["o1"]
+        == "fast:hi:abc"
+    )
 
     data = tmp_path / "data.txt"
     data.write_text("one\ntwo\n")
     work = tmp_path / "kept"
-    proc = flyte_deploy(project, "run", "rich.count_lines", "--input", f"data={data}", "--work-dir", str(work),
-                        "--output", "json")
+    proc = flyte_deploy(
+        project, "run", "rich.count_lines", "--input", f"data={data}", "--work-dir", str(work), "--output", "json"
+    )
     outputs = json.loads(proc.stdout)["outputs"]
     assert outputs["o0"] == 2
     uploaded = outputs["o1"]
@@ -233,18 +250,26 @@ def test_rich_types_through_the_runtime(tmp_path: Path) -> None:
     assert Path(uploaded.removeprefix("file://")).read_text() == "ONE\nTWO"
 
 
-@pytest.mark.parametrize("args,message", [
-    (["run", "visualization.report"], "task visualization.report: missing input(s) raw; pass --input NAME=VALUE"),
-    (["run", "visualization.report", "--input", "raw=[1, oops]"],
-     "task visualization.report: input 'raw': expected list[float], got '[1, oops]'"),
-    (["run", "visualization.report", "--input", "rows=[1]"],
-     "task visualization.report has no input 'rows' (inputs: raw)"),
-    (["run", "visualization.report", "--input", "raw"], "--input takes NAME=VALUE, got 'raw'"),
-    (["run", "visualization.nothing"], "task visualization.nothing is not deployed to examples/development in"),
-    (["run", "report"], "name the task as ENV.TASK, got 'report'"),
-])
-def test_run_errors_are_one_line_with_exit_14(deployed: Path, capsys: pytest.CaptureFixture[str], args: list[str],
-                                             message: str) -> None:
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["run", "visualization.report"], "task visualization.report: missing input(s) raw; pass --input NAME=VALUE"),
+        (
+            ["run", "visualization.report", "--input", "raw=[1, oops]"],
+            "task visualization.report: input 'raw': expected list[float], got '[1, oops]'",
+        ),
+        (
+            ["run", "visualization.report", "--input", "rows=[1]"],
+            "task visualization.report has no input 'rows' (inputs: raw)",
+        ),
+        (["run", "visualization.report", "--input", "raw"], "--input takes NAME=VALUE, got 'raw'"),
+        (["run", "visualization.nothing"], "task visualization.nothing is not deployed to examples/development in"),
+        (["run", "report"], "name the task as ENV.TASK, got 'report'"),
+    ],
+)
+def test_run_errors_are_one_line_with_exit_14(
+    deployed: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
     code = run_cli(cli, [*args, "--root-dir", str(deployed)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == ExitCode.RUN_FAILED
@@ -254,14 +279,14 @@ def test_run_errors_are_one_line_with_exit_14(deployed: Path, capsys: pytest.Cap
 def test_run_selects_a_version(tmp_path: Path) -> None:
     project = tmp_path / "versions"
     project.mkdir()
-    source = textwrap.dedent('''
+    source = textwrap.dedent("""
         import flyte_deploy as fd
         env = fd.TaskEnvironment(name="ver")
 
         @env.task
         def answer() -> int:
             return {value}
-    ''')
+    """)
     (project / "v.py").write_text(source.format(value=1))
     flyte_deploy(project, "deploy", "v.py", "env", "-q", "--version", "one")
     (project / "v.py").write_text(source.format(value=2))

@@ -33,16 +33,26 @@ TOKEN = "tok-5be1a7c9-never-print-me"
 def flyte_deploy(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI in a subprocess from ``cwd``, with this worktree's code and a clean
     flyte-deploy environment plus ``env``."""
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("FLYTE_DEPLOY_", "FLYTE_ADMIN_", "FLYTE_TASK_")) or k in AUTOLOAD_VARIABLES}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FLYTE_DEPLOY_", "FLYTE_ADMIN_", "FLYTE_TASK_")) or k in AUTOLOAD_VARIABLES
+    }
     base.update(PYTHONPATH=str(REPO / "src"), COLUMNS="200", NO_COLOR="1", HOME=str(cwd.parent / "home"))
-    return subprocess.run([sys.executable, "-m", "flyte_deploy", *args], cwd=cwd, env={**base, **(env or {})},
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "flyte_deploy", *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def run_report(cwd: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return flyte_deploy(cwd, "run", "visualization.report", "--input", f"raw={RAW}", "--output", "json", *extra,
-                        env=env)
+    return flyte_deploy(
+        cwd, "run", "visualization.report", "--input", f"raw={RAW}", "--output", "json", *extra, env=env
+    )
 
 
 def outputs(proc: subprocess.CompletedProcess[str]) -> dict:
@@ -53,15 +63,23 @@ def outputs(proc: subprocess.CompletedProcess[str]) -> dict:
 def expected_report(project: Path) -> str:
     """The report the example's source computes, called directly (what the bundled run must give)."""
     code = f"import asyncio, json, workflow; print(json.dumps(asyncio.run(workflow.report.func({RAW}))))"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=True,
-                          env={**os.environ, "PYTHONPATH": f"{project}:{REPO / 'src'}"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": f"{project}:{REPO / 'src'}"},
+    )
     return json.loads(proc.stdout)
 
 
 def write_config(path: Path, endpoint: str, storage: str) -> Path:
-    path.write_text(f"admin:\n  endpoint: {endpoint}\n  insecure: true\n"
-                    f"task:\n  project: flytesnacks\n  domain: development\nstorage: {storage}\n"
-                    "flyte-deploy:\n  retries: 0\n")
+    path.write_text(
+        f"admin:\n  endpoint: {endpoint}\n  insecure: true\n"
+        f"task:\n  project: flytesnacks\n  domain: development\nstorage: {storage}\n"
+        "flyte-deploy:\n  retries: 0\n"
+    )
     return path
 
 
@@ -87,8 +105,9 @@ def calls(server) -> list[tuple[str, str]]:
 
 
 def deploy_version(project: Path, config: Path, version: str, **env: str) -> None:
-    proc = flyte_deploy(project, "deploy", "workflow.py", "viz_env", "--version", version, "-q",
-                        "--config", str(config), env=env)
+    proc = flyte_deploy(
+        project, "deploy", "workflow.py", "viz_env", "--version", version, "-q", "--config", str(config), env=env
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -114,8 +133,9 @@ def test_run_fetches_the_spec_from_the_control_plane_without_any_source(tmp_path
     assert calls(flyte_server) == [("ListVersions", "visualization.report"), ("GetTaskDetails", "visualization.report")]
     assert list(project.iterdir()) == []
 
-    text = flyte_deploy(project, "run", "ml_training.train", "--input", f"raw={RAW}", "--version", "v1",
-                        "--config", str(config))
+    text = flyte_deploy(
+        project, "run", "ml_training.train", "--input", f"raw={RAW}", "--version", "v1", "--config", str(config)
+    )
     assert text.returncode == 0, text.stderr
     assert text.stdout.strip().splitlines() == ['o0 = {"loss": 0.17777777777777778, "rows": 3.0}']
     assert calls(flyte_server)[-1] == ("GetTaskDetails", "ml_training.train")  # --version: no ListVersions
@@ -148,9 +168,9 @@ def test_latest_is_the_most_recent_deployed_at():
         return response
 
     assert latest_version([row("b", 100), row("a", 200), row("c", 150)]) == "a"
-    assert latest_version([row("b", 100, 5), row("a", 100, 7)]) == "a"      # nanoseconds count
-    assert latest_version([row("a", 100), row("b", 100)]) == "b"            # a tie: the greater version
-    assert latest_version([row("z", None), row("a", 1)]) == "a"             # no time ranks lowest
+    assert latest_version([row("b", 100, 5), row("a", 100, 7)]) == "a"  # nanoseconds count
+    assert latest_version([row("a", 100), row("b", 100)]) == "b"  # a tie: the greater version
+    assert latest_version([row("z", None), row("a", 1)]) == "a"  # no time ranks lowest
     assert latest_version([row("x", None)]) == "x"
 
 
@@ -167,12 +187,15 @@ def test_unknown_task_version_and_project_name_the_task_version_and_endpoint(tmp
     version = flyte_deploy(project, "run", "visualization.report", "--version", "v9")
     assert version.returncode == ExitCode.RUN_FAILED
     assert version.stderr.strip().splitlines() == [
-        f"error: task visualization.report version v9 is not deployed {where} (deployed versions: v1)"]
+        f"error: task visualization.report version v9 is not deployed {where} (deployed versions: v1)"
+    ]
 
     domain = flyte_deploy(project, "run", "visualization.report", "--version", "v1", "--domain", "production")
     assert domain.returncode == ExitCode.RUN_FAILED
-    assert f"version v1 is not deployed on the control plane at {flyte_server.endpoint} (flytesnacks/production)" \
-           " (deployed versions: none)" in domain.stderr
+    assert (
+        f"version v1 is not deployed on the control plane at {flyte_server.endpoint} (flytesnacks/production)"
+        " (deployed versions: none)" in domain.stderr
+    )
     assert not (project / ".flyte-deploy").exists()
 
 
@@ -234,11 +257,14 @@ def test_remote_mode_neither_reads_nor_writes_the_local_store(tmp_path, flyte_se
     # the same project with --backend local runs the local store's version of the task (deployed to the
     # project of pyproject.toml, while config.yaml names another)
     assert outputs(run_report(project, "--config", str(config), "--backend", "local", "--project", "examples"))[
-        "outputs"]["o0"].startswith("local loss=")
+        "outputs"
+    ]["o0"].startswith("local loss=")
     other = run_report(project, "--backend", "local", "--project", "elsewhere")
     assert other.returncode == ExitCode.RUN_FAILED
-    assert other.stderr.strip() == (f"error: task visualization.report is not deployed to elsewhere/development in"
-                                    f" {store / 'deployments.db'} (deployed: v1 in examples/development)")
+    assert other.stderr.strip() == (
+        f"error: task visualization.report is not deployed to elsewhere/development in"
+        f" {store / 'deployments.db'} (deployed: v1 in examples/development)"
+    )
     store_given = run_report(project, "--config", str(config), "--store", store.as_uri())
     assert store_given.returncode == ExitCode.USAGE_ERROR
     assert "--store names the local backend's store" in store_given.stderr
@@ -248,8 +274,9 @@ def test_a_backend_run_cannot_read_is_a_usage_error(tmp_path):
     project = copy_example(tmp_path)
     result = flyte_deploy(project, "run", "visualization.report", "--backend", "carrier-pigeon")
     assert result.returncode == ExitCode.USAGE_ERROR
-    assert result.stderr.strip() == ("error: backend 'carrier-pigeon' is unknown; available: local, remote"
-                                     " (set in command line)")
+    assert result.stderr.strip() == (
+        "error: backend 'carrier-pigeon' is unknown; available: local, remote (set in command line)"
+    )
 
 
 @pytest.mark.parametrize("s3_server", ["rclone"], indirect=True)

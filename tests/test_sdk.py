@@ -30,8 +30,9 @@ def test_sync_and_async_tasks_run_locally_when_called():
 
 
 def test_task_settings_merge_environment_and_task_overrides():
-    env = fd.TaskEnvironment(name="e", resources=fd.Resources(cpu=1, memory="1Gi"), env_vars={"A": "1", "B": "x"},
-                             secrets=["token"])
+    env = fd.TaskEnvironment(
+        name="e", resources=fd.Resources(cpu=1, memory="1Gi"), env_vars={"A": "1", "B": "x"}, secrets=["token"]
+    )
 
     @env.task(resources=fd.Resources(memory=("2Gi", "4Gi")), env_vars={"B": "y"}, secrets=[fd.Secret("db")])
     def work() -> None:

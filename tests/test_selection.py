@@ -101,8 +101,10 @@ def test_a_misspelled_hook_fails_every_command_naming_its_file_and_line(proj, in
 @pytest.mark.parametrize("command", [*COMMANDS, "plugins"])
 def test_every_command_loads_pyproject_plugins_and_p(proj, invoke, command, monkeypatch):
     """A plugin named in pyproject (or with -p) that refuses the configuration fails every command alike."""
-    (proj / "strict.py").write_text("import flyte_deploy as fd\n\n@fd.hookimpl\ndef configure(config):\n"
-                                    "    raise fd.UsageError('strict: refused')\n")
+    (proj / "strict.py").write_text(
+        "import flyte_deploy as fd\n\n@fd.hookimpl\ndef configure(config):\n"
+        "    raise fd.UsageError('strict: refused')\n"
+    )
     monkeypatch.syspath_prepend(str(proj))
     (proj / "pyproject.toml").write_text('[tool.flyte-deploy]\nplugins = ["strict.py"]\n')
     result = invoke(*COMMANDS.get(command, ("plugins",)))

@@ -44,9 +44,16 @@ def defaults_only(x: int) -> int:
     return 2 * x
 
 
-@train_env.task(resources=fd.Resources(memory=("8Gi", "16Gi"), gpu="A100:2"), env_vars={"REGION": "us"},
-                secrets=["extra"], retries=3, timeout=datetime.timedelta(minutes=30), interruptible=True,
-                cache="auto", docs="Overridden description.")
+@train_env.task(
+    resources=fd.Resources(memory=("8Gi", "16Gi"), gpu="A100:2"),
+    env_vars={"REGION": "us"},
+    secrets=["extra"],
+    retries=3,
+    timeout=datetime.timedelta(minutes=30),
+    interruptible=True,
+    cache="auto",
+    docs="Overridden description.",
+)
 def overridden(x: int) -> int:
     return x
 
@@ -67,10 +74,16 @@ def bad_memory(x: int) -> int:
 
 
 def plan_for(root: Path, bundle_uri: str | None = BUNDLE) -> DeployPlan:
-    return DeployPlan(request=DeployRequest(mode="objects", objects=(train_env,)), root_dir=root,
-                      copy_style="loaded_modules", scratch_dir=root, environments=(train_env,),
-                      images={"training": Image.from_base("registry.local:5000/train:abc")}, version="v42",
-                      bundle_uri=bundle_uri)
+    return DeployPlan(
+        request=DeployRequest(mode="objects", objects=(train_env,)),
+        root_dir=root,
+        copy_style="loaded_modules",
+        scratch_dir=root,
+        environments=(train_env,),
+        images={"training": Image.from_base("registry.local:5000/train:abc")},
+        version="v42",
+        bundle_uri=bundle_uri,
+    )
 
 
 def spec_of(task: fd.Task, root: Path, **kwargs) -> task_definition_pb2.TaskSpec:
@@ -84,8 +97,9 @@ def resource_map(entries) -> dict[str, str]:
 def test_identifier_type_and_environment(tmp_path: Path) -> None:
     spec = spec_of(defaults_only, tmp_path)
     template = spec.task_template
-    assert template.id == identifier_pb2.Identifier(resource_type=identifier_pb2.TASK, project="proj", domain="dev",
-                                                    name="training.defaults_only", version="v42")
+    assert template.id == identifier_pb2.Identifier(
+        resource_type=identifier_pb2.TASK, project="proj", domain="dev", name="training.defaults_only", version="v42"
+    )
     assert template.type == "python"
     assert spec.short_name == "defaults_only"
     assert spec.environment.name == "training" and spec.environment.description == "Model training"
@@ -96,8 +110,21 @@ def test_container_names_image_bundle_module_and_function(tmp_path: Path) -> Non
     assert container.image == "registry.local:5000/train:abc"
     assert list(container.command) == list(RUNTIME_COMMAND)
     assert list(container.args) == [
-        "--inputs", "{{.input}}", "--outputs-path", "{{.outputPrefix}}", "--version", "v42",
-        "--tgz", BUNDLE, "--dest", ".", "--module", __name__, "--function", "defaults_only"]
+        "--inputs",
+        "{{.input}}",
+        "--outputs-path",
+        "{{.outputPrefix}}",
+        "--version",
+        "v42",
+        "--tgz",
+        BUNDLE,
+        "--dest",
+        ".",
+        "--module",
+        __name__,
+        "--function",
+        "defaults_only",
+    ]
     assert spec_of(defaults_only, tmp_path).task_template.metadata.code_bundle_uri == BUNDLE
     # copy style none: no bundle to fetch, the module comes from the image
     assert "--tgz" not in spec_of(defaults_only, tmp_path, bundle_uri=None).task_template.container.args
@@ -116,10 +143,12 @@ def test_environment_resources_env_and_secrets(tmp_path: Path) -> None:
     assert resource_map(resources.limits) == {"CPU": "2"}
     assert {kv.key: kv.value for kv in template.container.env} == {"LOG_LEVEL": "info", "REGION": "eu"}
     assert list(template.security_context.secrets) == [
-        security_pb2.Secret(key="wandb-api-key", env_var="WANDB_API_KEY",
-                            mount_requirement=security_pb2.Secret.ENV_VAR),
-        security_pb2.Secret(group="hub", key="token", env_var="HUB_TOKEN",
-                            mount_requirement=security_pb2.Secret.ENV_VAR),
+        security_pb2.Secret(
+            key="wandb-api-key", env_var="WANDB_API_KEY", mount_requirement=security_pb2.Secret.ENV_VAR
+        ),
+        security_pb2.Secret(
+            group="hub", key="token", env_var="HUB_TOKEN", mount_requirement=security_pb2.Secret.ENV_VAR
+        ),
     ]
     assert not template.HasField("extended_resources")
 
@@ -150,8 +179,10 @@ def test_retries_timeout_interruptible_and_cache(tmp_path: Path) -> None:
         spec_of(override_without_version, tmp_path)
 
 
-@pytest.mark.parametrize("gpu,count,device", [(2, "2", None), ("A100:2", "2", "a100"), ("L4", "1", "l4"),
-                                              ("nvidia-tesla-t4:1", "1", "nvidia-tesla-t4")])
+@pytest.mark.parametrize(
+    "gpu,count,device",
+    [(2, "2", None), ("A100:2", "2", "a100"), ("L4", "1", "l4"), ("nvidia-tesla-t4:1", "1", "nvidia-tesla-t4")],
+)
 def test_gpu_count_and_accelerator(gpu, count, device) -> None:
     proto, extended = resources(defaults_only, fd.Resources(gpu=gpu))
     assert resource_map(proto.requests) == {"GPU": count} and not proto.limits
@@ -188,8 +219,11 @@ def test_protobuf_round_trip(tmp_path: Path) -> None:
     assert parsed == spec
     assert parsed.SerializeToString(deterministic=True) == wire
     request = task_service_pb2.DeployTaskRequest(
-        task_id=task_definition_pb2.TaskIdentifier(project="proj", domain="dev", name=spec.task_template.id.name,
-                                                   version="v42"), spec=spec)
+        task_id=task_definition_pb2.TaskIdentifier(
+            project="proj", domain="dev", name=spec.task_template.id.name, version="v42"
+        ),
+        spec=spec,
+    )
     back = task_service_pb2.DeployTaskRequest.FromString(request.SerializeToString())
     assert back.spec == spec and back.spec.task_template.container.args == spec.task_template.container.args
 
@@ -200,7 +234,8 @@ SECRET_VALUE = "s3cr3t-value-that-must-never-appear-0451"
 def test_secret_values_never_leak(tmp_path: Path) -> None:
     """With the secret's value in the deploying process's environment, the deploy writes it
     nowhere: not in the stored specs, the bundle, the environment record or the output."""
-    (tmp_path / "flow.py").write_text(textwrap.dedent("""
+    (tmp_path / "flow.py").write_text(
+        textwrap.dedent("""
         import flyte_deploy as fd
         env = fd.TaskEnvironment(name="secretive", secrets=[fd.Secret(key="api-key", as_env_var="API_KEY")])
 
@@ -208,10 +243,16 @@ def test_secret_values_never_leak(tmp_path: Path) -> None:
         def use(x: int) -> int:
             import os
             return x + len(os.environ.get("API_KEY", ""))
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": str(SRC), "API_KEY": SECRET_VALUE}
-    proc = subprocess.run([sys.executable, "-m", "flyte_deploy", "deploy", "flow.py", "env", "--output", "json"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flyte_deploy", "deploy", "flow.py", "env", "--output", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert SECRET_VALUE not in proc.stdout + proc.stderr
     store = tmp_path / ".flyte-deploy"

@@ -121,10 +121,16 @@ def test_dict_of_str_to_float() -> None:
 
 
 def test_optional_is_a_tagged_union_with_none() -> None:
-    expected = lt({"unionType": {"variants": [
-        {"simple": "INTEGER", "structure": {"tag": "int"}},
-        {"simple": "NONE", "structure": {"tag": "none"}},
-    ]}})
+    expected = lt(
+        {
+            "unionType": {
+                "variants": [
+                    {"simple": "INTEGER", "structure": {"tag": "int"}},
+                    {"simple": "NONE", "structure": {"tag": "none"}},
+                ]
+            }
+        }
+    )
     assert literal_type(Optional[int]) == expected
     assert literal_type(int | None) == expected
     roundtrip(None, Optional[int])
@@ -148,8 +154,13 @@ def test_dataclass_is_a_struct_with_json_schema() -> None:
     assert t.simple == types_pb2.STRUCT
     assert t.structure.tag == "Object-Dataclass-Transformer"
     schema = json_format.MessageToDict(t.metadata)
-    assert schema == {"type": "object", "title": "Point", "required": ["x"], "additionalProperties": False,
-                      "properties": {"x": {"type": "integer"}, "y": {"type": "number", "default": 0.0}}}
+    assert schema == {
+        "type": "object",
+        "title": "Point",
+        "required": ["x"],
+        "additionalProperties": False,
+        "properties": {"x": {"type": "integer"}, "y": {"type": "number", "default": 0.0}},
+    }
     literal = to_literal(Point(1, 2.0), Point)
     assert literal.scalar.binary.tag == "msgpack"
     roundtrip(Point(1, 2.0), Point)
@@ -186,11 +197,28 @@ types_env = fd.TaskEnvironment(name="types")
 
 
 @types_env.task
-def everything(i: int, f: float, s: str, b: bool, by: bytes, dt: datetime.datetime, td: datetime.timedelta,
-               color: Color, items: list[int], table: dict[str, float], maybe: str | None, either: int | str,
-               point: Point, model: Model, data: fd.File, folder: fd.Dir,
-               epochs: int = 3, when: datetime.datetime | None = None, origin: Point = Point(1, 2.0),  # noqa: B008
-               shade: Color = Color.GREEN) -> tuple[int, Point]:
+def everything(
+    i: int,
+    f: float,
+    s: str,
+    b: bool,
+    by: bytes,
+    dt: datetime.datetime,
+    td: datetime.timedelta,
+    color: Color,
+    items: list[int],
+    table: dict[str, float],
+    maybe: str | None,
+    either: int | str,
+    point: Point,
+    model: Model,
+    data: fd.File,
+    folder: fd.Dir,
+    epochs: int = 3,
+    when: datetime.datetime | None = None,
+    origin: Point = Point(1, 2.0),  # noqa: B008
+    shade: Color = Color.GREEN,
+) -> tuple[int, Point]:
     return i, point
 
 
@@ -200,17 +228,43 @@ def nothing() -> None:
 
 
 def make_plan(env: fd.TaskEnvironment, root: Path) -> DeployPlan:
-    return DeployPlan(request=DeployRequest(mode="objects", objects=(env,)), root_dir=root, copy_style="all",
-                      scratch_dir=root, environments=(env,), images={env.name: Image.from_base("reg.local/img:1")},
-                      version="v1", bundle_uri="file:///store/bundles/abc.tar.gz")
+    return DeployPlan(
+        request=DeployRequest(mode="objects", objects=(env,)),
+        root_dir=root,
+        copy_style="all",
+        scratch_dir=root,
+        environments=(env,),
+        images={env.name: Image.from_base("reg.local/img:1")},
+        version="v1",
+        bundle_uri="file:///store/bundles/abc.tar.gz",
+    )
 
 
 def test_interface_keeps_signature_order_and_names_outputs_o0_o1(tmp_path: Path) -> None:
     spec = serialize(everything, types_env, make_plan(types_env, tmp_path), "p", "d").spec
     interface = spec.task_template.interface
     assert [v.key for v in interface.inputs.variables] == [
-        "i", "f", "s", "b", "by", "dt", "td", "color", "items", "table", "maybe", "either", "point", "model",
-        "data", "folder", "epochs", "when", "origin", "shade"]
+        "i",
+        "f",
+        "s",
+        "b",
+        "by",
+        "dt",
+        "td",
+        "color",
+        "items",
+        "table",
+        "maybe",
+        "either",
+        "point",
+        "model",
+        "data",
+        "folder",
+        "epochs",
+        "when",
+        "origin",
+        "shade",
+    ]
     assert [v.key for v in interface.outputs.variables] == ["o0", "o1"]
     assert interface.outputs.variables[1].value.type == literal_type(Point)
     nothing_spec = serialize(nothing, types_env, make_plan(types_env, tmp_path), "p", "d").spec
@@ -237,8 +291,11 @@ BAD_TASKS = {
     "any": ("def bad(x: Any) -> int: ...", "parameter 'x' (Any)", "Any has no Flyte type"),
     "no_return": ("def bad(x: int): ...", "return type", "needs an annotation"),
     "bad_return": ("def bad(x: int) -> complex: ...", "return type (complex)", "no Flyte representation"),
-    "bad_field": ("@dataclasses.dataclass\nclass Holder:\n    s: set[int]\n\n@env.task\ndef bad(x: Holder) -> int: ...",
-                  "parameter 'x' (Holder)", "field Holder.s"),
+    "bad_field": (
+        "@dataclasses.dataclass\nclass Holder:\n    s: set[int]\n\n@env.task\ndef bad(x: Holder) -> int: ...",
+        "parameter 'x' (Holder)",
+        "field Holder.s",
+    ),
     "varargs": ("def bad(*xs: int) -> int: ...", "parameter 'xs'", "*args"),
 }
 
@@ -249,8 +306,10 @@ def test_unserializable_type_names_task_parameter_and_type(tmp_path: Path, name:
     if not source.startswith("@"):
         source = "@env.task\n" + source
     module = tmp_path / f"bad_{name}.py"
-    module.write_text("import dataclasses\nfrom typing import Any\nimport flyte_deploy as fd\n\n"
-                      f"env = fd.TaskEnvironment(name='broken')\n\n{source}\n")
+    module.write_text(
+        "import dataclasses\nfrom typing import Any\nimport flyte_deploy as fd\n\n"
+        f"env = fd.TaskEnvironment(name='broken')\n\n{source}\n"
+    )
     with pytest.raises(SerializationError) as info:
         fd.deploy(_import(module).env, root_dir=tmp_path, dry_run=True)
     message = str(info.value)
@@ -269,17 +328,24 @@ def _import(path: Path) -> Any:
 
 
 def test_cli_exits_with_serialization_code_and_one_line(tmp_path: Path) -> None:
-    (tmp_path / "flow.py").write_text(textwrap.dedent("""
+    (tmp_path / "flow.py").write_text(
+        textwrap.dedent("""
         import flyte_deploy as fd
         env = fd.TaskEnvironment(name="broken")
 
         @env.task
         def bad(numbers: frozenset[int]) -> int:
             return len(numbers)
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.run([sys.executable, "-m", "flyte_deploy", "deploy", "flow.py", "env", "-q"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flyte_deploy", "deploy", "flow.py", "env", "-q"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == ExitCode.SERIALIZATION_FAILED
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1

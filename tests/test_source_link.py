@@ -20,7 +20,7 @@ import flyte_deploy
 from flyte_deploy.builtin.local_backend import load_task_spec
 from tests.fixtures.gitrepos import GitRepos, deploy_env
 
-TASKS_PY = '''\
+TASKS_PY = """\
 import functools
 
 import flyte_deploy as fd
@@ -51,25 +51,37 @@ async def multi_line(x: int) -> int:
 @traced
 def stacked(x: int) -> int:
     return x
-'''
+"""
 PROJECT = {"tasks.py": TASKS_PY, "README.md": "a project\n"}
-TASK_DEFS = {"linked.plain": "def plain(", "linked.multi_line": "async def multi_line(",
-             "linked.stacked": "def stacked("}
+TASK_DEFS = {
+    "linked.plain": "def plain(",
+    "linked.multi_line": "async def multi_line(",
+    "linked.stacked": "def stacked(",
+}
 
 
 def def_lines(source: str = TASKS_PY) -> dict[str, int]:
     lines = source.splitlines()
-    return {task: next(i for i, line in enumerate(lines, 1) if line.startswith(text))
-            for task, text in TASK_DEFS.items()}
+    return {
+        task: next(i for i, line in enumerate(lines, 1) if line.startswith(text)) for task, text in TASK_DEFS.items()
+    }
 
 
 def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flyte_deploy", *args], cwd=cwd, capture_output=True, text=True,
-                          check=False, env=env or deploy_env(), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "flyte_deploy", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env or deploy_env(),
+        timeout=120,
+    )
 
 
-def deploy_links(project: Path, *args: str, file: str = "tasks.py", env: dict[str, str] | None = None
-                 ) -> tuple[dict[str, str | None], subprocess.CompletedProcess]:
+def deploy_links(
+    project: Path, *args: str, file: str = "tasks.py", env: dict[str, str] | None = None
+) -> tuple[dict[str, str | None], subprocess.CompletedProcess]:
     """Deploy ``file``'s ``env`` with JSON output; returns task name -> source link."""
     done = run(project, "deploy", file, "env", "--output", "json", "-q", *args, env=env)
     assert done.returncode == 0, done.stderr
@@ -81,8 +93,9 @@ def deploy_links(project: Path, *args: str, file: str = "tasks.py", env: dict[st
 def test_clean_github_repository_links_each_task_to_its_def_line(git_repos: GitRepos) -> None:
     project = git_repos.init("clean", PROJECT, remote="git@github.com:acme/pipelines.git")
     sha = git_repos.head(project)
-    expected = {task: f"https://github.com/acme/pipelines/blob/{sha}/tasks.py#L{line}"
-                for task, line in def_lines().items()}
+    expected = {
+        task: f"https://github.com/acme/pipelines/blob/{sha}/tasks.py#L{line}" for task, line in def_lines().items()
+    }
 
     links, _ = deploy_links(project)
     assert links == expected
@@ -114,12 +127,15 @@ def test_dirty_tree_links_without_a_line(git_repos: GitRepos) -> None:
 
 
 def test_gitlab_subgroup_over_ssh_in_a_subdirectory(git_repos: GitRepos) -> None:
-    project = git_repos.init("gitlab", {"flows/tasks.py": TASKS_PY},
-                             remote="ssh://git@gitlab.com/acme/platform/pipelines.git")
+    project = git_repos.init(
+        "gitlab", {"flows/tasks.py": TASKS_PY}, remote="ssh://git@gitlab.com/acme/platform/pipelines.git"
+    )
     sha = git_repos.head(project)
     links, _ = deploy_links(project / "flows")
-    assert links == {task: f"https://gitlab.com/acme/platform/pipelines/-/blob/{sha}/flows/tasks.py#L{line}"
-                     for task, line in def_lines().items()}
+    assert links == {
+        task: f"https://gitlab.com/acme/platform/pipelines/-/blob/{sha}/flows/tasks.py#L{line}"
+        for task, line in def_lines().items()
+    }
 
 
 def test_task_in_a_submodule_links_to_the_submodule(git_repos: GitRepos) -> None:
@@ -130,8 +146,9 @@ def test_task_in_a_submodule_links_to_the_submodule(git_repos: GitRepos) -> None
     git_repos.git(top / "vendor" / "library", "remote", "set-url", "origin", "https://github.com/acme/library.git")
     sha = git_repos.head(library)
     links, _ = deploy_links(top, file="vendor/library/tasks.py")
-    assert links["linked.plain"] == \
-        f"https://github.com/acme/library/blob/{sha}/tasks.py#L{def_lines()['linked.plain']}"
+    assert (
+        links["linked.plain"] == f"https://github.com/acme/library/blob/{sha}/tasks.py#L{def_lines()['linked.plain']}"
+    )
 
 
 def test_credentials_in_the_remote_never_reach_output_store_or_bundle(git_repos: GitRepos) -> None:
@@ -160,11 +177,11 @@ def test_python_api_deploy_gets_links(git_repos: GitRepos) -> None:
     spec = importlib.util.spec_from_file_location("api_tasks", project / "api_tasks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    result = flyte_deploy.deploy(module.env, root_dir=project, dry_run=True, copy_style="all",
-                                 options={"quiet": True})
+    result = flyte_deploy.deploy(module.env, root_dir=project, dry_run=True, copy_style="all", options={"quiet": True})
     sha = git_repos.head(project)
     assert {t.name: t.source_link for t in result.tasks} == {
-        task: f"https://gitlab.com/acme/api/-/blob/{sha}/api_tasks.py#L{line}" for task, line in def_lines().items()}
+        task: f"https://gitlab.com/acme/api/-/blob/{sha}/api_tasks.py#L{line}" for task, line in def_lines().items()
+    }
 
 
 def test_a_hundred_tasks_run_git_five_times(git_repos: GitRepos, tmp_path: Path) -> None:
@@ -230,13 +247,18 @@ def _file_outside_repo(git_repos: GitRepos, tmp_path: Path) -> tuple[Path, list[
     outside = tmp_path / "elsewhere"
     git_repos.write(outside, {"tasks.py": TASKS_PY})
     # code baked into the image: no bundle, so a file outside the root dir is allowed
-    return project, ["--root-dir", str(project), "--copy-style", "none", "--version", "v1"], \
-        {"_FILE": str(outside / "tasks.py")}
+    return (
+        project,
+        ["--root-dir", str(project), "--copy-style", "none", "--version", "v1"],
+        {"_FILE": str(outside / "tasks.py")},
+    )
 
 
-@pytest.mark.parametrize("case", [_git_missing, _not_a_repo, _no_remote, _other_host, _no_commits,
-                                  _owned_by_another_user, _file_outside_repo],
-                         ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize(
+    "case",
+    [_git_missing, _not_a_repo, _no_remote, _other_host, _no_commits, _owned_by_another_user, _file_outside_repo],
+    ids=lambda f: f.__name__.strip("_"),
+)
 def test_no_link_but_a_successful_deploy(git_repos: GitRepos, tmp_path: Path, case) -> None:
     project, args, extra = case(git_repos, tmp_path)
     file = extra.pop("_FILE", "tasks.py")
@@ -249,10 +271,14 @@ def test_no_link_but_a_successful_deploy(git_repos: GitRepos, tmp_path: Path, ca
 def test_a_commit_that_only_moves_the_link_redeploys_the_same_version_unchanged(git_repos, invoke, monkeypatch):
     """Same code, same bundle, same version: a new commit (here a README change) changes
     the link but must not make the version look like a different spec."""
-    repo = git_repos.init("moving", {
-        "envs.py": "import flyte_deploy as fd\nenv = fd.TaskEnvironment(name='moving')\n\n\n"
-                   "@env.task\ndef hello() -> str:\n    return 'hi'\n",
-    }, remote="git@github.com:acme/moving.git")
+    repo = git_repos.init(
+        "moving",
+        {
+            "envs.py": "import flyte_deploy as fd\nenv = fd.TaskEnvironment(name='moving')\n\n\n"
+            "@env.task\ndef hello() -> str:\n    return 'hi'\n",
+        },
+        remote="git@github.com:acme/moving.git",
+    )
     monkeypatch.chdir(repo)
     first = invoke("deploy", "envs.py", "env", "--output", "json", "-q")
     assert first.exit_code == 0, first.stderr

@@ -52,7 +52,10 @@ def test_the_same_code_deploys_to_a_second_project_and_domain(flow: Path, invoke
         assert statuses == ["created", "created"]
     listed = invoke("ls", "--output", "json").json()
     assert sorted({(r["project"], r["domain"]) for r in listed}) == [
-        ("flytesnacks", "development"), ("flytesnacks", "production"), ("second", "development")]
+        ("flytesnacks", "development"),
+        ("flytesnacks", "production"),
+        ("second", "development"),
+    ]
     assert all(r["version"] == "v1" and r["latest"] for r in listed)
 
 
@@ -62,8 +65,11 @@ def test_ls_filters_by_project_and_domain_and_json_has_the_table_data(flow: Path
     deploy(invoke, "--version", "v1", "--project", "second", "--domain", "production")
     only = invoke("ls", "--project", "second", "--output", "json").json()
     assert {(r["project"], r["domain"], r["environment"]) for r in only} == {
-        ("second", "development", "base"), ("second", "development", "top"),
-        ("second", "production", "base"), ("second", "production", "top")}
+        ("second", "development", "base"),
+        ("second", "development", "top"),
+        ("second", "production", "base"),
+        ("second", "production", "top"),
+    }
     prod = invoke("ls", "--project", "second", "--domain", "production", "--output", "json").json()
     assert {r["domain"] for r in prod} == {"production"} and len(prod) == 2
     top = next(r for r in prod if r["environment"] == "top")
@@ -91,7 +97,11 @@ def test_run_picks_the_latest_deployed_version_and_ls_marks_it(flow: Path, invok
     assert invoke("run", "base.one", "--input", "x=1", "--output", "json").json()["version"] == "aaa-new"
     listed = invoke("ls", "--output", "json").json()
     assert [(r["environment"], r["version"], r["latest"]) for r in listed] == [
-        ("base", "zzz-old", False), ("base", "aaa-new", True), ("top", "zzz-old", False), ("top", "aaa-new", True)]
+        ("base", "zzz-old", False),
+        ("base", "aaa-new", True),
+        ("top", "zzz-old", False),
+        ("top", "aaa-new", True),
+    ]
     old = invoke("run", "base.one", "--input", "x=1", "--version", "zzz-old", "--output", "json")
     assert old.json()["outputs"] == {"o0": 2}
     table = invoke("ls").stdout
@@ -106,13 +116,15 @@ def test_run_names_where_a_task_is_deployed(flow: Path, invoke) -> None:
     assert ambiguous.exit_code == ExitCode.RUN_FAILED
     assert ambiguous.stderr.strip().splitlines() == [
         f"error: task base.one is deployed to first/development, second/development in {store}: pass --project and"
-        " --domain to choose"]
+        " --domain to choose"
+    ]
     chosen = invoke("run", "base.one", "--input", "x=1", "--project", "second", "--output", "json")
     assert chosen.exit_code == 0 and chosen.json()["outputs"] == {"o0": 2}
     missing = invoke("run", "base.one", "--project", "third")
     assert missing.stderr.strip().splitlines() == [
         f"error: task base.one is not deployed to third in {store} (deployed: v1 in first/development,"
-        " v1 in second/development)"]
+        " v1 in second/development)"
+    ]
     assert missing.exit_code == ExitCode.RUN_FAILED
 
 
@@ -127,13 +139,18 @@ def test_a_truncated_database_is_one_error_with_its_own_exit_code(flow: Path, in
     store = flow / ".flyte-deploy" / DATABASE_FILE
     with open(store, "r+b") as db:
         db.truncate(4096)
-    for args in (["ls"], ["ls", "--output", "json"], ["run", "base.one", "--input", "x=1"],
-                 ["deploy", "flow.py", "top", "--version", "v4"]):
+    for args in (
+        ["ls"],
+        ["ls", "--output", "json"],
+        ["run", "base.one", "--input", "x=1"],
+        ["deploy", "flow.py", "top", "--version", "v4"],
+    ):
         result = invoke(*args)
         assert result.exit_code == ExitCode.STORE_FAILED, (args, result.stderr)
         assert result.stderr.strip().splitlines() == [
             f"error: {store} is damaged (database disk image is malformed): restore it from a backup, or move it"
-            " away to start an empty store (bundles are kept)"], args
+            " away to start an empty store (bundles are kept)"
+        ], args
         assert result.stdout == ""
     assert list((flow / ".flyte-deploy" / "bundles").glob("*.tar.gz"))  # bundles are kept
     store.rename(store.with_name("damaged.db"))  # what the message says to do
@@ -158,10 +175,17 @@ def write_old_layout(store: Path) -> dict[str, float]:
         for r in mine:
             (directory / f"{r.name.split('.', 1)[1]}.pb").write_bytes(r.spec)
         first = mine[0]
-        record = {"environment": env, "version": version, "project": first.project, "domain": first.domain,
-                  "image": first.image, "bundle": first.bundle_uri, "copy_style": first.copy_style,
-                  "depends_on": list(first.depends_on),
-                  "tasks": [{"name": r.name, "source_link": r.source_link} for r in mine]}
+        record = {
+            "environment": env,
+            "version": version,
+            "project": first.project,
+            "domain": first.domain,
+            "image": first.image,
+            "bundle": first.bundle_uri,
+            "copy_style": first.copy_style,
+            "depends_on": list(first.depends_on),
+            "tasks": [{"name": r.name, "source_link": r.source_link} for r in mine],
+        }
         path = directory / "environment.json"
         path.write_text(json.dumps(record, indent=2, sort_keys=True))
         stamps[f"{env}/{version}"] = time.time() - 1000 + index
@@ -180,10 +204,12 @@ def test_the_old_file_layout_is_migrated_once(flow: Path, invoke) -> None:
     shutil.copy(store / "environments" / "top" / "v1" / "two.pb", store / "environments" / "top" / "v9")
 
     after = invoke("ls", "--output", "json").json()
-    strip = [{k: v for k, v in r.items() if k != "deployed_at"} | {"tasks": [t["name"] for t in r["tasks"]]}
-             for r in before]
-    assert [{k: v for k, v in r.items() if k != "deployed_at"} | {"tasks": [t["name"] for t in r["tasks"]]}
-            for r in after] == strip
+    strip = [
+        {k: v for k, v in r.items() if k != "deployed_at"} | {"tasks": [t["name"] for t in r["tasks"]]} for r in before
+    ]
+    assert [
+        {k: v for k, v in r.items() if k != "deployed_at"} | {"tasks": [t["name"] for t in r["tasks"]]} for r in after
+    ] == strip
     assert [r["version"] for r in after if r["latest"]] == ["v2", "v2"]  # the newer environment.json wins
     for r in after:
         expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamps[f"{r['environment']}/{r['version']}"]))
@@ -200,14 +226,16 @@ def test_the_old_file_layout_is_migrated_once(flow: Path, invoke) -> None:
     assert len(invoke("ls", "--output", "json").json()) == 4
 
 
-@pytest.mark.parametrize("breakage,named", [
-    ("torn-record", "environments/top/v1/environment.json: unreadable environment record"),
-    ("empty-spec", "environments/top/v1/two.pb: not the spec of task top.two version v1"),
-    ("missing-spec", "environments/top/v1/two.pb: unreadable task spec"),
-    ("nested-version", "environments/top/release/1.0/environment.json: version 'release/1.0' is not valid"),
-])
-def test_an_old_layout_that_cannot_be_read_is_refused_saying_how(flow: Path, invoke, breakage: str,
-                                                                named: str) -> None:
+@pytest.mark.parametrize(
+    "breakage,named",
+    [
+        ("torn-record", "environments/top/v1/environment.json: unreadable environment record"),
+        ("empty-spec", "environments/top/v1/two.pb: not the spec of task top.two version v1"),
+        ("missing-spec", "environments/top/v1/two.pb: unreadable task spec"),
+        ("nested-version", "environments/top/release/1.0/environment.json: version 'release/1.0' is not valid"),
+    ],
+)
+def test_an_old_layout_that_cannot_be_read_is_refused_saying_how(flow: Path, invoke, breakage: str, named: str) -> None:
     deploy(invoke, "--version", "v1")
     store = flow / ".flyte-deploy"
     write_old_layout(store)
@@ -229,8 +257,10 @@ def test_an_old_layout_that_cannot_be_read_is_refused_saying_how(flow: Path, inv
         [line] = refused.stderr.strip().splitlines()
         assert line.startswith(f"error: {store}/{named}")
         directory = (store / named.split(":")[0]).parent
-        assert line.endswith(f"cannot be migrated into the database: fix or delete {directory}, or move"
-                             f" {store}/environments away to start an empty store, then rerun")
+        assert line.endswith(
+            f"cannot be migrated into the database: fix or delete {directory}, or move"
+            f" {store}/environments away to start an empty store, then rerun"
+        )
         assert not (store / DATABASE_FILE).exists()
         assert not [p for p in store.iterdir() if p.name.startswith(".")]  # no draft left behind
     shutil.move(store / "environments", flow / "old-environments")

@@ -49,7 +49,7 @@ TASKS = ["base.one", "mid.two", "top.three", "top.four"]
 #: a local plugin that holds the deploy at STORE_TEST_STOP until the test signals it: at a
 #: statement the store sends to sqlite (through a wrapper of sqlite3.connect), or after
 #: the deploy finished; it writes its pid to STORE_TEST_READY when it gets there
-STOPPER = '''
+STOPPER = """
 import os
 import sqlite3
 import time
@@ -95,11 +95,11 @@ if STOP:
 def deploy_finish(session, result, error):
     if STOP == "finished" and result is not None:
         hold()
-'''
+"""
 
 #: a local plugin making STORE_TEST_PARTIES deploys meet before the store is opened and
 #: again before the first registration, so that they race for it
-BARRIER = '''
+BARRIER = """
 import os
 import time
 from pathlib import Path
@@ -125,14 +125,20 @@ def deploy_start(session, plan):
 def register_environment(session, environment, tasks, plan):
     if environment is plan.environments[0]:
         meet("register")
-'''
+"""
 
 
 def cli(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_DEPLOY_", "STORE_TEST_"))}
     environ.update({"PYTHONPATH": str(PACKAGE_ROOT), "NO_COLOR": "1", **(env or {})})
-    return subprocess.Popen([sys.executable, "-m", "flyte_deploy", *args], cwd=project, env=environ, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flyte_deploy", *args],
+        cwd=project,
+        env=environ,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
@@ -161,10 +167,20 @@ def flow(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
-@pytest.mark.parametrize("stop,committed", [("schema", False), ("lookup", False), ("insert:1", False),
-                                            ("insert:3", False), ("commit", False), ("finished", True)])
+@pytest.mark.parametrize(
+    "stop,committed",
+    [
+        ("schema", False),
+        ("lookup", False),
+        ("insert:1", False),
+        ("insert:3", False),
+        ("commit", False),
+        ("finished", True),
+    ],
+)
 def test_a_deploy_killed_at_any_point_leaves_a_sound_store_and_a_rerun_completes(
-        flow: Path, tmp_path: Path, signum: signal.Signals, stop: str, committed: bool) -> None:
+    flow: Path, tmp_path: Path, signum: signal.Signals, stop: str, committed: bool
+) -> None:
     ready = tmp_path / "ready"
     proc = deploy(flow, env={"STORE_TEST_STOP": stop, "STORE_TEST_READY": str(ready)})
     deadline = time.monotonic() + 120
@@ -231,8 +247,10 @@ def test_different_specs_for_one_version_at_once_one_wins(racing: tuple[Path, di
             continue
         assert code == ExitCode.REGISTRATION_FAILED
         [line] = err.strip().splitlines()
-        assert line.startswith("error: task top.three version v1 is already deployed with a different spec in"
-                               " flytesnacks/development (differs in task_template.container.image); task top.four")
+        assert line.startswith(
+            "error: task top.three version v1 is already deployed with a different spec in"
+            " flytesnacks/development (differs in task_template.container.image); task top.four"
+        )
         assert "versions are immutable: pass a new --version; registered: none" in line
     code, out, _ = finish(cli(project, "ls", "--output", "json"))
     images = {r["environment"]: r["image"] for r in json.loads(out)}
@@ -243,7 +261,8 @@ def test_different_specs_for_one_version_at_once_one_wins(racing: tuple[Path, di
 
 MANY = "import flyte_deploy as fd\n\nbig = fd.TaskEnvironment(name='big')\n" + "".join(
     f"\n\n@big.task\ndef task_{i:03}(x: int, label: str = '{'x' * 200}') -> int:\n    return x + {i}\n"
-    for i in range(150))
+    for i in range(150)
+)
 
 
 @pytest.fixture
@@ -272,14 +291,16 @@ def fill(mount: Path, leave: int) -> Path:
 
 
 @pytest.mark.parametrize("leave", [0, 8 << 10, 64 << 10, 256 << 10, 288 << 10, 512 << 10])
-def test_a_full_disk_at_any_point_leaves_a_sound_store_and_a_rerun_completes(tmp_path: Path, tiny_disk: Path,
-                                                                             leave: int) -> None:
+def test_a_full_disk_at_any_point_leaves_a_sound_store_and_a_rerun_completes(
+    tmp_path: Path, tiny_disk: Path, leave: int
+) -> None:
     project = write_tree(tmp_path / "many", {"many.py": MANY, "small.py": FLOW})
     env = {"FLYTE_DEPLOY_STORE": str(tiny_disk / "store"), "FLYTE_DEPLOY_STORAGE": (tmp_path / "bundles").as_uri()}
     assert finish(cli(project, "deploy", "small.py", "base", "--version", "v0", "-q", env=env))[0] == 0
     filler = fill(tiny_disk, leave)
-    code, out, err = finish(cli(project, "deploy", "many.py", "big", "--version", "v1", "-q", "--output", "json",
-                                env=env))
+    code, out, err = finish(
+        cli(project, "deploy", "many.py", "big", "--version", "v1", "-q", "--output", "json", env=env)
+    )
     listed = finish(cli(project, "ls", "--output", "json", env=env))
     filler.unlink()
     if code != 0:
@@ -295,8 +316,9 @@ def test_a_full_disk_at_any_point_leaves_a_sound_store_and_a_rerun_completes(tmp
     if listed[0]:
         assert len(listed[2].strip().splitlines()) == 1 and "is out of space" in listed[2]
 
-    code, out, err = finish(cli(project, "deploy", "many.py", "big", "--version", "v1", "-q", "--output", "json",
-                                env=env))
+    code, out, err = finish(
+        cli(project, "deploy", "many.py", "big", "--version", "v1", "-q", "--output", "json", env=env)
+    )
     assert code == 0, err
     with sqlite3.connect(tiny_disk / "store" / DATABASE_FILE) as conn:
         assert conn.execute("SELECT count(*) FROM tasks").fetchone() == (151,)

@@ -16,8 +16,16 @@ from flyte_deploy.store import DATABASE_FILE, Store, TaskRecord
 from flyte_deploy.store.database import SCHEMA_VERSION, STALE_DRAFT
 
 
-def record(name: str = "env.task", version: str = "v1", *, project: str = "p", domain: str = "d",
-           image: str = "acme/img:1", link: str = "", padding: int = 0) -> TaskRecord:
+def record(
+    name: str = "env.task",
+    version: str = "v1",
+    *,
+    project: str = "p",
+    domain: str = "d",
+    image: str = "acme/img:1",
+    link: str = "",
+    padding: int = 0,
+) -> TaskRecord:
     spec = task_definition_pb2.TaskSpec()
     task_id = spec.task_template.id
     task_id.project, task_id.domain, task_id.name, task_id.version = project, domain, name, version
@@ -25,9 +33,20 @@ def record(name: str = "env.task", version: str = "v1", *, project: str = "p", d
     spec.task_template.container.args.extend(["--arg", "x" * padding])
     if link:
         spec.documentation.source_code.link = link
-    return TaskRecord(project=project, domain=domain, name=name, version=version, environment=name.split(".")[0],
-                      image=image, bundle_uri="file:///b/0.tar.gz", bundle_digest="0" * 64, copy_style="all",
-                      depends_on=("base",), source_link=link or None, spec=spec.SerializeToString(deterministic=True))
+    return TaskRecord(
+        project=project,
+        domain=domain,
+        name=name,
+        version=version,
+        environment=name.split(".")[0],
+        image=image,
+        bundle_uri="file:///b/0.tar.gz",
+        bundle_digest="0" * 64,
+        copy_style="all",
+        depends_on=("base",),
+        source_link=link or None,
+        spec=spec.SerializeToString(deterministic=True),
+    )
 
 
 @pytest.fixture
@@ -43,8 +62,12 @@ def test_created_then_unchanged_whatever_the_source_link(store: Store) -> None:
     assert store.register([relinked]) == {first.key: "unchanged"}
     [stored] = store.find(with_spec=True)
     assert stored.source_link == "https://git.example/a#L1" and stored.task_spec() == first.task_spec()
-    assert (stored.environment, stored.depends_on, stored.bundle_digest, stored.latest) == ("env", ("base",),
-                                                                                          "0" * 64, True)
+    assert (stored.environment, stored.depends_on, stored.bundle_digest, stored.latest) == (
+        "env",
+        ("base",),
+        "0" * 64,
+        True,
+    )
     assert stored.deployed_at.endswith("Z") and len(stored.deployed_at) == len("2026-01-01T00:00:00.000000Z")
 
 
@@ -52,8 +75,10 @@ def test_a_changed_spec_refuses_the_whole_batch(store: Store) -> None:
     store.register([record("env.a")])
     with pytest.raises(RegistrationError) as refused:
         store.register([record("env.new"), record("env.a", image="acme/img:2")])
-    assert str(refused.value) == ("task env.a version v1 is already deployed with a different spec in p/d (differs in"
-                                  " task_template.container.image); versions are immutable: pass a new --version")
+    assert str(refused.value) == (
+        "task env.a version v1 is already deployed with a different spec in p/d (differs in"
+        " task_template.container.image); versions are immutable: pass a new --version"
+    )
     assert [r.name for r in store.find()] == ["env.a"]  # env.new was not written either
 
 
@@ -131,8 +156,9 @@ def test_a_damaged_database_is_one_error_naming_the_file(store: Store, damage: s
             db.write(os.urandom(8192))
         else:
             db.truncate({"half": size // 2, "header": 100, "empty": 0}[damage])
-    reads = [store.check] if damage == "middle" else [store.check, store.find,
-                                                        lambda: store.register([record("env.new")])]
+    reads = (
+        [store.check] if damage == "middle" else [store.check, store.find, lambda: store.register([record("env.new")])]
+    )
     for operation in reads:
         with pytest.raises(StoreError) as damaged:
             operation()
@@ -162,8 +188,9 @@ def test_a_store_path_that_is_a_file_is_an_environment_failure(tmp_path: Path) -
     assert refused.value.exit_code == ExitCode.ENVIRONMENT_FAILED
 
 
-def test_a_writer_waits_for_another_and_names_the_lock_when_it_times_out(store: Store,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_writer_waits_for_another_and_names_the_lock_when_it_times_out(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store.register([record()])
     monkeypatch.setattr("flyte_deploy.store.database.BUSY_TIMEOUT", 0.2)
     holder = sqlite3.connect(store.path, isolation_level=None)

@@ -40,20 +40,34 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     where this process and its children find them."""
     site = tmp_path / "site"
     site.mkdir()
-    install(site, "intruder", "flyte_deploy", "intruder", "intruder_plugin", """
+    install(
+        site,
+        "intruder",
+        "flyte_deploy",
+        "intruder",
+        "intruder_plugin",
+        """
         import flyte_deploy as fd
 
         @fd.hookimpl
         def compute_version(session, plan):
             return "intruder-version"
-    """)
-    install(site, "intruder-policy", "flyte_deploy.policy", "intruder_policy", "intruder_policy", """
+    """,
+    )
+    install(
+        site,
+        "intruder-policy",
+        "flyte_deploy.policy",
+        "intruder_policy",
+        "intruder_policy",
+        """
         import flyte_deploy as fd
 
         @fd.hookimpl
         def check_plan(session, plan):
             return [fd.Violation("intruder.all", "everything", "refused by the intruder")]
-    """)
+    """,
+    )
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])]))
     return site
@@ -85,4 +99,5 @@ def test_use_installed_plugins_loads_them_like_a_users_machine(deploy_project, d
     assert "intruder.all: everything: refused by the intruder" in refused.stderr
     child = deploy_project.run_subprocess("plugins", "--json").assert_ok().json
     assert {"intruder": "entrypoint", "intruder_policy": "policy"}.items() <= {
-        p["name"]: p["source"] for p in child["plugins"]}.items()
+        p["name"]: p["source"] for p in child["plugins"]
+    }.items()

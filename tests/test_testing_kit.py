@@ -41,7 +41,7 @@ def version_plugin(version: str) -> types.ModuleType:
 
 def test_plugin_manager_is_fresh_with_the_builtins(plugin_manager):
     assert isinstance(plugin_manager, DeployPluginManager)
-    assert [n for n, _ in BUILTIN_PLUGINS] == [i.name for i in plugin_manager.infos.values()][:len(BUILTIN_PLUGINS)]
+    assert [n for n, _ in BUILTIN_PLUGINS] == [i.name for i in plugin_manager.infos.values()][: len(BUILTIN_PLUGINS)]
     assert all(plugin_manager.infos[n].source == "builtin" for n, _ in BUILTIN_PLUGINS)
     assert plugin_manager.hook.discover_environments.get_hookimpls()
 
@@ -88,16 +88,33 @@ def test_hook_recorder_records_calls_in_order_with_arguments_and_results(deploy_
     run = deploy_project.deploy("envs.py", "env").assert_ok()
 
     phases = [n for n in hook_recorder.names if n not in ("add_hookspecs", "phase_finished")]
-    assert phases == ["configure", "register_backends", "register_image_builders", "deploy_start",
-                      "discover_environments", "find_environments", "resolve_dependencies", "build_bundle",
-                      "compute_version", "serialize_task", "attach_source_link", "check_plan", "build_image",
-                      "upload_bundle", "register_environment", "deploy_finish", "unconfigure"]
+    assert phases == [
+        "configure",
+        "register_backends",
+        "register_image_builders",
+        "deploy_start",
+        "discover_environments",
+        "find_environments",
+        "resolve_dependencies",
+        "build_bundle",
+        "compute_version",
+        "serialize_task",
+        "attach_source_link",
+        "check_plan",
+        "build_image",
+        "upload_bundle",
+        "register_environment",
+        "deploy_finish",
+        "unconfigure",
+    ]
     assert hook_recorder.getcall("compute_version").returned == run.json["version"]
     serialized = hook_recorder.getcall("serialize_task")
     assert serialized.task.name == "rec.work" and serialized.environment.name == "rec"
     assert serialized.returned.name == "rec.work"
     assert [c.report.phase for c in hook_recorder.getcalls("phase_finished")][:2] == [
-        "discover_environments", "resolve_dependencies"]
+        "discover_environments",
+        "resolve_dependencies",
+    ]
     assert len(hook_recorder.getcalls("build_bundle compute_version")) == 2
     with pytest.raises(AttributeError, match="no argument 'nope'"):
         serialized.nope  # noqa: B018
@@ -159,11 +176,13 @@ def test_subprocess_env_is_what_run_subprocess_uses(deploy_project, register_plu
 
 
 def test_git_init_commits_the_project_for_source_links_ignoring_the_machines_git_config(
-        deploy_project, tmp_path, monkeypatch):
+    deploy_project, tmp_path, monkeypatch
+):
     home = tmp_path / "home"
     home.mkdir()  # a user whose git config rewrites push URLs and names another author
-    (home / ".gitconfig").write_text('[url "https://mirror.example/"]\n\tpushInsteadOf = https://github.com/\n'
-                                     "[user]\n\tname = Machine User\n")
+    (home / ".gitconfig").write_text(
+        '[url "https://mirror.example/"]\n\tpushInsteadOf = https://github.com/\n[user]\n\tname = Machine User\n'
+    )
     monkeypatch.setenv("HOME", str(home))
     deploy_project({"envs.py": ENVS.format(name="linked")})
     sha = deploy_project.git_init(remote="https://github.com/acme/demo.git")

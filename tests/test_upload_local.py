@@ -30,8 +30,14 @@ def project(tmp_path: Path) -> Path:
 def archive(tmp_path: Path, data: bytes = b"bundle bytes") -> Bundle:
     path = tmp_path / "b.tar.gz"
     path.write_bytes(data)
-    return Bundle(copy_style="all", digest="d" * 64, path=path, size=len(data), files=("a.py",),
-                  archive_digest=hashlib.sha256(data).hexdigest())
+    return Bundle(
+        copy_style="all",
+        digest="d" * 64,
+        path=path,
+        size=len(data),
+        files=("a.py",),
+        archive_digest=hashlib.sha256(data).hexdigest(),
+    )
 
 
 def test_file_storage_is_content_addressed_and_not_uploaded_twice(project: Path, tmp_path: Path) -> None:
@@ -51,8 +57,14 @@ def test_file_storage_is_content_addressed_and_not_uploaded_twice(project: Path,
 
 def test_a_local_copy_that_does_not_match_the_archive_is_never_published(tmp_path: Path) -> None:
     bundle = archive(tmp_path)
-    wrong = Bundle(copy_style="all", digest=bundle.digest, path=bundle.path, size=bundle.size, files=bundle.files,
-                   archive_digest="0" * 64)
+    wrong = Bundle(
+        copy_style="all",
+        digest=bundle.digest,
+        path=bundle.path,
+        size=bundle.size,
+        files=bundle.files,
+        archive_digest="0" * 64,
+    )
     store = tmp_path / "store"
     with pytest.raises(UploadError, match=r"after 2 attempt\(s\): _BadCopy: the copy's sha256 is "):
         upload(wrong, (store / "x.tar.gz").as_uri(), retries=1, sleep=lambda _: None)
@@ -61,13 +73,22 @@ def test_a_local_copy_that_does_not_match_the_archive_is_never_published(tmp_pat
 
 def test_an_object_store_upload_of_the_wrong_size_is_uploaded_again(tmp_path: Path) -> None:
     bundle = archive(tmp_path)
-    wrong = Bundle(copy_style="all", digest=bundle.digest, path=bundle.path, size=bundle.size + 1,
-                   files=bundle.files, archive_digest=bundle.archive_digest)
+    wrong = Bundle(
+        copy_style="all",
+        digest=bundle.digest,
+        path=bundle.path,
+        size=bundle.size + 1,
+        files=bundle.files,
+        archive_digest=bundle.archive_digest,
+    )
     uri = f"memory://flyte-deploy-tests/{tmp_path.name}/{bundle.digest}.tar.gz"
     fs, path = fsspec.core.url_to_fs(uri)
     # each attempt uploads again instead of trusting the object the previous one got wrong
-    with pytest.raises(UploadError, match=r"after 3 attempt\(s\): _BadCopy: the stored object has 12 bytes,"
-                                          r" the bundle 13"):
+    with pytest.raises(
+        UploadError,
+        match=r"after 3 attempt\(s\): _BadCopy: the stored object has 12 bytes,"
+        r" the bundle 13",
+    ):
         upload(wrong, uri, retries=2, sleep=lambda _: None)
     fs.rm(path)
 
@@ -84,8 +105,9 @@ def test_memory_storage_upload_and_skip(tmp_path: Path) -> None:
     fs.rm(path)
 
 
-def test_deploy_to_memory_storage_in_process(project: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_deploy_to_memory_storage_in_process(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = f"memory://flyte-deploy-tests/{project.parent.name}"
     monkeypatch.setenv("FLYTE_DEPLOY_STORAGE", url)
     monkeypatch.setenv("FLYTE_DEPLOY_STORE", str(project.parent / "store"))  # the store of record is local
@@ -125,10 +147,15 @@ def test_bundle_without_archive_is_an_upload_error(tmp_path: Path) -> None:
 def test_storage_options_from_pyproject_and_environment(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.flyte-deploy.storage_options]\nendpoint_url = "http://127.0.0.1:1"\n'
-        '[tool.flyte-deploy.storage_options.client_kwargs]\nregion_name = "eu-west-1"\n')
+        '[tool.flyte-deploy.storage_options.client_kwargs]\nregion_name = "eu-west-1"\n'
+    )
     config = Config.load(tmp_path, environ={"FLYTE_DEPLOY_STORAGE_OPTIONS": '{"key": "AK", "secret": "SK"}'})
-    assert storage_options(config) == {"endpoint_url": "http://127.0.0.1:1", "key": "AK", "secret": "SK",
-                                       "client_kwargs": {"region_name": "eu-west-1"}}
+    assert storage_options(config) == {
+        "endpoint_url": "http://127.0.0.1:1",
+        "key": "AK",
+        "secret": "SK",
+        "client_kwargs": {"region_name": "eu-west-1"},
+    }
     bad = Config.load(tmp_path, environ={"FLYTE_DEPLOY_STORAGE_OPTIONS": "{not json"})
     with pytest.raises(UsageError, match="FLYTE_DEPLOY_STORAGE_OPTIONS is not valid JSON"):
         storage_options(bad)
@@ -139,7 +166,11 @@ def test_storage_options_from_pyproject_and_environment(tmp_path: Path) -> None:
 def test_credentials_never_appear_in_messages() -> None:
     assert redact_url("s3://AKID:s3cret@bucket/path/x.tar.gz") == "s3://bucket/path/x.tar.gz"
     assert redact_url("gs://bucket/x") == "gs://bucket/x"
-    options = {"key": "AKIDXYZ", "secret": "s3cret", "client_kwargs": {"aws_session_token": "tok3n"},
-               "endpoint_url": "http://127.0.0.1:9000"}
+    options = {
+        "key": "AKIDXYZ",
+        "secret": "s3cret",
+        "client_kwargs": {"aws_session_token": "tok3n"},
+        "endpoint_url": "http://127.0.0.1:9000",
+    }
     text = scrub("failed at https://user:pw@host/x with AKIDXYZ/s3cret and tok3n via http://127.0.0.1:9000", options)
     assert text == "failed at https://***@host/x with ***/*** and *** via http://127.0.0.1:9000"

@@ -36,8 +36,12 @@ def bucket(s3_server: S3Server) -> str:
 
 
 def storage_env(bucket: str, options: dict[str, Any], **extra: str) -> dict[str, str]:
-    return {"FLYTE_DEPLOY_STORAGE": f"s3://{bucket}/bundles", "FLYTE_DEPLOY_STORAGE_OPTIONS": json.dumps(options),
-            "FLYTE_DEPLOY_UPLOAD_BACKOFF": "0.01", **extra}
+    return {
+        "FLYTE_DEPLOY_STORAGE": f"s3://{bucket}/bundles",
+        "FLYTE_DEPLOY_STORAGE_OPTIONS": json.dumps(options),
+        "FLYTE_DEPLOY_UPLOAD_BACKOFF": "0.01",
+        **extra,
+    }
 
 
 def test_upload_to_s3_and_skip_when_present(s3_server: S3Server, bucket: str, project: Path, flaky_proxy) -> None:
@@ -56,9 +60,9 @@ def test_upload_to_s3_and_skip_when_present(s3_server: S3Server, bucket: str, pr
     assert len(proxy.uploads()) == 1  # the second deploy found it and uploaded nothing
 
 
-def test_the_same_content_compressed_elsewhere_is_not_uploaded_again(s3_server: S3Server, bucket: str,
-                                                                     project: Path, tmp_path: Path,
-                                                                     flaky_proxy) -> None:
+def test_the_same_content_compressed_elsewhere_is_not_uploaded_again(
+    s3_server: S3Server, bucket: str, project: Path, tmp_path: Path, flaky_proxy
+) -> None:
     # the same code deployed from another checkout, here to local storage, gives the tar stream
     other = tmp_path / "other-checkout"
     shutil.copytree(project, other)
@@ -80,34 +84,40 @@ def test_the_same_content_compressed_elsewhere_is_not_uploaded_again(s3_server: 
 
 def test_storage_options_from_pyproject(s3_server: S3Server, bucket: str, project: Path) -> None:
     with (project / "pyproject.toml").open("a") as handle:
-        handle.write(f'storage = "s3://{bucket}/from-pyproject"\n\n[tool.flyte-deploy.storage_options]\n'
-                     f'endpoint_url = "{s3_server.endpoint}"\nkey = "{ACCESS_KEY}"\nsecret = "{SECRET_KEY}"\n')
+        handle.write(
+            f'storage = "s3://{bucket}/from-pyproject"\n\n[tool.flyte-deploy.storage_options]\n'
+            f'endpoint_url = "{s3_server.endpoint}"\nkey = "{ACCESS_KEY}"\nsecret = "{SECRET_KEY}"\n'
+        )
     result = deploy_json(["flows.py", "shop"], project)
-    key = result["bundle"]["uri"][len("s3://"):]
+    key = result["bundle"]["uri"][len("s3://") :]
     assert key.startswith(f"{bucket}/from-pyproject/")
     assert s3_server.filesystem().size(key) == result["bundle"]["size"]
 
 
 @pytest.mark.parametrize("mode", ["503", "drop"])
-def test_uploads_survive_a_server_failing_mid_upload(s3_server: S3Server, bucket: str, project: Path, flaky_proxy,
-                                                     mode: str) -> None:
+def test_uploads_survive_a_server_failing_mid_upload(
+    s3_server: S3Server, bucket: str, project: Path, flaky_proxy, mode: str
+) -> None:
     proxy = flaky_proxy(s3_server.endpoint, fail_uploads=3, mode=mode)
-    env = storage_env(bucket, {**s3_server.options(proxy.endpoint), **ONE_BOTOCORE_ATTEMPT},
-                      FLYTE_DEPLOY_UPLOAD_RETRIES="6")
+    env = storage_env(
+        bucket, {**s3_server.options(proxy.endpoint), **ONE_BOTOCORE_ATTEMPT}, FLYTE_DEPLOY_UPLOAD_RETRIES="6"
+    )
     result = deploy_json(["flows.py", "audit"], project, env)
     outcomes = [outcome for _, _, outcome in proxy.uploads()]
     assert outcomes[:3] == ["dropped" if mode == "drop" else "503"] * 3 and outcomes[3:] == ["200"]
-    stored = s3_server.filesystem().cat_file(result["bundle"]["uri"][len("s3://"):])
+    stored = s3_server.filesystem().cat_file(result["bundle"]["uri"][len("s3://") :])
     assert hashlib.sha256(stored).hexdigest() == result["bundle"]["archive_digest"]
     listed = json.loads(cli(["ls", "--output", "json"], project).stdout)
     assert {r["environment"] for r in listed} == {"shop", "audit"}
 
 
-def test_a_server_that_keeps_failing_gives_a_clean_upload_error(s3_server: S3Server, bucket: str, project: Path,
-                                                                flaky_proxy) -> None:
+def test_a_server_that_keeps_failing_gives_a_clean_upload_error(
+    s3_server: S3Server, bucket: str, project: Path, flaky_proxy
+) -> None:
     proxy = flaky_proxy(s3_server.endpoint, fail_uploads=10**6, mode="503")
-    env = storage_env(bucket, {**s3_server.options(proxy.endpoint), **ONE_BOTOCORE_ATTEMPT},
-                      FLYTE_DEPLOY_UPLOAD_RETRIES="1")
+    env = storage_env(
+        bucket, {**s3_server.options(proxy.endpoint), **ONE_BOTOCORE_ATTEMPT}, FLYTE_DEPLOY_UPLOAD_RETRIES="1"
+    )
     result = cli(["deploy", "flows.py", "audit", "-q"], project, env)
     assert result.returncode == ExitCode.UPLOAD_FAILED
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -130,13 +140,16 @@ def test_a_missing_bucket_fails_at_once(s3_server: S3Server, project: Path, flak
     assert not (project / ".flyte-deploy" / "environments").exists()
 
 
-def test_run_fetches_the_bundle_from_s3_with_the_projects_storage_options(s3_server: S3Server, bucket: str,
-                                                                          project: Path) -> None:
+def test_run_fetches_the_bundle_from_s3_with_the_projects_storage_options(
+    s3_server: S3Server, bucket: str, project: Path
+) -> None:
     """`run` hands the storage options to the runtime, which fetches the bundle from the
     custom S3 endpoint (never from the source tree)."""
     with (project / "pyproject.toml").open("a") as handle:
-        handle.write(f'storage = "s3://{bucket}/run"\n\n[tool.flyte-deploy.storage_options]\n'
-                     f'endpoint_url = "{s3_server.endpoint}"\nkey = "{ACCESS_KEY}"\nsecret = "{SECRET_KEY}"\n')
+        handle.write(
+            f'storage = "s3://{bucket}/run"\n\n[tool.flyte-deploy.storage_options]\n'
+            f'endpoint_url = "{s3_server.endpoint}"\nkey = "{ACCESS_KEY}"\nsecret = "{SECRET_KEY}"\n'
+        )
     result = deploy_json(["flows.py", "audit"], project)
     assert result["bundle"]["uri"].startswith(f"s3://{bucket}/run/")
     ran = cli(["run", "audit.check", "--output", "json"], project)

@@ -16,10 +16,20 @@ from flyte_deploy.types import Bundle, DeployPlan, DeployRequest
 from .bundle_helpers import deploy_json, make_project
 
 
-def build_envs(retries: int = 0, cpu: int = 1, env_vars: dict[str, str] | None = None,
-               description: str | None = None, secret: str | None = None) -> list[fd.TaskEnvironment]:
-    prep = fd.TaskEnvironment(name="prep", resources=fd.Resources(cpu=cpu, memory="1Gi"), env_vars=env_vars,
-                              description=description, secrets=[secret] if secret else ())
+def build_envs(
+    retries: int = 0,
+    cpu: int = 1,
+    env_vars: dict[str, str] | None = None,
+    description: str | None = None,
+    secret: str | None = None,
+) -> list[fd.TaskEnvironment]:
+    prep = fd.TaskEnvironment(
+        name="prep",
+        resources=fd.Resources(cpu=cpu, memory="1Gi"),
+        env_vars=env_vars,
+        description=description,
+        secrets=[secret] if secret else (),
+    )
     train = fd.TaskEnvironment(name="train", depends_on=[prep])
 
     @prep.task(retries=retries)
@@ -33,10 +43,15 @@ def build_envs(retries: int = 0, cpu: int = 1, env_vars: dict[str, str] | None =
     return [prep, train]
 
 
-def plan_for(envs: list[fd.TaskEnvironment], digest: str = "a" * 64,
-             images: dict[str, str] | None = None) -> DeployPlan:
-    plan = DeployPlan(request=DeployRequest(mode="objects", objects=tuple(envs)), root_dir=Path("."),
-                      copy_style="loaded_modules", scratch_dir=Path("."))
+def plan_for(
+    envs: list[fd.TaskEnvironment], digest: str = "a" * 64, images: dict[str, str] | None = None
+) -> DeployPlan:
+    plan = DeployPlan(
+        request=DeployRequest(mode="objects", objects=tuple(envs)),
+        root_dir=Path("."),
+        copy_style="loaded_modules",
+        scratch_dir=Path("."),
+    )
     plan.environments = tuple(envs)
     plan.bundle = Bundle(copy_style="loaded_modules", digest=digest)
     uris = images or {}
@@ -51,16 +66,20 @@ def test_same_inputs_give_the_same_version_in_any_order() -> None:
     assert derive_version(plan_for(list(reversed(build_envs())))) == version
 
 
-@pytest.mark.parametrize("change", [
-    lambda: plan_for(build_envs(), digest="b" * 64),                                  # code
-    lambda: plan_for(build_envs(), images={"train": "python:3.12-slim"}),             # image
-    lambda: plan_for(build_envs(retries=2)),                                           # task setting
-    lambda: plan_for(build_envs(cpu=2)),                                               # resources
-    lambda: plan_for(build_envs(env_vars={"MODE": "fast"})),                           # env vars
-    lambda: plan_for(build_envs(description="the prep step")),                         # description
-    lambda: plan_for(build_envs(secret="api-key")),                                    # secrets
-    lambda: plan_for(build_envs()[:1]),                                                # fewer environments
-], ids=["code", "image", "retries", "resources", "env-vars", "description", "secrets", "environments"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda: plan_for(build_envs(), digest="b" * 64),  # code
+        lambda: plan_for(build_envs(), images={"train": "python:3.12-slim"}),  # image
+        lambda: plan_for(build_envs(retries=2)),  # task setting
+        lambda: plan_for(build_envs(cpu=2)),  # resources
+        lambda: plan_for(build_envs(env_vars={"MODE": "fast"})),  # env vars
+        lambda: plan_for(build_envs(description="the prep step")),  # description
+        lambda: plan_for(build_envs(secret="api-key")),  # secrets
+        lambda: plan_for(build_envs()[:1]),  # fewer environments
+    ],
+    ids=["code", "image", "retries", "resources", "env-vars", "description", "secrets", "environments"],
+)
 def test_any_change_gives_a_new_version(change: Callable[[], DeployPlan]) -> None:
     assert derive_version(change()) != derive_version(plan_for(build_envs()))
 

@@ -32,32 +32,45 @@ def test_the_rule_is_flytes_length_limit_and_a_safe_alphabet() -> None:
     assert MAX_LENGTH == 63
     for good in ("v1", "1.0.0", "release-1.0_rc2", "A" * 63, "0", "d34041f83bc9db0fc3cabaebb956dba1"):
         assert version_problem(good) is None and check_version(good) == good
-    for bad, problem in [("", "it is empty"), ("a" * 64, "it has 64 characters"), ("../../x", "it starts with '.'"),
-                         ("release/1.0", "'/' is not allowed"), ("-rf", "it starts with '-'"),
-                         ("v1 beta", "' ' is not allowed"), ("v1\n", "'\\n' is not allowed"),
-                         ("vé", "'é' is not allowed"), ("v1:latest", "':' is not allowed"),
-                         ("٣", "it starts with '٣'")]:
+    for bad, problem in [
+        ("", "it is empty"),
+        ("a" * 64, "it has 64 characters"),
+        ("../../x", "it starts with '.'"),
+        ("release/1.0", "'/' is not allowed"),
+        ("-rf", "it starts with '-'"),
+        ("v1 beta", "' ' is not allowed"),
+        ("v1\n", "'\\n' is not allowed"),
+        ("vé", "'é' is not allowed"),
+        ("v1:latest", "':' is not allowed"),
+        ("٣", "it starts with '٣'"),
+    ]:
         assert version_problem(bad) == problem, bad
         with pytest.raises(fd.UsageError) as refused:
             check_version(bad, "--version")
         assert str(refused.value) == f"--version {bad!r} is not a valid version ({problem}): a version is {RULE}"
 
 
-@pytest.mark.parametrize("version,problem", [("../../x", "it starts with '.'"),
-                                             ("release/1.0", "'/' is not allowed"),
-                                             ("/etc/passwd", "it starts with '/'")])
-def test_a_bad_version_is_refused_before_anything_is_built_or_written(tmp_path: Path, invoke,
-                                                                   monkeypatch: pytest.MonkeyPatch, version: str,
-                                                                   problem: str) -> None:
+@pytest.mark.parametrize(
+    "version,problem",
+    [("../../x", "it starts with '.'"), ("release/1.0", "'/' is not allowed"), ("/etc/passwd", "it starts with '/'")],
+)
+def test_a_bad_version_is_refused_before_anything_is_built_or_written(
+    tmp_path: Path, invoke, monkeypatch: pytest.MonkeyPatch, version: str, problem: str
+) -> None:
     root = write_tree(tmp_path / "outer" / "inner" / "project", {"flow.py": FLOW})
     monkeypatch.chdir(root)
     before = sorted(p for p in tmp_path.rglob("*"))
-    for args in (["deploy", "flow.py", "env"], ["check", "flow.py", "env"], ["deploy", "flow.py", "env", "--dry-run"],
-                 ["run", "env.one"]):
+    for args in (
+        ["deploy", "flow.py", "env"],
+        ["check", "flow.py", "env"],
+        ["deploy", "flow.py", "env", "--dry-run"],
+        ["run", "env.one"],
+    ):
         result = invoke(*args, "--version", version)
         assert result.exit_code == ExitCode.USAGE_ERROR, (args, result.stderr)
         assert result.stderr.strip().splitlines() == [
-            f"error: --version {version!r} is not a valid version ({problem}): a version is {RULE}"], args
+            f"error: --version {version!r} is not a valid version ({problem}): a version is {RULE}"
+        ], args
     assert sorted(p for p in tmp_path.rglob("*") if "__pycache__" not in p.parts) == before  # nothing written
 
 
@@ -75,16 +88,23 @@ def test_derived_versions_follow_the_rule(tmp_path: Path, invoke, monkeypatch: p
     assert PATTERN.fullmatch(result.json()["version"])
 
 
-def test_a_version_computed_by_a_plugin_follows_the_rule(tmp_path: Path, invoke,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_version_computed_by_a_plugin_follows_the_rule(
+    tmp_path: Path, invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A branch name is a tempting version, and not a valid one."""
-    root = write_tree(tmp_path / "p", {"flow.py": FLOW, "deployconf.py": """
+    root = write_tree(
+        tmp_path / "p",
+        {
+            "flow.py": FLOW,
+            "deployconf.py": """
         import flyte_deploy as fd
 
         @fd.hookimpl(tryfirst=True)
         def compute_version(session, plan):
             return "feature/login-" + plan.bundle.digest[:8]
-    """})
+    """,
+        },
+    )
     monkeypatch.chdir(root)
     result = invoke("deploy", "flow.py", "env", "-q")
     assert result.exit_code == ExitCode.USAGE_ERROR

@@ -35,8 +35,13 @@ def open_session(
     config = Config.load(root_dir, options, environ)
     pm = build_plugin_manager(config, cmdline_plugins=plugins)
     try:
-        yield DeploySession(config=config, pluginmanager=pm, selection=select(pm, config), dry_run=dry_run,
-                            console=console or Console(file=scrubbed_stderr()))
+        yield DeploySession(
+            config=config,
+            pluginmanager=pm,
+            selection=select(pm, config),
+            dry_run=dry_run,
+            console=console or Console(file=scrubbed_stderr()),
+        )
     finally:
         pm.calls.unconfigure(config)
 
@@ -60,7 +65,8 @@ def deploy(
     """
     if not envs:
         raise UsageError("deploy() needs at least one TaskEnvironment")
-    with open_session(Path(root_dir) if root_dir else None, options=options, plugins=plugins,
-                      dry_run=dry_run) as session:
+    with open_session(
+        Path(root_dir) if root_dir else None, options=options, plugins=plugins, dry_run=dry_run
+    ) as session:
         request = DeployRequest(mode="objects", objects=tuple(envs))
         return run_lifecycle(session, request, version=version, copy_style=copy_style, image_overrides=images)

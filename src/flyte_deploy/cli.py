@@ -28,19 +28,33 @@ from .lifecycle import dry_run_result
 from .pluginmanager import hook_names
 from .types import DeployPlan, DeployRequest, Violation
 
-plugin_option = click.option("-p", "plugins", multiple=True, metavar="NAME",
-                             help="Load plugin NAME early; `-p no:NAME` disables a plugin.")
-config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                             help="A Flyte config.yaml (admin.endpoint, task.project, ...). Default:"
-                                  " FLYTE_DEPLOY_CONFIG, then config.yaml in the root dir, then ~/.flyte/config.yaml.")
-project_option = click.option("--project", default=None,
-                              help="Flyte project (default: task.project, else flytesnacks).")
+plugin_option = click.option(
+    "-p", "plugins", multiple=True, metavar="NAME", help="Load plugin NAME early; `-p no:NAME` disables a plugin."
+)
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A Flyte config.yaml (admin.endpoint, task.project, ...). Default:"
+    " FLYTE_DEPLOY_CONFIG, then config.yaml in the root dir, then ~/.flyte/config.yaml.",
+)
+project_option = click.option(
+    "--project", default=None, help="Flyte project (default: task.project, else flytesnacks)."
+)
 domain_option = click.option("--domain", default=None, help="Flyte domain (default: task.domain, else development).")
-backend_option = click.option("--backend", default=None,
-                              help="local (default), remote (a Flyte control plane; the default when an endpoint is"
-                                   " configured) or a backend a plugin provides.")
-root_option = click.option("--root-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                           help="Project root: bundling, module names, pyproject.toml. Default: current directory.")
+backend_option = click.option(
+    "--backend",
+    default=None,
+    help="local (default), remote (a Flyte control plane; the default when an endpoint is"
+    " configured) or a backend a plugin provides.",
+)
+root_option = click.option(
+    "--root-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Project root: bundling, module names, pyproject.toml. Default: current directory.",
+)
 
 
 def echo_json(data: Any) -> None:
@@ -94,13 +108,22 @@ def _deploy_request(path: Path, env_vars: tuple[str, ...], all_envs: bool, recur
 @click.argument("env_vars", nargs=-1)
 @click.option("--all", "all_envs", is_flag=True, help="Deploy every environment in PATH.")
 @click.option("--recursive", is_flag=True, help="PATH is a directory: deploy every environment under it.")
-@click.option("--copy-style", type=click.Choice(["loaded_modules", "all", "none"]), default=None,
-              help="What goes into the code bundle (default loaded_modules).")
+@click.option(
+    "--copy-style",
+    type=click.Choice(["loaded_modules", "all", "none"]),
+    default=None,
+    help="What goes into the code bundle (default loaded_modules).",
+)
 @root_option
 @click.option("--version", "version", default=None, help="Version to deploy (default: derived from content).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; upload, build and register nothing.")
-@click.option("--image", "images", multiple=True, metavar="NAME=URI",
-              help="Use URI as the image of environment (or image name) NAME.")
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    metavar="NAME=URI",
+    help="Use URI as the image of environment (or image name) NAME.",
+)
 @project_option
 @domain_option
 @backend_option
@@ -109,14 +132,35 @@ def _deploy_request(path: Path, env_vars: tuple[str, ...], all_envs: bool, recur
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @config_option
 @plugin_option
-def deploy_command(path: Path, env_vars: tuple[str, ...], all_envs: bool, recursive: bool, copy_style: str | None,
-                   root_dir: Path | None, version: str | None, dry_run: bool, images: tuple[str, ...],
-                   project: str | None, domain: str | None, backend: str | None, store: str | None, output: str,
-                   quiet: bool, config_file: Path | None, plugins: tuple[str, ...]) -> None:
+def deploy_command(
+    path: Path,
+    env_vars: tuple[str, ...],
+    all_envs: bool,
+    recursive: bool,
+    copy_style: str | None,
+    root_dir: Path | None,
+    version: str | None,
+    dry_run: bool,
+    images: tuple[str, ...],
+    project: str | None,
+    domain: str | None,
+    backend: str | None,
+    store: str | None,
+    output: str,
+    quiet: bool,
+    config_file: Path | None,
+    plugins: tuple[str, ...],
+) -> None:
     """Deploy environments: `deploy FILE ENV...`, `deploy --all FILE`, `deploy --recursive DIR`."""
     request = _deploy_request(path, env_vars, all_envs, recursive)
-    options = {"project": project, "domain": domain, "backend": backend, "store": store,
-               "quiet": quiet or None, "config": config_file}
+    options = {
+        "project": project,
+        "domain": domain,
+        "backend": backend,
+        "store": store,
+        "quiet": quiet or None,
+        "config": config_file,
+    }
     overrides = _parse_pairs(images, "--image")
     with stdout_for(output), open_session(root_dir, options=options, plugins=plugins, dry_run=dry_run) as session:
         result = run_lifecycle(session, request, version=version, copy_style=copy_style, image_overrides=overrides)
@@ -129,45 +173,62 @@ def deploy_command(path: Path, env_vars: tuple[str, ...], all_envs: bool, recurs
 def check_command(**params: Any) -> None:
     """Check a deploy without doing it: every phase up to the policies, nothing uploaded,
     pushed, registered or stored. Exits 6 when a policy plugin reports a violation."""
-    request = _deploy_request(params.pop("path"), params.pop("env_vars"), params.pop("all_envs"),
-                              params.pop("recursive"))
+    request = _deploy_request(
+        params.pop("path"), params.pop("env_vars"), params.pop("all_envs"), params.pop("recursive")
+    )
     root_dir, version, copy_style = params.pop("root_dir"), params.pop("version"), params.pop("copy_style")
     overrides = _parse_pairs(params.pop("images"), "--image")
     output, plugins = params.pop("output"), params.pop("plugins")
-    options = {"project": params.pop("project"), "domain": params.pop("domain"), "backend": params.pop("backend"),
-               "store": params.pop("store"), "quiet": params.pop("quiet") or None,
-               "config": params.pop("config_file")}
+    options = {
+        "project": params.pop("project"),
+        "domain": params.pop("domain"),
+        "backend": params.pop("backend"),
+        "store": params.pop("store"),
+        "quiet": params.pop("quiet") or None,
+        "config": params.pop("config_file"),
+    }
     if params:  # a deploy option check does not know yet: fail loudly rather than ignore it
         raise TypeError(f"check does not handle the deploy option(s) {', '.join(sorted(params))}")
     violations: list[Violation] = []
     with stdout_for(output), open_session(root_dir, options=options, plugins=plugins, dry_run=True) as session:
         try:
-            result = run_lifecycle(session, request, version=version, copy_style=copy_style,
-                                   image_overrides=overrides)
+            result = run_lifecycle(session, request, version=version, copy_style=copy_style, image_overrides=overrides)
         except PolicyViolation as exc:
             if not isinstance(exc.plan, DeployPlan):
                 raise
             violations = exc.violations
             result = dry_run_result(exc.plan, session.backend.name)
     if output == "json":
-        echo_json({**result.to_json(), "violations": [
-            {"rule": v.rule, "subject": v.subject, "message": v.message, "plugin": v.plugin} for v in violations
-        ]})
+        echo_json(
+            {
+                **result.to_json(),
+                "violations": [
+                    {"rule": v.rule, "subject": v.subject, "message": v.message, "plugin": v.plugin} for v in violations
+                ],
+            }
+        )
     else:
         render_summary(result, Console())
         # one line per violation, as in the deploy error: readable in narrow terminals and CI logs
-        click.echo("\n".join([f"{len(violations)} policy violation(s):"] + [f"  {v}" for v in violations])
-                   if violations else "no violations")
+        click.echo(
+            "\n".join([f"{len(violations)} policy violation(s):"] + [f"  {v}" for v in violations])
+            if violations
+            else "no violations"
+        )
     if violations:
         plugins_at_fault = ", ".join(sorted({v.plugin for v in violations if v.plugin})) or "unknown plugin"
         click.echo(f"error: {len(violations)} policy violation(s) reported by {plugins_at_fault}", err=True)
         raise click.exceptions.Exit(int(ExitCode.POLICY_VIOLATION))
 
 
-cli.add_command(click.Command(
-    "check", callback=check_command, help=check_command.__doc__,
-    params=[param for param in deploy_command.params if param.name != "dry_run"],
-))
+cli.add_command(
+    click.Command(
+        "check",
+        callback=check_command,
+        help=check_command.__doc__,
+        params=[param for param in deploy_command.params if param.name != "dry_run"],
+    )
+)
 
 
 @cli.command("plugins")
@@ -181,18 +242,28 @@ def plugins_command(as_json: bool, root_dir: Path | None, plugins: tuple[str, ..
         pm = session.pluginmanager
         infos = list(pm.infos.values()) + list(pm.disabled.values())
         hooks = hook_names(pm)
-        offered = [("backend", b.name, b.plugin, ", ".join(b.capabilities))
-                   for b in sorted(session.selection.backends.values(), key=lambda b: b.name)]
-        offered += [("image builder", b.name, b.plugin, b.description)
-                    for b in session.selection.image_builders.values()]
+        offered = [
+            ("backend", b.name, b.plugin, ", ".join(b.capabilities))
+            for b in sorted(session.selection.backends.values(), key=lambda b: b.name)
+        ]
+        offered += [
+            ("image builder", b.name, b.plugin, b.description) for b in session.selection.image_builders.values()
+        ]
     if as_json:
-        echo_json({
-            "plugins": [i.to_json() for i in infos], "hooks": hooks,
-            "backends": [{"name": name, "plugin": plugin, "capabilities": caps.split(", ") if caps else []}
-                         for kind, name, plugin, caps in offered if kind == "backend"],
-            "image_builders": [{"name": name, "plugin": plugin} for kind, name, plugin, _ in offered
-                               if kind == "image builder"],
-        })
+        echo_json(
+            {
+                "plugins": [i.to_json() for i in infos],
+                "hooks": hooks,
+                "backends": [
+                    {"name": name, "plugin": plugin, "capabilities": caps.split(", ") if caps else []}
+                    for kind, name, plugin, caps in offered
+                    if kind == "backend"
+                ],
+                "image_builders": [
+                    {"name": name, "plugin": plugin} for kind, name, plugin, _ in offered if kind == "image builder"
+                ],
+            }
+        )
         return
     table = Table(title="flyte-deploy plugins (registration order)", title_justify="left")
     for column in ("name", "source", "version", "status", "hooks"):
@@ -218,19 +289,34 @@ def plugins_command(as_json: bool, root_dir: Path | None, plugins: tuple[str, ..
 @backend_option
 @config_option
 @plugin_option
-def ls_command(root_dir: Path | None, store: str | None, output: str, remote: bool, project: str | None,
-               domain: str | None, backend: str | None, config_file: Path | None, plugins: tuple[str, ...]) -> None:
+def ls_command(
+    root_dir: Path | None,
+    store: str | None,
+    output: str,
+    remote: bool,
+    project: str | None,
+    domain: str | None,
+    backend: str | None,
+    config_file: Path | None,
+    plugins: tuple[str, ...],
+) -> None:
     """List what the backend holds: the local store (environments, versions, tasks, images),
     or a control plane (tasks and their versions)."""
     if remote and backend not in (None, "remote"):
         raise UsageError(f"--remote lists the remote backend; it cannot be combined with --backend {backend}")
-    options = {"store": store, "config": config_file, "project": project, "domain": domain,
-               "backend": "remote" if remote else backend}
+    options = {
+        "store": store,
+        "config": config_file,
+        "project": project,
+        "domain": domain,
+        "backend": "remote" if remote else backend,
+    }
     with stdout_for(output), open_session(root_dir, options=options, plugins=plugins) as session:
         chosen = session.backend
         if chosen.listing is None:
-            raise UsageError(f"backend {chosen.name!r} ({session.config.source_of('backend')}) cannot list what it"
-                             " holds")
+            raise UsageError(
+                f"backend {chosen.name!r} ({session.config.source_of('backend')}) cannot list what it holds"
+            )
         listed = chosen.listing(session.config)
     if output == "json":
         echo_json(listed.records)
@@ -248,23 +334,47 @@ def ls_command(root_dir: Path | None, store: str | None, output: str, remote: bo
 
 @cli.command("run")
 @click.argument("task")
-@click.option("--input", "inputs", multiple=True, metavar="NAME=VALUE",
-              help="A task input; lists, dicts and structs as JSON. Defaults come from the deployed spec.")
-@click.option("--version", "version", default=None,
-              help="Deployed version to run (default: the newest; on a control plane the latest deployed_at).")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A task input; lists, dicts and structs as JSON. Defaults come from the deployed spec.",
+)
+@click.option(
+    "--version",
+    "version",
+    default=None,
+    help="Deployed version to run (default: the newest; on a control plane the latest deployed_at).",
+)
 @root_option
 @click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
 @project_option
 @domain_option
 @backend_option
 @config_option
-@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run in this new directory and keep it (default: a temporary one, removed afterwards).")
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run in this new directory and keep it (default: a temporary one, removed afterwards).",
+)
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @plugin_option
-def run_command(task: str, inputs: tuple[str, ...], version: str | None, root_dir: Path | None, store: str | None,
-                project: str | None, domain: str | None, backend: str | None, config_file: Path | None,
-                work_dir: Path | None, output: str, plugins: tuple[str, ...]) -> None:
+def run_command(
+    task: str,
+    inputs: tuple[str, ...],
+    version: str | None,
+    root_dir: Path | None,
+    store: str | None,
+    project: str | None,
+    domain: str | None,
+    backend: str | None,
+    config_file: Path | None,
+    work_dir: Path | None,
+    output: str,
+    plugins: tuple[str, ...],
+) -> None:
     """Run a deployed task ENV.TASK from its code bundle, as a remote runtime would.
 
     The spec comes from the configured backend, as for deploy: the local store, or the
@@ -307,15 +417,19 @@ def _raised_at(exc: BaseException) -> str:
 
 
 #: frames from these directories are never where a ``SystemExit`` "came from"
-_LIBRARY_DIRS = (*(str(Path(str(module.__file__)).resolve().parent) for module in (click, pluggy)),
-                 str(Path(__file__).resolve().parent), sysconfig.get_paths()["stdlib"])
+_LIBRARY_DIRS = (
+    *(str(Path(str(module.__file__)).resolve().parent) for module in (click, pluggy)),
+    str(Path(__file__).resolve().parent),
+    sysconfig.get_paths()["stdlib"],
+)
 
 
 def run_cli(command: click.Command, args: Sequence[str] | None) -> int:
     """Run the click command and map outcomes to exit codes (see module docstring)."""
     try:
-        returned = command.main(args=list(args) if args is not None else None, prog_name="flyte-deploy",
-                                standalone_mode=False)
+        returned = command.main(
+            args=list(args) if args is not None else None, prog_name="flyte-deploy", standalone_mode=False
+        )
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:

@@ -28,29 +28,29 @@ TOOL_TABLE = "flyte-deploy"
 LOCAL_PLUGIN_FILE = "deployconf.py"
 
 DEFAULTS: dict[str, Any] = {
-    "backend": "local",     # "remote" when the project configures an endpoint (see Config.get)
+    "backend": "local",  # "remote" when the project configures an endpoint (see Config.get)
     "copy_style": "loaded_modules",
     "project": "flytesnacks",
     "domain": "development",
-    "store": None,          # local backend store (fsspec URL); default <root>/.flyte-deploy
-    "storage": None,        # where bundles are uploaded (fsspec URL); default <store>/bundles
+    "store": None,  # local backend store (fsspec URL); default <root>/.flyte-deploy
+    "storage": None,  # where bundles are uploaded (fsspec URL); default <store>/bundles
     "bundle_allow_secrets": [],  # patterns of secret-looking files bundled without a warning
     "image.builder": "auto",
     "image.registry": None,
-    "image.base_registry": None,        # Docker Hub mirror for bases named without a registry
-    "image.insecure_registries": [],    # plain-HTTP registries besides loopback ones
-    "image.docker_buildkit": True,      # the docker builder uses BuildKit when the daemon has it
+    "image.base_registry": None,  # Docker Hub mirror for bases named without a registry
+    "image.insecure_registries": [],  # plain-HTTP registries besides loopback ones
+    "image.docker_buildkit": True,  # the docker builder uses BuildKit when the daemon has it
     "plugins": [],
     "disable_plugins": [],
     "required_plugins": [],
     # remote backend (docs/remote.md)
-    "endpoint": None,       # control plane: dns:///host:port, host:port or http(s)://host:port
-    "insecure": False,      # plain HTTP instead of TLS
-    "ca_cert": None,        # PEM file of the CA that signed the control plane's certificate
+    "endpoint": None,  # control plane: dns:///host:port, host:port or http(s)://host:port
+    "insecure": False,  # plain HTTP instead of TLS
+    "ca_cert": None,  # PEM file of the CA that signed the control plane's certificate
     "token_command": None,  # command printing a bearer token (FLYTE_DEPLOY_TOKEN takes precedence)
     "org": "",
-    "timeout": 30,          # seconds per request
-    "retries": 3,           # retries of transient errors (unavailable, deadline exceeded)
+    "timeout": 30,  # seconds per request
+    "retries": 3,  # retries of transient errors (unavailable, deadline exceeded)
     "remote.concurrency": 16,  # DeployTask/GetTaskDetails calls in flight at once
 }
 
@@ -102,8 +102,9 @@ def read_text(path: Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise UsageError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
-                         ) from None
+        raise UsageError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
+        ) from None
 
 
 def read_pyproject(root_dir: Path) -> tuple[dict[str, Any], Path | None]:
@@ -130,8 +131,9 @@ def _flyte_env_var(flyte_key: str) -> str:
     return "FLYTE_" + flyte_key.upper().replace(".", "_")
 
 
-def find_config_file(root_dir: Path, explicit: str | os.PathLike[str] | None,
-                     environ: Mapping[str, str]) -> tuple[Path | None, bool]:
+def find_config_file(
+    root_dir: Path, explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> tuple[Path | None, bool]:
     """The config file to read and whether it is user-level: ``--config``, then the
     variables of ``CONFIG_FILE_VARIABLES``, then ``config.yaml`` or ``.flyte/config.yaml`` in
     the project root, then ``~/.union/config.yaml`` or ``~/.flyte/config.yaml``. A file
@@ -212,8 +214,12 @@ class Config:
     config_file_values: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, root_dir: str | os.PathLike[str] | None = None, options: Mapping[str, Any] | None = None,
-             environ: Mapping[str, str] | None = None) -> Config:
+    def load(
+        cls,
+        root_dir: str | os.PathLike[str] | None = None,
+        options: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Config:
         root = Path(root_dir or os.getcwd()).resolve()
         if not root.is_dir():
             raise UsageError(f"--root-dir {root} is not a directory")
@@ -221,9 +227,16 @@ class Config:
         options = {k: v for k, v in (options or {}).items() if v is not None}
         environ = dict(os.environ if environ is None else environ)
         config_file, user_level = find_config_file(root, options.get("config"), environ)
-        return cls(root_dir=root, options=options, pyproject=table, pyproject_path=path, environ=environ,
-                   config_file=config_file, config_file_is_user_level=user_level,
-                   config_file_values=read_config_file(config_file) if config_file else {})
+        return cls(
+            root_dir=root,
+            options=options,
+            pyproject=table,
+            pyproject_path=path,
+            environ=environ,
+            config_file=config_file,
+            config_file_is_user_level=user_level,
+            config_file_values=read_config_file(config_file) if config_file else {},
+        )
 
     def _pyproject_flat(self) -> dict[str, Any]:
         table = dict(self.pyproject)
@@ -339,7 +352,9 @@ class Config:
         except ValueError:
             raise UsageError(f"the {key} URL ({self.source_of(key)}) is not a valid URL") from None
         if "@" in netloc:
-            raise UsageError(f"the {key} URL ({self.source_of(key)}) holds credentials; put them in"
-                             f" [tool.flyte-deploy.storage_options] or the environment (AWS_ACCESS_KEY_ID, ...)"
-                             f" and give the URL without them")
+            raise UsageError(
+                f"the {key} URL ({self.source_of(key)}) holds credentials; put them in"
+                f" [tool.flyte-deploy.storage_options] or the environment (AWS_ACCESS_KEY_ID, ...)"
+                f" and give the URL without them"
+            )
         return url

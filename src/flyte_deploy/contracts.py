@@ -50,15 +50,18 @@ class Contract:
         if result is None or self.result is None:
             return result
         if not isinstance(result, self.result):
-            raise PluginError(f"{describe} returned {type(result).__name__} from {hook},"
-                              f" expected {_names(self.result)}")
+            raise PluginError(
+                f"{describe} returned {type(result).__name__} from {hook}, expected {_names(self.result)}"
+            )
         if self.item is None:
             return result
         items: Iterable[Any] = cast("Iterable[Any]", result)
         for item in items:
             if not isinstance(item, self.item):
-                raise PluginError(f"{describe} returned a {type(item).__name__} in the list from {hook},"
-                                  f" expected {self.item.__name__}")
+                raise PluginError(
+                    f"{describe} returned a {type(item).__name__} in the list from {hook},"
+                    f" expected {self.item.__name__}"
+                )
         return [dataclasses.replace(item, plugin=plugin) for item in items] if self.stamped else result
 
     @property
@@ -85,8 +88,7 @@ def spec(contract: Contract) -> Callable[[F], F]:
 
     def mark(function: F) -> F:
         function.contract = contract  # type: ignore[attr-defined]
-        marked: F = hookspec(firstresult=contract.kind == "firstresult",
-                             historic=contract.kind == "historic")(function)
+        marked: F = hookspec(firstresult=contract.kind == "firstresult", historic=contract.kind == "historic")(function)
         return marked
 
     return mark

@@ -112,8 +112,14 @@ class RegistrationError(FlyteDeployError):
 
     exit_code = ExitCode.REGISTRATION_FAILED
 
-    def __init__(self, message: str, *, registered: tuple[str, ...] | list[str] = (),
-                 not_registered: tuple[str, ...] | list[str] = (), hint: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        registered: tuple[str, ...] | list[str] = (),
+        not_registered: tuple[str, ...] | list[str] = (),
+        hint: str = "",
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.registered = tuple(registered)
@@ -122,14 +128,20 @@ class RegistrationError(FlyteDeployError):
 
     def with_progress(self, registered_before: list[str], pending_after: list[str]) -> RegistrationError:
         """This error with the tasks registered before it and the ones never attempted after it."""
-        return RegistrationError(self.message, registered=[*registered_before, *self.registered],
-                                 not_registered=[*self.not_registered, *pending_after], hint=self.hint)
+        return RegistrationError(
+            self.message,
+            registered=[*registered_before, *self.registered],
+            not_registered=[*self.not_registered, *pending_after],
+            hint=self.hint,
+        )
 
     def __str__(self) -> str:
         text = self.message
         if self.registered or self.not_registered:
-            text += (f"; registered: {', '.join(self.registered) or 'none'};"
-                     f" not registered: {', '.join(self.not_registered) or 'none'}")
+            text += (
+                f"; registered: {', '.join(self.registered) or 'none'};"
+                f" not registered: {', '.join(self.not_registered) or 'none'}"
+            )
         return f"{text}; {self.hint}" if self.hint else text
 
 
@@ -209,8 +221,8 @@ _NOT_SECRET_VARIABLE = re.compile(r"_(FILE|PATH|DIR|SOCK|HOME|URL|ENDPOINT|REGIO
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<slash>/?)[^/\s@'\"<>]+@")
 #: ``?token=...``, ``&X-Amz-Signature=...``, ``;password=...`` in a query or a DSN
 _SECRET_PARAMETER = re.compile(
-    r"(?P<name>[?&;][^=&;\s]*(?:key|secret|token|passw|signature|credential|sig)[^=&;\s]*=)[^&;\s'\"]+",
-    re.IGNORECASE)
+    r"(?P<name>[?&;][^=&;\s]*(?:key|secret|token|passw|signature|credential|sig)[^=&;\s]*=)[^&;\s'\"]+", re.IGNORECASE
+)
 #: ``Authorization: Bearer ...`` and the like
 _AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{4,}", re.IGNORECASE)
 #: secrets shorter than this are not searched for (they would mask ordinary words)
@@ -238,9 +250,14 @@ def secret_values(options: Mapping[str, Any]) -> list[str]:
 
 
 def _environment_secrets(environ: Mapping[str, str]) -> list[str]:
-    return [value for name, value in environ.items()
-            if SECRET_NAME.search(name) and not _NOT_SECRET_VARIABLE.search(name)
-            and len(value.strip()) >= 6 and not value.startswith(("/", "~"))]
+    return [
+        value
+        for name, value in environ.items()
+        if SECRET_NAME.search(name)
+        and not _NOT_SECRET_VARIABLE.search(name)
+        and len(value.strip()) >= 6
+        and not value.startswith(("/", "~"))
+    ]
 
 
 def scrub(text: str, secrets: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> str:

@@ -48,8 +48,14 @@ GIT_TIMEOUT = 30.0
 #: variables that point git at a repository other than the one the path is in (set, for
 #: example, inside git hooks); removed so the task's own repository is always the one read
 REPOSITORY_ENV_VARS = (
-    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_COMMON_DIR",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
 )
 
 #: hosts that serve the same repositories as a public forge (ssh over port 443)
@@ -133,8 +139,12 @@ def parse_remote_url(url: str) -> RemoteURL | None:
     segments = [s for s in path.split("/") if s]
     if len(segments) < 2 or any(s in (".", "..") for s in segments):
         return None
-    return RemoteURL(host=host, path="/".join(segments), scheme=scheme,
-                     port=port if scheme == "ssh" or port not in (None, 80, 443) else None)
+    return RemoteURL(
+        host=host,
+        path="/".join(segments),
+        scheme=scheme,
+        port=port if scheme == "ssh" or port not in (None, 80, 443) else None,
+    )
 
 
 # -- URLs -----------------------------------------------------------------------------
@@ -200,8 +210,14 @@ class GitStatus:
         gitlab.com; ``#L<line>`` only when the tree is clean. ``None`` for other hosts."""
         if self.remote is None or self.remote.host not in PUBLIC_FORGES:
             return None
-        return blob_url(PUBLIC_FORGES[self.remote.host], f"https://{self.remote.host}", self.remote.path,
-                        self.commit, path, line if self.clean else None)
+        return blob_url(
+            PUBLIC_FORGES[self.remote.host],
+            f"https://{self.remote.host}",
+            self.remote.path,
+            self.commit,
+            path,
+            line if self.clean else None,
+        )
 
 
 class GitStatusCache:
@@ -274,9 +290,16 @@ class GitStatusCache:
         env = {k: v for k, v in os.environ.items() if k not in REPOSITORY_ENV_VARS}
         env.update(GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0")
         try:
-            done = subprocess.run([self.git, "-C", str(cwd), *args], capture_output=True, check=False,
-                                  encoding="utf-8", errors="surrogateescape",  # any path bytes round-trip
-                                  timeout=GIT_TIMEOUT, env=env, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                [self.git, "-C", str(cwd), *args],
+                capture_output=True,
+                check=False,
+                encoding="utf-8",
+                errors="surrogateescape",  # any path bytes round-trip
+                timeout=GIT_TIMEOUT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.debug("source links: git %s in %s failed: %s", args[0], cwd, type(exc).__name__)
             return None
@@ -320,7 +343,8 @@ def definition_line(func: Callable[..., Any]) -> int:
     except OSError:
         return code.co_firstlineno
     return _definition_lines(code.co_filename, stat.st_mtime_ns, stat.st_size).get(
-        code.co_firstlineno, code.co_firstlineno)
+        code.co_firstlineno, code.co_firstlineno
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -380,6 +404,17 @@ def task_source(session: DeploySession, func: Callable[..., Any]) -> TaskSource 
 
 
 __all__ = [
-    "GIT_STATUS_CACHE", "GitStatus", "GitStatusCache", "RemoteURL", "TaskSource", "blob_url", "definition_line",
-    "git_status_for", "parse_remote_url", "quote_path", "session_cache", "source_location", "task_source",
+    "GIT_STATUS_CACHE",
+    "GitStatus",
+    "GitStatusCache",
+    "RemoteURL",
+    "TaskSource",
+    "blob_url",
+    "definition_line",
+    "git_status_for",
+    "parse_remote_url",
+    "quote_path",
+    "session_cache",
+    "source_location",
+    "task_source",
 ]

@@ -101,10 +101,8 @@ class HookCalls:
     def adapt_environment(self, obj: object) -> Environment | None:
         return cast("Environment | None", self._first("adapt_environment", obj=obj))
 
-    def resolve_dependencies(self, session: DeploySession,
-                             selected: Sequence[Environment]) -> Sequence[Environment]:
-        return cast("Sequence[Environment]", self._first("resolve_dependencies", session=session,
-                                                             selected=selected))
+    def resolve_dependencies(self, session: DeploySession, selected: Sequence[Environment]) -> Sequence[Environment]:
+        return cast("Sequence[Environment]", self._first("resolve_dependencies", session=session, selected=selected))
 
     def build_bundle(self, session: DeploySession, plan: DeployPlan) -> Bundle:
         return cast("Bundle", self._first("build_bundle", session=session, plan=plan))
@@ -112,14 +110,18 @@ class HookCalls:
     def compute_version(self, session: DeploySession, plan: DeployPlan) -> str:
         return cast(str, self._first("compute_version", session=session, plan=plan))
 
-    def serialize_task(self, session: DeploySession, environment: Environment, task: Task,
-                       plan: DeployPlan) -> SerializedTask:
-        return cast("SerializedTask", self._first("serialize_task", session=session, environment=environment,
-                                                  task=task, plan=plan))
+    def serialize_task(
+        self, session: DeploySession, environment: Environment, task: Task, plan: DeployPlan
+    ) -> SerializedTask:
+        return cast(
+            "SerializedTask",
+            self._first("serialize_task", session=session, environment=environment, task=task, plan=plan),
+        )
 
     def attach_source_link(self, session: DeploySession, task: Task, serialized: SerializedTask) -> SourceLink | None:
-        return cast("SourceLink | None", self._first("attach_source_link", session=session, task=task,
-                                                     serialized=serialized))
+        return cast(
+            "SourceLink | None", self._first("attach_source_link", session=session, task=task, serialized=serialized)
+        )
 
     def check_plan(self, session: DeploySession, plan: DeployPlan) -> list[Violation]:
         return self._collect("check_plan", session=session, plan=plan)
@@ -130,10 +132,13 @@ class HookCalls:
     def upload_bundle(self, session: DeploySession, bundle: Bundle, uri: str) -> str:
         return cast(str, self._first("upload_bundle", session=session, bundle=bundle, uri=uri))
 
-    def register_environment(self, session: DeploySession, environment: Environment,
-                             tasks: Sequence[SerializedTask], plan: DeployPlan) -> Sequence[Registration]:
-        return cast("Sequence[Registration]", self._first("register_environment", session=session,
-                                                          environment=environment, tasks=tasks, plan=plan))
+    def register_environment(
+        self, session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask], plan: DeployPlan
+    ) -> Sequence[Registration]:
+        return cast(
+            "Sequence[Registration]",
+            self._first("register_environment", session=session, environment=environment, tasks=tasks, plan=plan),
+        )
 
 
 __all__ = ["HookCalls"]

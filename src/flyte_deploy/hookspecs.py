@@ -193,8 +193,7 @@ def adapt_environment(obj: object) -> Environment | None:
 
 
 @spec(Contract(PHASE, (list, tuple), Environment, required=True))
-def resolve_dependencies(session: DeploySession,
-                         selected: Sequence[Environment]) -> Sequence[Environment] | None:
+def resolve_dependencies(session: DeploySession, selected: Sequence[Environment]) -> Sequence[Environment] | None:
     """Order the deployment: the selected environments plus the transitive closure of
     their ``depends_on``, each once, dependencies before dependents.
 
@@ -236,8 +235,9 @@ def compute_version(session: DeploySession, plan: DeployPlan) -> str | None:
 
 
 @spec(Contract(PHASE, SerializedTask, required=True))
-def serialize_task(session: DeploySession, environment: Environment, task: Task,
-                   plan: DeployPlan) -> SerializedTask | None:
+def serialize_task(
+    session: DeploySession, environment: Environment, task: Task, plan: DeployPlan
+) -> SerializedTask | None:
     """Turn one task into the ``TaskSpec`` the backend registers.
 
     Called for every task of every planned environment after ``compute_version``, with
@@ -311,8 +311,9 @@ def upload_bundle(session: DeploySession, bundle: Bundle, uri: str) -> str | Non
 
 
 @spec(Contract(PHASE, (list, tuple), Registration, required=True))
-def register_environment(session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask],
-                         plan: DeployPlan) -> Sequence[Registration] | None:
+def register_environment(
+    session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask], plan: DeployPlan
+) -> Sequence[Registration] | None:
     """Register one environment's serialized tasks with the selected backend.
 
     Called per environment, in deploy order (dependencies first), after the upload. The

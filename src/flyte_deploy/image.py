@@ -83,15 +83,18 @@ class Image:
 
     @classmethod
     def from_debian_base(
-        cls, python_version: str | tuple[int, int] = DEFAULT_PYTHON, *, registry: str | None = None,
-        name: str = DEFAULT_NAME, platform: str = "linux/amd64",
+        cls,
+        python_version: str | tuple[int, int] = DEFAULT_PYTHON,
+        *,
+        registry: str | None = None,
+        name: str = DEFAULT_NAME,
+        platform: str = "linux/amd64",
     ) -> Image:
         """Debian bookworm with the given Python, plus the runtime that loads task bundles."""
         py = ".".join(map(str, python_version)) if isinstance(python_version, tuple) else str(python_version)
         if not re.fullmatch(r"3\.\d+", py):
             raise UsageError(f"Image.from_debian_base: python_version must look like '3.11', got {py!r}")
-        return cls(base=DEBIAN_BASE.format(py=py), python_version=py, registry=registry, name=name,
-                   platform=platform)
+        return cls(base=DEBIAN_BASE.format(py=py), python_version=py, registry=registry, name=name, platform=platform)
 
     @classmethod
     def from_base(cls, uri: str) -> Image:
@@ -104,8 +107,9 @@ class Image:
         return cls(base=uri, prebuilt=True, install_runtime=False)
 
     @classmethod
-    def from_dockerfile(cls, path: str | os.PathLike[str], *, registry: str | None = None,
-                        name: str = DEFAULT_NAME) -> Image:
+    def from_dockerfile(
+        cls, path: str | os.PathLike[str], *, registry: str | None = None, name: str = DEFAULT_NAME
+    ) -> Image:
         """The user's own Dockerfile; its directory is the build context."""
         p = Path(path).resolve()
         if not p.is_file():
@@ -168,8 +172,9 @@ class Image:
             "python": self.python_version,
             "platform": self.platform,
             "runtime": _runtime_fingerprint() if self.install_runtime and not self.prebuilt else False,
-            "layers": [[layer.kind, [v for v in layer.values if not _is_local_path(layer, v)]]
-                       for layer in self.layers],
+            "layers": [
+                [layer.kind, [v for v in layer.values if not _is_local_path(layer, v)]] for layer in self.layers
+            ],
         }
 
     @property

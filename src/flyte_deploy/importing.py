@@ -34,8 +34,9 @@ def iter_python_files(directory: Path) -> list[Path]:
     found: list[Path] = []
     for root, dirs, files in os.walk(directory):
         here = Path(root)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS
-                         and not is_virtualenv(here / d))
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS and not is_virtualenv(here / d)
+        )
         found += [here / f for f in sorted(files) if f.endswith(".py") and f != LOCAL_PLUGIN_FILE]
     return found
 
@@ -106,8 +107,9 @@ def _error_location(exc: BaseException, path: Path) -> str:
     return f"{frame.filename}:{frame.lineno}" if frame else str(path)
 
 
-def import_file(path: Path, root_dir: Path, imported: ImportedFiles | None = None, *,
-                own_dir_importable: bool = False) -> ModuleType:
+def import_file(
+    path: Path, root_dir: Path, imported: ImportedFiles | None = None, *, own_dir_importable: bool = False
+) -> ModuleType:
     """Import ``path`` once (reusing a module already imported from it under any name);
     an import failure is a ``DiscoveryError`` naming file and line. Pass one ``imported``
     index when importing many files. With ``own_dir_importable`` the file's directory is
@@ -132,8 +134,9 @@ def import_file(path: Path, root_dir: Path, imported: ImportedFiles | None = Non
     except BaseException as exc:  # the user's code may raise anything, SystemExit included
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise DiscoveryError(f"{_error_location(exc, path)}: error importing {path.name}:"
-                             f" {type(exc).__name__}: {exc}") from exc
+        raise DiscoveryError(
+            f"{_error_location(exc, path)}: error importing {path.name}: {type(exc).__name__}: {exc}"
+        ) from exc
     file = getattr(module, "__file__", None)
     if file and imported.resolve(file) != path:
         raise DiscoveryError(f"{path}: module name {name!r} is already taken by {file}")

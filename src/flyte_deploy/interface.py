@@ -79,8 +79,9 @@ def _strip_annotated(tp: Any) -> Any:
 
 
 def _is_pydantic(tp: Any) -> bool:
-    return isinstance(tp, type) and any(c.__module__.startswith("pydantic") and c.__name__ == "BaseModel"
-                                        for c in tp.__mro__)
+    return isinstance(tp, type) and any(
+        c.__module__.startswith("pydantic") and c.__name__ == "BaseModel" for c in tp.__mro__
+    )
 
 
 def _is_dataclass_type(tp: Any) -> bool:
@@ -113,8 +114,13 @@ def _dict_arg(tp: Any) -> Any:
 
 
 _SIMPLE: dict[Any, int] = {
-    NoneType: types_pb2.NONE, bool: types_pb2.BOOLEAN, int: types_pb2.INTEGER, float: types_pb2.FLOAT,
-    str: types_pb2.STRING, bytes: types_pb2.BINARY, datetime.datetime: types_pb2.DATETIME,
+    NoneType: types_pb2.NONE,
+    bool: types_pb2.BOOLEAN,
+    int: types_pb2.INTEGER,
+    float: types_pb2.FLOAT,
+    str: types_pb2.STRING,
+    bytes: types_pb2.BINARY,
+    datetime.datetime: types_pb2.DATETIME,
     datetime.timedelta: types_pb2.DURATION,
 }
 
@@ -131,8 +137,9 @@ def literal_type(tp: Any) -> types_pb2.LiteralType:
         return types_pb2.LiteralType(simple=_SIMPLE[tp])
     variants = _union_args(tp)
     if variants is not None:
-        return types_pb2.LiteralType(union_type=types_pb2.UnionType(variants=[
-            _tagged(literal_type(v), type_name(v)) for v in variants]))
+        return types_pb2.LiteralType(
+            union_type=types_pb2.UnionType(variants=[_tagged(literal_type(v), type_name(v)) for v in variants])
+        )
     element = _list_arg(tp)
     if element is not None:
         return types_pb2.LiteralType(collection_type=literal_type(element))
@@ -166,9 +173,12 @@ def _struct_type(schema: dict[str, Any], tag: str) -> types_pb2.LiteralType:
     metadata.update(schema)
     annotation = struct_pb2.Struct()
     annotation.update({"cache-key-metadata": {"serialization-format": MSGPACK}})
-    return types_pb2.LiteralType(simple=types_pb2.STRUCT, metadata=metadata,
-                                 annotation=types_pb2.TypeAnnotation(annotations=annotation),
-                                 structure=types_pb2.TypeStructure(tag=tag))
+    return types_pb2.LiteralType(
+        simple=types_pb2.STRUCT,
+        metadata=metadata,
+        annotation=types_pb2.TypeAnnotation(annotations=annotation),
+        structure=types_pb2.TypeStructure(tag=tag),
+    )
 
 
 def _hints(tp: Any) -> dict[str, Any]:
@@ -192,8 +202,13 @@ def dataclass_schema(tp: type) -> dict[str, Any]:
         else:
             required.append(f.name)
         properties[f.name] = schema
-    return {"type": "object", "title": tp.__name__, "required": required, "properties": properties,
-            "additionalProperties": False}
+    return {
+        "type": "object",
+        "title": tp.__name__,
+        "required": required,
+        "properties": properties,
+        "additionalProperties": False,
+    }
 
 
 def _json_schema(tp: Any, where: str) -> dict[str, Any]:
@@ -246,8 +261,9 @@ def output_types(func: Callable[..., Any]) -> list[Any]:
     element of a ``tuple[...]`` return, else one."""
     hints = _function_hints(func)
     if "return" not in hints:
-        raise InterfaceError("return", inspect.Parameter.empty, "the return type needs an annotation"
-                             " (-> None when it returns nothing)")
+        raise InterfaceError(
+            "return", inspect.Parameter.empty, "the return type needs an annotation (-> None when it returns nothing)"
+        )
     ret = _strip_annotated(hints["return"])
     if ret is None or ret is NoneType:
         return []
@@ -289,15 +305,22 @@ def typed_interface(func: Callable[..., Any]) -> tuple[interface_pb2.TypedInterf
         inputs.append(interface_pb2.VariableEntry(key=name, value=interface_pb2.Variable(type=lt)))
         if default is not inspect.Parameter.empty:
             literal = _checked(name, tp, functools.partial(to_literal, default), "default ")
-            defaults.append(common_pb2.NamedParameter(name=name, parameter=interface_pb2.Parameter(
-                var=interface_pb2.Variable(type=lt), default=literal)))
+            defaults.append(
+                common_pb2.NamedParameter(
+                    name=name, parameter=interface_pb2.Parameter(var=interface_pb2.Variable(type=lt), default=literal)
+                )
+            )
     outputs = []
     for index, tp in enumerate(output_types(func)):
         name = f"o{index}"
-        outputs.append(interface_pb2.VariableEntry(key=name, value=interface_pb2.Variable(
-            type=_checked("return", tp, literal_type))))
-    interface = interface_pb2.TypedInterface(inputs=interface_pb2.VariableMap(variables=inputs),
-                                             outputs=interface_pb2.VariableMap(variables=outputs))
+        outputs.append(
+            interface_pb2.VariableEntry(
+                key=name, value=interface_pb2.Variable(type=_checked("return", tp, literal_type))
+            )
+        )
+    interface = interface_pb2.TypedInterface(
+        inputs=interface_pb2.VariableMap(variables=inputs), outputs=interface_pb2.VariableMap(variables=outputs)
+    )
     return interface, defaults
 
 
@@ -364,8 +387,11 @@ def to_literal(value: Any, tp: Any) -> literals_pb2.Literal:
     if variants is not None:
         for variant in variants:
             if _matches(value, variant):
-                return _scalar(union=literals_pb2.Union(value=to_literal(value, variant),
-                                                        type=_tagged(literal_type(variant), type_name(variant))))
+                return _scalar(
+                    union=literals_pb2.Union(
+                        value=to_literal(value, variant), type=_tagged(literal_type(variant), type_name(variant))
+                    )
+                )
         raise UnsupportedType(f"value {value!r} matches no variant of {type_name(tp)}")
     if not _matches(value, tp) and tp not in (File, Dir) and not _is_pydantic(tp) and not _is_dataclass_type(tp):
         raise UnsupportedType(f"value {value!r} is not {a_type(tp)}")
@@ -393,17 +419,20 @@ def to_literal(value: Any, tp: Any) -> literals_pb2.Literal:
         return _primitive(string_value=value.name)
     if typing.get_origin(tp) is list:
         element = typing.get_args(tp)[0]
-        return literals_pb2.Literal(collection=literals_pb2.LiteralCollection(
-            literals=[to_literal(v, element) for v in value]))
+        return literals_pb2.Literal(
+            collection=literals_pb2.LiteralCollection(literals=[to_literal(v, element) for v in value])
+        )
     if typing.get_origin(tp) is dict:
         element = typing.get_args(tp)[1]
-        return literals_pb2.Literal(map=literals_pb2.LiteralMap(
-            literals={k: to_literal(v, element) for k, v in value.items()}))
+        return literals_pb2.Literal(
+            map=literals_pb2.LiteralMap(literals={k: to_literal(v, element) for k, v in value.items()})
+        )
     if tp in (File, Dir):
         if not isinstance(value, tp):
             raise UnsupportedType(f"value {value!r} is not {a_type(tp)}")
-        return _scalar(blob=literals_pb2.Blob(uri=value.path, metadata=literals_pb2.BlobMetadata(
-            type=literal_type(tp).blob)))
+        return _scalar(
+            blob=literals_pb2.Blob(uri=value.path, metadata=literals_pb2.BlobMetadata(type=literal_type(tp).blob))
+        )
     if _is_pydantic(tp) or _is_dataclass_type(tp):
         if not isinstance(value, tp):
             raise UnsupportedType(f"value {value!r} is not {a_type(tp)}")
@@ -520,8 +549,9 @@ def from_jsonable(data: Any, tp: Any) -> Any:
         if not isinstance(data, dict):
             raise UnsupportedType(f"{type_name(tp)} needs an object, got {data!r}")
         hints = _hints(tp)
-        return tp(**{f.name: from_jsonable(data[f.name], hints[f.name]) for f in dataclasses.fields(tp)
-                     if f.name in data})
+        return tp(
+            **{f.name: from_jsonable(data[f.name], hints[f.name]) for f in dataclasses.fields(tp) if f.name in data}
+        )
     variants = _union_args(tp)
     if variants is not None:
         for variant in variants:
@@ -589,8 +619,11 @@ def literal_from_text(text: str, lt: types_pb2.LiteralType) -> literals_pb2.Lite
 
 def _literal_from_text(text: str, lt: types_pb2.LiteralType) -> literals_pb2.Literal:
     kind = lt.WhichOneof("type")
-    if kind == "simple" and lt.simple in (types_pb2.STRING, types_pb2.BINARY, types_pb2.DATETIME,
-                                          types_pb2.DURATION) or kind in ("enum_type", "blob"):
+    if (
+        kind == "simple"
+        and lt.simple in (types_pb2.STRING, types_pb2.BINARY, types_pb2.DATETIME, types_pb2.DURATION)
+        or kind in ("enum_type", "blob")
+    ):
         return literal_from_json(text, lt)
     if kind == "simple" and lt.simple == types_pb2.BOOLEAN and text.lower() in ("true", "false", "yes", "no"):
         return literal_from_json(text.lower() in ("true", "yes"), lt)
@@ -620,13 +653,17 @@ def literal_from_json(data: Any, lt: types_pb2.LiteralType) -> literals_pb2.Lite
     if kind == "collection_type":
         if not isinstance(data, list):
             raise ValueError(expected)
-        return literals_pb2.Literal(collection=literals_pb2.LiteralCollection(
-            literals=[literal_from_json(v, lt.collection_type) for v in data]))
+        return literals_pb2.Literal(
+            collection=literals_pb2.LiteralCollection(literals=[literal_from_json(v, lt.collection_type) for v in data])
+        )
     if kind == "map_value_type":
         if not isinstance(data, dict):
             raise ValueError(expected)
-        return literals_pb2.Literal(map=literals_pb2.LiteralMap(
-            literals={str(k): literal_from_json(v, lt.map_value_type) for k, v in data.items()}))
+        return literals_pb2.Literal(
+            map=literals_pb2.LiteralMap(
+                literals={str(k): literal_from_json(v, lt.map_value_type) for k, v in data.items()}
+            )
+        )
     if kind == "enum_type":
         if data not in lt.enum_type.values:
             raise ValueError(expected)

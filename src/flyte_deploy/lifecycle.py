@@ -45,24 +45,30 @@ def run_phase(session: DeploySession, phase: str, run: Callable[[], T], describe
     try:
         result = run()
     except BaseException as exc:
-        session.calls.phase_finished(session, PhaseReport(phase, "failed", time.perf_counter() - started,
-                                                          str(exc).splitlines()[0] if str(exc) else "", exc))
+        session.calls.phase_finished(
+            session,
+            PhaseReport(
+                phase, "failed", time.perf_counter() - started, str(exc).splitlines()[0] if str(exc) else "", exc
+            ),
+        )
         raise
-    session.calls.phase_finished(session, PhaseReport(phase, "passed", time.perf_counter() - started,
-                                                      describe(result)))
+    session.calls.phase_finished(session, PhaseReport(phase, "passed", time.perf_counter() - started, describe(result)))
     return result
 
 
-def resolve_images(plan_envs: Sequence[Environment], registry: str | None,
-                   overrides: Mapping[str, str]) -> dict[str, Image]:
+def resolve_images(
+    plan_envs: Sequence[Environment], registry: str | None, overrides: Mapping[str, str]
+) -> dict[str, Image]:
     """The image of each environment: ``--image NAME=URI`` (by environment or image name)
     wins, else the environment's spec with the configured registry filled in. A NAME that
     names no planned environment or image is a ``UsageError``."""
     known = {env.name for env in plan_envs} | {env.image.name for env in plan_envs}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise UsageError(f"--image {unknown[0]}=...: no environment or image of this deploy is named {unknown[0]!r}"
-                         f" (environments: {', '.join(sorted(env.name for env in plan_envs))})")
+        raise UsageError(
+            f"--image {unknown[0]}=...: no environment or image of this deploy is named {unknown[0]!r}"
+            f" (environments: {', '.join(sorted(env.name for env in plan_envs))})"
+        )
     images: dict[str, Image] = {}
     for env in plan_envs:
         uri = overrides.get(env.name) or overrides.get(env.image.name)
@@ -101,21 +107,31 @@ def deploy(
 
 def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overrides: dict[str, str]) -> DeployResult:
     calls = session.calls
-    discovery = run_phase(session, "discover_environments", lambda: calls.discover_environments(session, plan.request),
-                          lambda d: f"{len(d.selected)} selected of {len(d.environments)} environment(s) found")
+    discovery = run_phase(
+        session,
+        "discover_environments",
+        lambda: calls.discover_environments(session, plan.request),
+        lambda d: f"{len(d.selected)} selected of {len(d.environments)} environment(s) found",
+    )
     plan.discovery = discovery
     if not discovery.selected:
         raise UsageError("nothing to deploy: no TaskEnvironment selected")
-    plan.environments = tuple(run_phase(
-        session, "resolve_dependencies", lambda: calls.resolve_dependencies(session, discovery.selected),
-        lambda envs: "deploy order: " + " -> ".join(e.name for e in envs)))
+    plan.environments = tuple(
+        run_phase(
+            session,
+            "resolve_dependencies",
+            lambda: calls.resolve_dependencies(session, discovery.selected),
+            lambda envs: "deploy order: " + " -> ".join(e.name for e in envs),
+        )
+    )
     plan.images = resolve_images(plan.environments, session.config.get("image.registry"), overrides)
     plan.bundle = run_phase(session, "build_bundle", lambda: calls.build_bundle(session, plan), lambda b: b.summary)
     if plan.bundle.digest:
         plan.bundle_uri = f"{session.config.storage_url.rstrip('/')}/{plan.bundle.filename}"
     if version is None:
-        derived = run_phase(session, "compute_version", lambda: calls.compute_version(session, plan),
-                            lambda v: f"version {v}")
+        derived = run_phase(
+            session, "compute_version", lambda: calls.compute_version(session, plan), lambda v: f"version {v}"
+        )
         version = check_version(derived, "the version compute_version returned")
     plan.version = version
 
@@ -149,15 +165,26 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
     if session.dry_run:
         return dry_run_result(plan, session.backend.name)
 
-    images = run_phase(session, "build_image", lambda: build_images(session, plan),
-                       lambda refs: f"{len({r.uri for r in refs if r.built})} built,"
-                                    f" {len({r.uri for r in refs})} distinct")
+    images = run_phase(
+        session,
+        "build_image",
+        lambda: build_images(session, plan),
+        lambda refs: f"{len({r.uri for r in refs if r.built})} built, {len({r.uri for r in refs})} distinct",
+    )
     if plan.bundle.digest and plan.bundle_uri:
         bundle, uri = plan.bundle, plan.bundle_uri
-        plan.bundle_uri = run_phase(session, "upload_bundle", lambda: calls.upload_bundle(session, bundle, uri),
-                                    lambda stored: f"bundle at {stored}")
-    registrations = run_phase(session, "register_environment", lambda: register(session, plan),
-                              lambda regs: f"{len(regs)} task(s) registered with {session.backend.name}")
+        plan.bundle_uri = run_phase(
+            session,
+            "upload_bundle",
+            lambda: calls.upload_bundle(session, bundle, uri),
+            lambda stored: f"bundle at {stored}",
+        )
+    registrations = run_phase(
+        session,
+        "register_environment",
+        lambda: register(session, plan),
+        lambda regs: f"{len(regs)} task(s) registered with {session.backend.name}",
+    )
     return _result(plan, session.backend.name, images, tuple(registrations), dry_run=False)
 
 
@@ -170,9 +197,10 @@ def register(session: DeploySession, plan: DeployPlan) -> list[Registration]:
             registrations += session.calls.register_environment(session, env, plan.tasks_of(env.name), plan)
         except RegistrationError as exc:
             if not (exc.registered or exc.not_registered):  # backend did not say: the whole env failed
-                exc = RegistrationError(exc.message, not_registered=[t.name for t in plan.tasks_of(env.name)],
-                                        hint=exc.hint)
-            later = [t.name for e in plan.environments[index + 1:] for t in plan.tasks_of(e.name)]
+                exc = RegistrationError(
+                    exc.message, not_registered=[t.name for t in plan.tasks_of(env.name)], hint=exc.hint
+                )
+            later = [t.name for e in plan.environments[index + 1 :] for t in plan.tasks_of(e.name)]
             raise exc.with_progress([r.task for r in registrations], later) from exc
     return registrations
 
@@ -184,31 +212,51 @@ def build_images(session: DeploySession, plan: DeployPlan) -> tuple[ImageRef, ..
     for env in plan.environments:
         first_env.setdefault(plan.images[env.name].uri, env)
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(first_env)))) as pool:
-        futures = {uri: pool.submit(session.calls.build_image, session, env, plan.images[env.name])
-                   for uri, env in first_env.items()}
+        futures = {
+            uri: pool.submit(session.calls.build_image, session, env, plan.images[env.name])
+            for uri, env in first_env.items()
+        }
         built = {uri: future.result() for uri, future in futures.items()}
     refs = []
     for env in plan.environments:
         ref = built[plan.images[env.name].uri]
-        refs.append(ImageRef(environment=env.name, uri=ref.uri, builder=ref.builder, built=ref.built,
-                             digest=ref.digest, note=ref.note))
+        refs.append(
+            ImageRef(
+                environment=env.name,
+                uri=ref.uri,
+                builder=ref.builder,
+                built=ref.built,
+                digest=ref.digest,
+                note=ref.note,
+            )
+        )
     return tuple(refs)
 
 
 def dry_run_result(plan: DeployPlan, backend: str) -> DeployResult:
     """What ``plan`` would deploy, with nothing built or registered (dry run, check)."""
-    images = tuple(ImageRef(environment=name, uri=image.uri, builder="-", note="dry run: not built")
-                   for name, image in plan.images.items())
+    images = tuple(
+        ImageRef(environment=name, uri=image.uri, builder="-", note="dry run: not built")
+        for name, image in plan.images.items()
+    )
     return _result(plan, backend, images, (), dry_run=True)
 
 
-def _result(plan: DeployPlan, backend: str, images: tuple[ImageRef, ...], registrations: tuple[Registration, ...],
-            dry_run: bool) -> DeployResult:
+def _result(
+    plan: DeployPlan, backend: str, images: tuple[ImageRef, ...], registrations: tuple[Registration, ...], dry_run: bool
+) -> DeployResult:
     assert plan.version is not None
-    return DeployResult(version=plan.version, backend=backend, dry_run=dry_run,
-                        environments=tuple(e.name for e in plan.environments), tasks=tuple(plan.tasks),
-                        images=images, bundle=plan.bundle, bundle_uri=plan.bundle_uri,
-                        registrations=registrations)
+    return DeployResult(
+        version=plan.version,
+        backend=backend,
+        dry_run=dry_run,
+        environments=tuple(e.name for e in plan.environments),
+        tasks=tuple(plan.tasks),
+        images=images,
+        bundle=plan.bundle,
+        bundle_uri=plan.bundle_uri,
+        registrations=registrations,
+    )
 
 
 __all__ = ["deploy", "dry_run_result", "resolve_images", "run_phase"]

@@ -49,7 +49,9 @@ CLUSTERED_WORKER = "FLYTE_CLUSTERED_WORKER"
 DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE")
 #: the runtime's exit codes that keep their own error class (and so exit code) in ``run``
 RUNTIME_ERRORS: dict[int, type[FlyteDeployError]] = {
-    ExitCode.BUNDLE_CORRUPT: BundleIntegrityError, ExitCode.BUNDLE_FAILED: BundleError}
+    ExitCode.BUNDLE_CORRUPT: BundleIntegrityError,
+    ExitCode.BUNDLE_FAILED: BundleError,
+}
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,10 @@ def _sdk_entrypoint() -> str:
     beside = Path(sys.executable).parent / SDK_ENTRYPOINT
     found = str(beside) if beside.is_file() else shutil.which(SDK_ENTRYPOINT)
     if not found:
-        raise RunError("this task runs on the Flyte SDK's runtime (a0), which is not installed here:"
-                       " pip install 'flyte-deploy[flyte]'")
+        raise RunError(
+            "this task runs on the Flyte SDK's runtime (a0), which is not installed here:"
+            " pip install 'flyte-deploy[flyte]'"
+        )
     return found
 
 
@@ -138,10 +142,16 @@ def command_line(spec: task_definition_pb2.TaskSpec, paths: RunPaths, run_name: 
     container = template.container
     if not container.command and not container.args:
         raise RunError(f"task {template.id.name} has no container command to run")
-    values = {INPUT_PLACEHOLDER: paths.inputs, OUTPUT_PLACEHOLDER: paths.outputs,
-              "{{.rawOutputDataPrefix}}": paths.raw_data, "{{.checkpointOutputPrefix}}": paths.checkpoint,
-              "{{.prevCheckpointPrefix}}": "", "{{.runName}}": run_name, "{{.actionName}}": "a0",
-              "{{.runStartTime}}": datetime.now(UTC).isoformat()}
+    values = {
+        INPUT_PLACEHOLDER: paths.inputs,
+        OUTPUT_PLACEHOLDER: paths.outputs,
+        "{{.rawOutputDataPrefix}}": paths.raw_data,
+        "{{.checkpointOutputPrefix}}": paths.checkpoint,
+        "{{.prevCheckpointPrefix}}": "",
+        "{{.runName}}": run_name,
+        "{{.actionName}}": "a0",
+        "{{.runStartTime}}": datetime.now(UTC).isoformat(),
+    }
 
     def fill(arg: str) -> str:
         for placeholder, value in values.items():
@@ -150,8 +160,18 @@ def command_line(spec: task_definition_pb2.TaskSpec, paths: RunPaths, run_name: 
 
     args = [fill(a) for a in container.args]
     if not container.command and args[0] == SDK_ENTRYPOINT:
-        return [_sdk_entrypoint(), "--org", template.id.org or "local", "--project", template.id.project,
-                "--domain", template.id.domain, "--run-base-dir", paths.run_base, *args[1:]]
+        return [
+            _sdk_entrypoint(),
+            "--org",
+            template.id.org or "local",
+            "--project",
+            template.id.project,
+            "--domain",
+            template.id.domain,
+            "--run-base-dir",
+            paths.run_base,
+            *args[1:],
+        ]
     command = [sys.executable if part == "python" else part for part in container.command]
     return command + args
 
@@ -166,14 +186,21 @@ def sdk_runtime_error(path: Path, task: str) -> str | None:
     document.ParseFromString(path.read_bytes())
     error = document.error
     if NO_CONTROLLER in error.message:
-        return (f"task {task} calls other tasks, which needs the Flyte SDK's controller and a control plane;"
-                " flyte-deploy run runs tasks that call no other task")
+        return (
+            f"task {task} calls other tasks, which needs the Flyte SDK's controller and a control plane;"
+            " flyte-deploy run runs tasks that call no other task"
+        )
     first_line = error.message.strip().splitlines()[0] if error.message.strip() else "no message"
     return f"task {task} raised {error.code or 'an error'}: {first_line}"
 
 
-def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, keep_dir: Path | None = None,
-             storage: Mapping[str, Any] | None = None) -> RunResult:
+def run_task(
+    spec: task_definition_pb2.TaskSpec,
+    given: Mapping[str, str],
+    *,
+    keep_dir: Path | None = None,
+    storage: Mapping[str, Any] | None = None,
+) -> RunResult:
     """Run the task of ``spec`` with ``given`` inputs (name to command-line text);
     ``storage`` are the fsspec options for fetching its bundle."""
     template = spec.task_template
@@ -188,15 +215,25 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
         inputs_file.write_bytes(common_pb2.Inputs(literals=named_literals(literals)).SerializeToString())
         for name in ("raw", "checkpoint", "base"):
             (io_dir / name).mkdir()
-        paths = RunPaths(inputs=inputs_file.as_uri(), outputs=(io_dir / "outputs").as_uri(),
-                         raw_data=(io_dir / "raw").as_uri(), checkpoint=(io_dir / "checkpoint").as_uri(),
-                         run_base=(io_dir / "base").as_uri())
+        paths = RunPaths(
+            inputs=inputs_file.as_uri(),
+            outputs=(io_dir / "outputs").as_uri(),
+            raw_data=(io_dir / "raw").as_uri(),
+            checkpoint=(io_dir / "checkpoint").as_uri(),
+            run_base=(io_dir / "base").as_uri(),
+        )
         argv = command_line(spec, paths)
         metadata = template.metadata
         timeout = metadata.timeout.ToTimedelta().total_seconds() if metadata.HasField("timeout") else None
         try:
-            proc = subprocess.run(argv, cwd=work, env=runtime_environment(spec, storage), capture_output=True,
-                                  text=True, timeout=timeout or None)
+            proc = subprocess.run(
+                argv,
+                cwd=work,
+                env=runtime_environment(spec, storage),
+                capture_output=True,
+                text=True,
+                timeout=timeout or None,
+            )
         except subprocess.TimeoutExpired:
             raise RunError(f"task {task} timed out after {timeout:g}s") from None
         except OSError as exc:
@@ -204,7 +241,7 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
         failure = sdk_runtime_error(io_dir / "outputs" / ERROR_FILE, task)
         if proc.returncode != 0 or failure:
             lines = proc.stderr.splitlines(keepends=True)
-            errors = [line[len("error: "):].rstrip("\n") for line in lines if line.startswith("error: ")]
+            errors = [line[len("error: ") :].rstrip("\n") for line in lines if line.startswith("error: ")]
             # the task's output and traceback; its error line becomes this command's own
             sys.stderr.write(proc.stdout + "".join(line for line in lines if not line.startswith("error: ")))
             if failure:
@@ -218,8 +255,7 @@ def run_task(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str], *, ke
                 raise RunError(f"task {task} finished without writing {OUTPUTS_FILE}")
             outputs.ParseFromString(outputs_file.read_bytes())
         values = {named.name: literal_to_json(named.value) for named in outputs.literals}
-        return RunResult(task=task, version=template.id.version, outputs=values, stdout=proc.stdout,
-                         stderr=proc.stderr)
+        return RunResult(task=task, version=template.id.version, outputs=values, stdout=proc.stdout, stderr=proc.stderr)
     finally:
         if keep_dir is None:
             shutil.rmtree(run_dir, ignore_errors=True)

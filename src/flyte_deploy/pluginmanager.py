@@ -69,8 +69,9 @@ BUILTIN_REQUIRES: dict[str, str] = {"flyte": "flyte"}
 
 #: the plugin whose hook implementation is running (in this thread): the parent of any
 #: plugin it registers
-_RUNNING: contextvars.ContextVar[PluginInfo | None] = contextvars.ContextVar("flyte_deploy_running_plugin",
-                                                                             default=None)
+_RUNNING: contextvars.ContextVar[PluginInfo | None] = contextvars.ContextVar(
+    "flyte_deploy_running_plugin", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,15 @@ class PluginInfo:
         return f"plugin {self.name!r} ({self.source}{version}{where}{parent})"
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "version": self.version,
-                "location": self.location, "status": self.status, "hooks": list(self.hooks),
-                "registered_by": self.registered_by or None}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "version": self.version,
+            "location": self.location,
+            "status": self.status,
+            "hooks": list(self.hooks),
+            "registered_by": self.registered_by or None,
+        }
 
 
 class DeployPluginManager(pluggy.PluginManager):
@@ -125,9 +132,13 @@ class DeployPluginManager(pluggy.PluginManager):
         """pluggy's registration, for plugins that register others (``configure``): the
         plugin is recorded as a sub-plugin of the plugin whose hook is running."""
         parent = _RUNNING.get()
-        info = PluginInfo(name or self.get_canonical_name(plugin), "sub-plugin" if parent else "api",
-                          parent.version if parent else None, defined_at(plugin),
-                          registered_by=parent.name if parent else "")
+        info = PluginInfo(
+            name or self.get_canonical_name(plugin),
+            "sub-plugin" if parent else "api",
+            parent.version if parent else None,
+            defined_at(plugin),
+            registered_by=parent.name if parent else "",
+        )
         return self.register_plugin(plugin, info)
 
     def load_plugin(self, info: PluginInfo, load: Callable[[], object]) -> str | None:
@@ -163,8 +174,9 @@ class DeployPluginManager(pluggy.PluginManager):
             hook = re.search(r"for hook '(\w+)'", str(exc))
             name = hook.group(1) if hook else ""
             where = defined_at(impls[name]) if name in impls else info.location
-            raise PluginError(f"{where}: {info.describe()}: {name + ': ' if name else ''}{lines[-1] if lines else exc}"
-                              ) from None
+            raise PluginError(
+                f"{where}: {info.describe()}: {name + ': ' if name else ''}{lines[-1] if lines else exc}"
+            ) from None
         hooks = tuple(sorted(caller.name for caller in self.get_hookcallers(plugin) or ()))
         self.infos[info.name] = dataclasses.replace(info, hooks=hooks)
         if self.checked:
@@ -180,11 +192,16 @@ class DeployPluginManager(pluggy.PluginManager):
             if opts is None:
                 continue
             function = getattr(plugin, attr)
-            defaults = [p.name for p in inspect.signature(function).parameters.values()
-                        if p.default is not inspect.Parameter.empty]
+            defaults = [
+                p.name
+                for p in inspect.signature(function).parameters.values()
+                if p.default is not inspect.Parameter.empty
+            ]
             if defaults:
-                raise PluginError(f"{defined_at(function)}: {info.describe()}: {attr} gives {', '.join(defaults)}"
-                                  " a default value, which pluggy never passes; remove the default")
+                raise PluginError(
+                    f"{defined_at(function)}: {info.describe()}: {attr} gives {', '.join(defaults)}"
+                    " a default value, which pluggy never passes; remove the default"
+                )
             found[opts.get("specname") or attr] = function
         return found
 
@@ -235,8 +252,9 @@ def _failure(info: PluginInfo, hook: str, exc: Exception) -> FlyteDeployError:
     problem = environment_error(exc)  # a full disk or an unwritable path is the machine's, not a crash
     if problem is not None:
         return problem
-    return PluginError(f"{info.describe()} failed in {hook}: {type(exc).__name__}: {exc}"
-                       f" (run with -p no:{info.name} to confirm)")
+    return PluginError(
+        f"{info.describe()} failed in {hook}: {type(exc).__name__}: {exc} (run with -p no:{info.name} to confirm)"
+    )
 
 
 def _attributed(func: Callable[..., Any], hook: pluggy.HookCaller, info: PluginInfo) -> Callable[..., Any]:
@@ -483,11 +501,15 @@ def _check_required(pm: DeployPluginManager, config: Config) -> None:
         name, _, minimum = requirement.partition(">=")
         info = pm.infos.get(name.strip())
         if info is None:
-            raise UsageError(f"required plugin {name.strip()!r} is not installed or not enabled"
-                             f" (required_plugins in {config.pyproject_path or 'configuration'})")
+            raise UsageError(
+                f"required plugin {name.strip()!r} is not installed or not enabled"
+                f" (required_plugins in {config.pyproject_path or 'configuration'})"
+            )
         if minimum and not info.version:
-            raise UsageError(f"required plugin {name.strip()!r} needs version >= {minimum}, but {info.describe()}"
-                             " has no known version")
+            raise UsageError(
+                f"required plugin {name.strip()!r} needs version >= {minimum}, but {info.describe()}"
+                " has no known version"
+            )
         if minimum and info.version and _version_tuple(info.version.split()[-1]) < _version_tuple(minimum):
             raise UsageError(f"required plugin {name.strip()!r} needs version >= {minimum}, found {info.version}")
 
@@ -506,8 +528,7 @@ def _truthy(value: Any) -> bool:
 
 def hook_names(pm: pluggy.PluginManager) -> list[str]:
     """Names of every hookspec the manager knows, sorted."""
-    return sorted(name for name in dir(pm.hook) if not name.startswith("_")
-                  and getattr(pm.hook, name).spec is not None)
+    return sorted(name for name in dir(pm.hook) if not name.startswith("_") and getattr(pm.hook, name).spec is not None)
 
 
 __all__ = ["BUILTIN_PLUGINS", "DeployPluginManager", "PluginInfo", "build_plugin_manager", "hook_names"]

@@ -68,8 +68,10 @@ class RemoteSettings:
     def from_config(cls, config: Config) -> RemoteSettings:
         endpoint = config.get("endpoint")
         if not endpoint:
-            raise UsageError("the remote backend needs an endpoint: set admin.endpoint in config.yaml,"
-                             " FLYTE_DEPLOY_ENDPOINT, or endpoint in [tool.flyte-deploy]")
+            raise UsageError(
+                "the remote backend needs an endpoint: set admin.endpoint in config.yaml,"
+                " FLYTE_DEPLOY_ENDPOINT, or endpoint in [tool.flyte-deploy]"
+            )
         ca_cert = config.get("ca_cert")
         ca_path = None
         if ca_cert:
@@ -79,25 +81,37 @@ class RemoteSettings:
         try:
             timeout, retries = float(config.get("timeout")), int(config.get("retries"))
         except (TypeError, ValueError):
-            raise UsageError(f"timeout and retries must be numbers, got {config.get('timeout')!r} and"
-                             f" {config.get('retries')!r}") from None
+            raise UsageError(
+                f"timeout and retries must be numbers, got {config.get('timeout')!r} and {config.get('retries')!r}"
+            ) from None
         if timeout <= 0 or retries < 0:
             raise UsageError(f"timeout must be > 0 and retries >= 0, got {timeout} and {retries}")
         concurrency = config.get("remote.concurrency")
         if isinstance(concurrency, bool) or not str(concurrency).isdigit() or not 1 <= int(concurrency) <= 256:
-            raise UsageError(f"remote.concurrency must be a whole number from 1 to 256, got {concurrency!r}"
-                             f" ({config.source_of('remote.concurrency')})")
+            raise UsageError(
+                f"remote.concurrency must be a whole number from 1 to 256, got {concurrency!r}"
+                f" ({config.source_of('remote.concurrency')})"
+            )
         command = config.get("token_command")
         if isinstance(command, str):
             command = shlex.split(command)
-        if command is not None and (not isinstance(command, (list, tuple)) or not command
-                                    or not all(isinstance(c, str) for c in command)):
-            raise UsageError(f"token_command must be a command line or a list of strings"
-                             f" ({config.source_of('token_command')})")
-        return cls(address=resolve_address(str(endpoint), config.get_bool("insecure")),
-                   org=str(config.get("org") or ""), project=str(config.get("project")),
-                   domain=str(config.get("domain")), ca_cert=ca_path, timeout=timeout, retries=retries,
-                   token_command=tuple(command) if command else None, concurrency=int(concurrency))
+        if command is not None and (
+            not isinstance(command, (list, tuple)) or not command or not all(isinstance(c, str) for c in command)
+        ):
+            raise UsageError(
+                f"token_command must be a command line or a list of strings ({config.source_of('token_command')})"
+            )
+        return cls(
+            address=resolve_address(str(endpoint), config.get_bool("insecure")),
+            org=str(config.get("org") or ""),
+            project=str(config.get("project")),
+            domain=str(config.get("domain")),
+            ca_cert=ca_path,
+            timeout=timeout,
+            retries=retries,
+            token_command=tuple(command) if command else None,
+            concurrency=int(concurrency),
+        )
 
 
 def read_token(settings: RemoteSettings, environ: Any) -> str | None:
@@ -110,8 +124,14 @@ def read_token(settings: RemoteSettings, environ: Any) -> str | None:
         return None
     program = settings.token_command[0]
     try:
-        proc = subprocess.run(list(settings.token_command), check=False, capture_output=True, text=True,
-                              timeout=60, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            list(settings.token_command),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
     except FileNotFoundError:
         raise UsageError(f"token_command: program {program!r} not found") from None
     except subprocess.TimeoutExpired:
@@ -138,9 +158,13 @@ class TaskServiceConnection:
         self._headers = {"authorization": f"Bearer {token}"} if token else {}
         transport = SyncHTTPTransport(
             tls_ca_cert=settings.ca_cert.read_bytes() if settings.ca_cert else None,
-            tls_include_system_certs=True, timeout=settings.timeout, connect_timeout=min(settings.timeout, 10.0))
-        self._client = TaskServiceClientSync(settings.address, http_client=SyncClient(transport),
-                                             timeout_ms=int(settings.timeout * 1000))
+            tls_include_system_certs=True,
+            timeout=settings.timeout,
+            connect_timeout=min(settings.timeout, 10.0),
+        )
+        self._client = TaskServiceClientSync(
+            settings.address, http_client=SyncClient(transport), timeout_ms=int(settings.timeout * 1000)
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -156,21 +180,26 @@ class TaskServiceConnection:
     def task_id(self, spec: task_definition_pb2.TaskSpec) -> task_definition_pb2.TaskIdentifier:
         """The identifier a spec is registered under (its template's id, our org)."""
         tid = spec.task_template.id
-        return task_definition_pb2.TaskIdentifier(org=self.settings.org, project=tid.project, domain=tid.domain,
-                                                  name=tid.name, version=tid.version)
+        return task_definition_pb2.TaskIdentifier(
+            org=self.settings.org, project=tid.project, domain=tid.domain, name=tid.name, version=tid.version
+        )
 
     def get_spec(self, task_id: task_definition_pb2.TaskIdentifier) -> task_definition_pb2.TaskSpec | None:
         """The spec deployed under ``task_id``, or None when there is none."""
         try:
-            response = self._call("GetTaskDetails", self._client.get_task_details,
-                                  task_service_pb2.GetTaskDetailsRequest(task_id=task_id),
-                                  absent_ok=True)
+            response = self._call(
+                "GetTaskDetails",
+                self._client.get_task_details,
+                task_service_pb2.GetTaskDetailsRequest(task_id=task_id),
+                absent_ok=True,
+            )
         except _Absent:
             return None
         return response.details.spec
 
-    def deploy(self, spec: task_definition_pb2.TaskSpec,
-               triggers: Sequence[task_definition_pb2.TaskTrigger] = ()) -> str:
+    def deploy(
+        self, spec: task_definition_pb2.TaskSpec, triggers: Sequence[task_definition_pb2.TaskTrigger] = ()
+    ) -> str:
         """``DeployTask`` (with the task's triggers): ``"created"``, or ``"exists"`` when the
         version is already there (the caller compares specs)."""
         request = task_service_pb2.DeployTaskRequest(task_id=self.task_id(spec), spec=spec, triggers=list(triggers))
@@ -183,18 +212,32 @@ class TaskServiceConnection:
     def list_tasks(self, project: str, domain: str) -> list[task_definition_pb2.Task]:
         """Every task of ``project``/``domain`` (latest version each), across pages."""
         project_id = identifier_pb2.ProjectIdentifier(organization=self.settings.org, name=project, domain=domain)
-        return list(self._pages("ListTasks", self._client.list_tasks, "tasks",
-                                lambda page: task_service_pb2.ListTasksRequest(
-                                    org=self.settings.org, project_id=project_id, request=page)))
+        return list(
+            self._pages(
+                "ListTasks",
+                self._client.list_tasks,
+                "tasks",
+                lambda page: task_service_pb2.ListTasksRequest(
+                    org=self.settings.org, project_id=project_id, request=page
+                ),
+            )
+        )
 
     def list_versions(self, task: task_definition_pb2.TaskIdentifier) -> list[Any]:
         """Every deployed version of the task named like ``task``, across pages."""
         name = task_definition_pb2.TaskName(org=task.org, project=task.project, domain=task.domain, name=task.name)
-        return list(self._pages("ListVersions", self._client.list_versions, "versions",
-                                lambda page: task_service_pb2.ListVersionsRequest(task_name=name, request=page)))
+        return list(
+            self._pages(
+                "ListVersions",
+                self._client.list_versions,
+                "versions",
+                lambda page: task_service_pb2.ListVersionsRequest(task_name=name, request=page),
+            )
+        )
 
-    def _pages(self, method: str, call: Callable[..., Any], field: str,
-               make: Callable[[list_pb2.ListRequest], Message]) -> Iterator[Any]:
+    def _pages(
+        self, method: str, call: Callable[..., Any], field: str, make: Callable[[list_pb2.ListRequest], Message]
+    ) -> Iterator[Any]:
         token = ""
         while True:
             response = self._call(method, call, make(list_pb2.ListRequest(limit=PAGE_SIZE, token=token)))
@@ -203,8 +246,9 @@ class TaskServiceConnection:
             if not token:
                 return
 
-    def _call(self, method: str, call: Callable[..., R], request: Message, *, absent_ok: bool = False,
-              exists_ok: bool = False) -> R:
+    def _call(
+        self, method: str, call: Callable[..., R], request: Message, *, absent_ok: bool = False, exists_ok: bool = False
+    ) -> R:
         attempt = 0
         while True:
             try:
@@ -215,7 +259,7 @@ class TaskServiceConnection:
                 if exists_ok and exc.code == Code.ALREADY_EXISTS:
                     raise _Exists() from None
                 if exc.code in TRANSIENT_CODES and not _is_tls_failure(exc) and attempt < self.settings.retries:
-                    time.sleep(RETRY_BASE_DELAY * 2 ** attempt)
+                    time.sleep(RETRY_BASE_DELAY * 2**attempt)
                     attempt += 1
                     continue
                 raise ControlPlaneError(self.describe_failure(method, exc, attempt + 1)) from None
@@ -226,13 +270,17 @@ class TaskServiceConnection:
         detail = _redact(_short(exc.message), self._token)
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
         if _is_tls_failure(exc):
-            return (f"TLS with the control plane at {address} failed: {detail}; if it uses a private CA,"
-                    " set ca_cert (admin.caCertFilePath) to that CA's PEM file")
+            return (
+                f"TLS with the control plane at {address} failed: {detail}; if it uses a private CA,"
+                " set ca_cert (admin.caCertFilePath) to that CA's PEM file"
+            )
         if exc.code == Code.UNAVAILABLE:
             return f"cannot reach the control plane at {address}{tries}: {detail}"
         if exc.code == Code.UNAUTHENTICATED:
-            return (f"the control plane at {address} refused the credentials of {method} ({detail});"
-                    f" set {TOKEN_VARIABLE} or token_command")
+            return (
+                f"the control plane at {address} refused the credentials of {method} ({detail});"
+                f" set {TOKEN_VARIABLE} or token_command"
+            )
         return f"{method} at {address} failed{tries}: {exc.code.value}: {detail}"
 
 
@@ -267,8 +315,7 @@ def spec_differences(old: Message, new: Message, prefix: str = "") -> list[str]:
         if a == b:
             continue
         field = old.DESCRIPTOR.fields_by_name[name]
-        if field.message_type is not None and not _is_repeated(field) \
-                and not field.message_type.GetOptions().map_entry:
+        if field.message_type is not None and not _is_repeated(field) and not field.message_type.GetOptions().map_entry:
             paths += spec_differences(a, b, f"{prefix}{name}.") or [f"{prefix}{name}"]
         else:
             paths.append(f"{prefix}{name}")

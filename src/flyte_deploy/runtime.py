@@ -71,8 +71,10 @@ def fetch_bundle(uri: str, dest: Path) -> list[str]:
 
 
 def _missing_module(exc: ModuleNotFoundError, where: str) -> RunError:
-    return RunError(f"{where}: module {exc.name!r} is not in the code bundle nor installed"
-                    " (an incomplete bundle? try --copy-style all)")
+    return RunError(
+        f"{where}: module {exc.name!r} is not in the code bundle nor installed"
+        " (an incomplete bundle? try --copy-style all)"
+    )
 
 
 def load_task(module_name: str, function: str, bundle: str | None) -> tuple[Callable[..., Any], str]:
@@ -111,8 +113,9 @@ def read_inputs(uri: str, func: Callable[..., Any], task_name: str) -> dict[str,
         try:
             kwargs[named.name] = from_literal(named.value, types[named.name])
         except UnsupportedType as exc:
-            raise RunError(f"task {task_name}: input {named.name!r} is not {a_type(types[named.name])}:"
-                           f" {exc}") from None
+            raise RunError(
+                f"task {task_name}: input {named.name!r} is not {a_type(types[named.name])}: {exc}"
+            ) from None
     return kwargs
 
 
@@ -132,7 +135,7 @@ def write_outputs(result: Any, func: Callable[..., Any], uri: str, task_name: st
     types = output_types(func)
     if len(types) > 1 and (not isinstance(result, tuple) or len(result) != len(types)):
         raise RunError(f"task {task_name} must return a tuple of {len(types)} values, got {result!r}")
-    values = list(result) if len(types) > 1 else [result][:len(types)]
+    values = list(result) if len(types) > 1 else [result][: len(types)]
     literals = {}
     for index, (value, tp) in enumerate(zip(values, types, strict=True)):
         name = f"o{index}"

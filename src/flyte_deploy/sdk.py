@@ -141,8 +141,9 @@ class Task:
         if not callable(func) or not hasattr(func, "__code__"):
             raise UsageError(f"@{environment.name}.task must decorate a function, got {func!r}")
         if not isinstance(retries, int) or retries < 0:
-            raise UsageError(f"task {environment.name}.{func.__name__}: retries must be a non-negative int,"
-                             f" got {retries!r}")
+            raise UsageError(
+                f"task {environment.name}.{func.__name__}: retries must be a non-negative int, got {retries!r}"
+            )
         self.func = func
         self.environment = environment
         self.short_name = short_name or func.__name__
@@ -236,9 +237,7 @@ class TaskEnvironment:
         description: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise UsageError(
-                f"TaskEnvironment name {name!r} is invalid: use lowercase letters, digits, '-' and '_'"
-            )
+            raise UsageError(f"TaskEnvironment name {name!r} is invalid: use lowercase letters, digits, '-' and '_'")
         for dep in depends_on:
             if not isinstance(dep, TaskEnvironment):
                 raise UsageError(f"TaskEnvironment {name!r}: depends_on holds {dep!r}, not a TaskEnvironment")

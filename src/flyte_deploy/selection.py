@@ -64,8 +64,10 @@ def by_name(kind: str, offered: Sequence[N], pm: DeployPluginManager) -> dict[st
     for item in offered:
         first = found.setdefault(item.name, item)
         if first is not item:
-            raise PluginError(f"two {kind}s are named {item.name!r}: offered by {_describe(pm, first.plugin)}"
-                              f" and by {_describe(pm, item.plugin)}")
+            raise PluginError(
+                f"two {kind}s are named {item.name!r}: offered by {_describe(pm, first.plugin)}"
+                f" and by {_describe(pm, item.plugin)}"
+            )
     return found
 
 

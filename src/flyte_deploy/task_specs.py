@@ -30,14 +30,16 @@ from .types import Backend
 from .versions import check_version
 
 
-def find_task_spec(backend: Backend, config: Config, task_name: str,
-                   version: str | None) -> task_definition_pb2.TaskSpec:
+def find_task_spec(
+    backend: Backend, config: Config, task_name: str, version: str | None
+) -> task_definition_pb2.TaskSpec:
     """The deployed spec of ``task_name`` (``ENV.TASK``) at ``version`` (None: the latest)."""
     if version is not None:
         check_version(version, "--version")
     if backend.task_spec is None:
-        raise UsageError(f"backend {backend.name!r} ({config.source_of('backend')}) cannot run tasks:"
-                         " it offers no task specs")
+        raise UsageError(
+            f"backend {backend.name!r} ({config.source_of('backend')}) cannot run tasks: it offers no task specs"
+        )
     return backend.task_spec(config, task_name, version)
 
 
@@ -47,12 +49,15 @@ def remote_task_spec(config: Config, task_name: str, version: str | None) -> tas
     from .remote import RemoteSettings, TaskServiceConnection, read_token
 
     if config.options.get("store") is not None:
-        raise UsageError("--store names the local backend's store; the remote backend runs what the control"
-                         " plane holds (pass --backend local to run from the store)")
+        raise UsageError(
+            "--store names the local backend's store; the remote backend runs what the control"
+            " plane holds (pass --backend local to run from the store)"
+        )
 
     settings = RemoteSettings.from_config(config)
-    task_id = task_definition_pb2.TaskIdentifier(org=settings.org, project=settings.project, domain=settings.domain,
-                                                 name=task_name, version=version or "")
+    task_id = task_definition_pb2.TaskIdentifier(
+        org=settings.org, project=settings.project, domain=settings.domain, name=task_name, version=version or ""
+    )
     where = f"on the control plane at {settings.address} ({settings.project}/{settings.domain})"
     with TaskServiceConnection(settings, read_token(settings, config.environ)) as connection:
         if version is None:
@@ -63,8 +68,9 @@ def remote_task_spec(config: Config, task_name: str, version: str | None) -> tas
         spec = connection.get_spec(task_id)
         if spec is None:
             known = ", ".join(row.version for row in connection.list_versions(task_id)) or "none"
-            raise RunError(f"task {task_name} version {task_id.version} is not deployed {where}"
-                           f" (deployed versions: {known})")
+            raise RunError(
+                f"task {task_name} version {task_id.version} is not deployed {where} (deployed versions: {known})"
+            )
     return spec
 
 

@@ -228,20 +228,23 @@ class PluginRegistry:
             raise ValueError(f"a plugin named {name!r} is already registered for this test")
         existing = sys.modules.get(name)
         if existing is not None and existing is not plugin:
-            raise ValueError(f"cannot register a plugin as {name!r}: a module of that name is imported;"
-                             " pass name=...")
+            raise ValueError(f"cannot register a plugin as {name!r}: a module of that name is imported; pass name=...")
         group = POLICY_ENTRY_POINT_GROUP if policy else ENTRY_POINT_GROUP
         # (a module named in FLYTE_DEPLOY_PLUGINS loads the entry point of that name, autoload or not)
         skipped = policy and os.environ.get(DISABLE_POLICY_AUTOLOAD_ENV) == "1"
         installed = {} if skipped else {ep.name: ep.value for ep in metadata.entry_points(group=group)}
         if name in installed and installed[name] != getattr(plugin, "__name__", None):
-            raise ValueError(f"cannot register a plugin as {name!r}: an installed {group} entry point of that"
-                             f" name ({installed[name]}) would load instead; pass name=...")
+            raise ValueError(
+                f"cannot register a plugin as {name!r}: an installed {group} entry point of that"
+                f" name ({installed[name]}) would load instead; pass name=..."
+            )
         self.monkeypatch.setitem(sys.modules, name, plugin)
         self.names.append(name)
         (self.policy_names if policy else self.plugin_names).append(name)
-        for variable, names in (("FLYTE_DEPLOY_PLUGINS", self.plugin_names),
-                                ("FLYTE_DEPLOY_POLICY", self.policy_names)):
+        for variable, names in (
+            ("FLYTE_DEPLOY_PLUGINS", self.plugin_names),
+            ("FLYTE_DEPLOY_POLICY", self.policy_names),
+        ):
             if names:
                 self.monkeypatch.setenv(variable, ",".join(names))
         for pm in self.managers:
@@ -249,8 +252,9 @@ class PluginRegistry:
         return name
 
     def _register(self, pm: DeployPluginManager, plugin: object, name: str, policy: bool) -> None:
-        info = (PluginInfo(name, "policy", None, name, status="policy") if policy
-                else PluginInfo(name, "env", None, name))
+        info = (
+            PluginInfo(name, "policy", None, name, status="policy") if policy else PluginInfo(name, "env", None, name)
+        )
         pm.register_plugin(plugin, info)
         pm.check()
 
@@ -288,8 +292,9 @@ def register_plugin(monkeypatch: pytest.MonkeyPatch, deploy_isolation: DeployIso
 
 
 @pytest.fixture
-def plugin_manager(tmp_path_factory: pytest.TempPathFactory, register_plugin: PluginRegistry,
-                   deploy_isolation: DeployIsolation) -> Iterator[DeployPluginManager]:
+def plugin_manager(
+    tmp_path_factory: pytest.TempPathFactory, register_plugin: PluginRegistry, deploy_isolation: DeployIsolation
+) -> Iterator[DeployPluginManager]:
     """A fresh plugin manager with the built-ins (and installed, policy and test-registered
     plugins), built by ``build_plugin_manager`` for an empty temporary project root;
     ``unconfigure`` runs at teardown."""
@@ -427,8 +432,10 @@ class DeployRun:
         return self
 
     def assert_exit(self, code: int) -> DeployRun:
-        assert self.exit_code == int(code), (f"flyte-deploy {' '.join(self.args)} exited {self.exit_code},"
-                                             f" expected {int(code)}:\n{self.stdout}\n{self.stderr}")
+        assert self.exit_code == int(code), (
+            f"flyte-deploy {' '.join(self.args)} exited {self.exit_code},"
+            f" expected {int(code)}:\n{self.stdout}\n{self.stderr}"
+        )
         return self
 
     @property
@@ -456,8 +463,9 @@ class DeployProject:
     calling the project); deploy it with ``deploy(*args)``, ``check(*args)``,
     ``run_cli(*args)``, ``run_subprocess(*args)`` or ``deploy_api(*envs)``."""
 
-    def __init__(self, root: Path, isolation: DeployIsolation, plugins: PluginRegistry,
-                 tmp_path_factory: pytest.TempPathFactory) -> None:
+    def __init__(
+        self, root: Path, isolation: DeployIsolation, plugins: PluginRegistry, tmp_path_factory: pytest.TempPathFactory
+    ) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self._isolation = isolation
@@ -483,8 +491,12 @@ class DeployProject:
     def copy(self, source: str | os.PathLike[str]) -> DeployProject:
         """Copy the files of directory ``source`` (e.g. an example project) into the root,
         skipping caches and the local store."""
-        shutil.copytree(source, self.root, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".flyte-deploy"))
+        shutil.copytree(
+            source,
+            self.root,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".flyte-deploy"),
+        )
         importlib.invalidate_caches()
         return self
 
@@ -502,7 +514,7 @@ class DeployProject:
         store = _option_value(args, "--store")
         if store is None:
             return self.store
-        return Path(store[len("file://"):]) if store.startswith("file://") else Path(store)
+        return Path(store[len("file://") :]) if store.startswith("file://") else Path(store)
 
     def _with_defaults(self, command: str, args: Sequence[str]) -> list[str]:
         full = [command, *args]
@@ -515,8 +527,12 @@ class DeployProject:
     def run_cli(self, *args: str) -> DeployRun:
         """Run ``flyte-deploy ARGS`` in this process, in the project directory; output captured."""
         out, err = io.StringIO(), io.StringIO()
-        with self._isolation.scope(), _chdir(self.root), \
-                contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with (
+            self._isolation.scope(),
+            _chdir(self.root),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
             code = run_cli(cli, list(args))
         return DeployRun(tuple(args), code, out.getvalue(), err.getvalue(), self._store_of(args))
 
@@ -534,23 +550,37 @@ class DeployProject:
         registered in memory. Use it to run other programs the same way."""
         environ = self._plugins.subprocess_environ({**os.environ, **(env or {})})
         environ["PYTHONPATH"] = os.pathsep.join(
-            [str(PACKAGE_ROOT)] + [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+            [str(PACKAGE_ROOT)] + [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        )
         return environ
 
-    def run_subprocess(self, *args: str, python: str | os.PathLike[str] | None = None,
-                       env: Mapping[str, str] | None = None, timeout: float = 240) -> DeployRun:
+    def run_subprocess(
+        self,
+        *args: str,
+        python: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 240,
+    ) -> DeployRun:
         """Run ``python -m flyte_deploy ARGS`` in a child process (``python`` defaults to this
         interpreter) in the project directory, with ``subprocess_env(env)``."""
-        proc = subprocess.run([str(python or sys.executable), "-m", "flyte_deploy", *args], cwd=self.root, check=False,
-                              env=self.subprocess_env(env), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [str(python or sys.executable), "-m", "flyte_deploy", *args],
+            cwd=self.root,
+            check=False,
+            env=self.subprocess_env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         return DeployRun(tuple(args), proc.returncode, proc.stdout, proc.stderr, self._store_of(args))
 
     def git(self, *args: str) -> str:
         """Run ``git ARGS`` in the project directory (isolated as ``git_init`` describes) and
         return its output, stripped; a failing git fails the test with git's error."""
         self._isolation.isolate_git()
-        proc = subprocess.run(["git", "-c", "init.defaultBranch=main", *args], cwd=self.root, check=False,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            ["git", "-c", "init.defaultBranch=main", *args], cwd=self.root, check=False, capture_output=True, text=True
+        )
         if proc.returncode != 0:
             pytest.fail(f"git {' '.join(args)} failed in {self.root}: {proc.stderr.strip()}")
         return proc.stdout.strip()
@@ -593,13 +623,26 @@ class DeployProject:
 
 
 @pytest.fixture
-def deploy_project(tmp_path: Path, deploy_isolation: DeployIsolation, register_plugin: PluginRegistry,
-                   tmp_path_factory: pytest.TempPathFactory) -> DeployProject:
+def deploy_project(
+    tmp_path: Path,
+    deploy_isolation: DeployIsolation,
+    register_plugin: PluginRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> DeployProject:
     """An empty project in ``tmp_path/project``; call it with ``{path: text}`` to add files."""
     return DeployProject(tmp_path / "project", deploy_isolation, register_plugin, tmp_path_factory)
 
 
 __all__ = [
-    "DeployIsolation", "DeployProject", "DeployRun", "HookCall", "HookRecorder", "PluginRegistry",
-    "deploy_isolation", "deploy_project", "hook_recorder", "plugin_manager", "register_plugin",
+    "DeployIsolation",
+    "DeployProject",
+    "DeployRun",
+    "HookCall",
+    "HookRecorder",
+    "PluginRegistry",
+    "deploy_isolation",
+    "deploy_project",
+    "hook_recorder",
+    "plugin_manager",
+    "register_plugin",
 ]

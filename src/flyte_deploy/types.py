@@ -207,8 +207,9 @@ class Backend:
     @property
     def capabilities(self) -> tuple[str, ...]:
         """What it can do besides registering: ``list``, ``run``, ``apps``."""
-        return tuple(name for name, able in (("list", self.listing), ("run", self.task_spec),
-                                             ("apps", self.holds_apps)) if able)
+        return tuple(
+            name for name, able in (("list", self.listing), ("run", self.task_spec), ("apps", self.holds_apps)) if able
+        )
 
 
 @dataclass(frozen=True)
@@ -265,10 +266,15 @@ class DeployResult:
             "version": self.version,
             "backend": self.backend,
             "dry_run": self.dry_run,
-            "bundle": None if self.bundle is None else {
-                "copy_style": self.bundle.copy_style, "digest": self.bundle.digest,
-                "archive_digest": self.bundle.archive_digest, "size": self.bundle.size,
-                "files": len(self.bundle.files), "uri": self.bundle_uri,
+            "bundle": None
+            if self.bundle is None
+            else {
+                "copy_style": self.bundle.copy_style,
+                "digest": self.bundle.digest,
+                "archive_digest": self.bundle.archive_digest,
+                "size": self.bundle.size,
+                "files": len(self.bundle.files),
+                "uri": self.bundle_uri,
             },
             "environments": [
                 {
@@ -277,12 +283,11 @@ class DeployResult:
                     "image_built": images[env].built if env in images else False,
                     "tasks": [
                         {"name": t.name, "source_link": t.source_link or None}
-                        for t in self.tasks if t.environment == env
+                        for t in self.tasks
+                        if t.environment == env
                     ],
                 }
                 for env in self.environments
             ],
-            "registrations": [
-                {"task": r.task, "version": r.version, "status": r.status} for r in self.registrations
-            ],
+            "registrations": [{"task": r.task, "version": r.version, "status": r.status} for r in self.registrations],
         }

@@ -11,8 +11,7 @@ base_env = flyte.TaskEnvironment(
     secrets=[flyte.Secret(key="api-key", as_env_var="API_KEY"), flyte.Secret(key="token", group="hub")],
     description="Shared helpers",
 )
-middle_env = flyte.TaskEnvironment(name="basics-middle", depends_on=[base_env], cache="auto",
-                                   interruptible=True)
+middle_env = flyte.TaskEnvironment(name="basics-middle", depends_on=[base_env], cache="auto", interruptible=True)
 top_env = flyte.TaskEnvironment("basics-top", depends_on=[middle_env], pod_template="gpu-pool")
 
 

@@ -12,8 +12,9 @@ apt_env = flyte.TaskEnvironment(
     name="images-apt",
     image=base.with_apt_packages("curl").with_commands(["echo built > /tmp/marker"]).with_env_vars({"A": "1"}),
 )
-req_env = flyte.TaskEnvironment(name="images-req", image=base.with_requirements(HERE / "requirements.txt")
-                                .with_workdir("/app"))
+req_env = flyte.TaskEnvironment(
+    name="images-req", image=base.with_requirements(HERE / "requirements.txt").with_workdir("/app")
+)
 uv_env = flyte.TaskEnvironment(name="images-uv", image=base.with_uv_project(HERE / "uvproject" / "pyproject.toml"))
 named_env = flyte.TaskEnvironment(name="images-named", image="docker.io/library/python:3.11-slim")
 

@@ -4,8 +4,7 @@ import flyte
 
 env = flyte.TaskEnvironment(
     name="pods",
-    pod_template=flyte.PodTemplate(labels={"team": "ml"}, annotations={"note": "x"})
-    .with_termination_grace_period(30),
+    pod_template=flyte.PodTemplate(labels={"team": "ml"}, annotations={"note": "x"}).with_termination_grace_period(30),
     env_vars={"STAGE": "pods"},
 )
 

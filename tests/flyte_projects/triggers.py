@@ -7,8 +7,9 @@ import flyte
 env = flyte.TaskEnvironment(name="triggers")
 
 
-@env.task(triggers=flyte.Trigger("nightly", flyte.Cron("0 2 * * *"),
-                                 inputs={"region": "eu", "when": flyte.TriggerTime}))
+@env.task(
+    triggers=flyte.Trigger("nightly", flyte.Cron("0 2 * * *"), inputs={"region": "eu", "when": flyte.TriggerTime})
+)
 def report(region: str, when: datetime) -> str:
     return region
 

@@ -53,7 +53,7 @@ def TaskEnvironment(name, *, image=None, resources=None, env_vars=None, secrets=
                 description=description)
 '''
 
-SDK_DUMP = '''
+SDK_DUMP = """
 import importlib, json, sys
 from pathlib import Path
 from google.protobuf import json_format
@@ -78,15 +78,20 @@ for env in envs:
         if name in out:
             out[name]["defaultInputs"] = json_format.MessageToDict(serialize(task)).get("defaultInputs", [])
 print("@@JSON@@" + json.dumps(out))
-'''
+"""
 
 
 def sdk_specs(venv: Path, root: Path, path: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="flyte-shim-") as shim_dir:
         (Path(shim_dir) / "flyte_deploy.py").write_text(textwrap.dedent(SHIM))
-        proc = subprocess.run([str(venv / "bin" / "python"), "-c", SDK_DUMP, str(root), str(path)], cwd=root,
-                              env={"PYTHONPATH": shim_dir, "PATH": "/usr/bin:/bin"}, capture_output=True,
-                              text=True, check=False)
+        proc = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", SDK_DUMP, str(root), str(path)],
+            cwd=root,
+            env={"PYTHONPATH": shim_dir, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if proc.returncode != 0 or "@@JSON@@" not in proc.stdout:
         sys.exit(f"the Flyte SDK failed on {path}:\n{proc.stderr[-6000:]}")
     return json.loads(proc.stdout.split("@@JSON@@", 1)[1])
@@ -104,12 +109,21 @@ def our_specs(root: Path, path: Path) -> dict[str, Any]:
 
 def _args(args: list[str]) -> dict[str, Any]:
     """The container args reduced to what both runtimes need to load and run the task."""
+
     def after(flag: str) -> str | None:
         return args[args.index(flag) + 1] if flag in args else None
+
     module = after("--module") or after("mod")
     function = after("--function") or after("instance")
-    return {"inputs": after("--inputs"), "outputs": after("--outputs-path"), "version": after("--version"),
-            "bundle": "--tgz" in args, "dest": after("--dest"), "module": module, "function": function}
+    return {
+        "inputs": after("--inputs"),
+        "outputs": after("--outputs-path"),
+        "version": after("--version"),
+        "bundle": "--tgz" in args,
+        "dest": after("--dest"),
+        "module": module,
+        "function": function,
+    }
 
 
 def _variables(entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -131,8 +145,9 @@ def normalize(spec: dict[str, Any]) -> dict[str, Any]:
         "container.env": {e["key"]: e["value"] for e in container.get("env", []) if e["key"] != "_F_SYS_PATH"},
         "security_context": template.get("securityContext", {}),
         "extended_resources": template.get("extendedResources", {}),
-        "metadata": {k: metadata.get(k) for k in ("retries", "timeout", "interruptible", "discoverable",
-                                                   "cacheSerializable")},
+        "metadata": {
+            k: metadata.get(k) for k in ("retries", "timeout", "interruptible", "discoverable", "cacheSerializable")
+        },
         "short_name": spec.get("shortName"),
         "environment": spec.get("environment"),
     }
@@ -151,11 +166,15 @@ def compare(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
             if isinstance(a[section], dict) and isinstance(b[section], dict):
                 for key in sorted(set(a[section]) | set(b[section])):
                     if a[section].get(key) != b[section].get(key):
-                        lines.append(f"{name} {section}.{key}:\n    flyte-deploy: {json.dumps(a[section].get(key))}"
-                                     f"\n    flyte SDK:    {json.dumps(b[section].get(key))}")
+                        lines.append(
+                            f"{name} {section}.{key}:\n    flyte-deploy: {json.dumps(a[section].get(key))}"
+                            f"\n    flyte SDK:    {json.dumps(b[section].get(key))}"
+                        )
             else:
-                lines.append(f"{name} {section}:\n    flyte-deploy: {json.dumps(a[section])}\n"
-                             f"    flyte SDK:    {json.dumps(b[section])}")
+                lines.append(
+                    f"{name} {section}:\n    flyte-deploy: {json.dumps(a[section])}\n"
+                    f"    flyte SDK:    {json.dumps(b[section])}"
+                )
     return lines
 
 

@@ -32,11 +32,29 @@ PROJECT, DOMAIN = "parity", "development"
 #: without one the SDK's local builder picks localhost:30000 for a local endpoint
 REGISTRY = "localhost:30000"
 #: every section of a TaskSpec the comparison looks at, in report order
-SECTIONS = ("id", "type", "metadata", "interface", "container.image", "container.args", "container.env",
-            "container.resources", "container.other", "security_context", "custom", "k8s_pod", "reuse_policy",
-            "extended_resources", "config", "default_inputs", "short_name", "environment", "documentation")
+SECTIONS = (
+    "id",
+    "type",
+    "metadata",
+    "interface",
+    "container.image",
+    "container.args",
+    "container.env",
+    "container.resources",
+    "container.other",
+    "security_context",
+    "custom",
+    "k8s_pod",
+    "reuse_policy",
+    "extended_resources",
+    "config",
+    "default_inputs",
+    "short_name",
+    "environment",
+    "documentation",
+)
 
-SDK_SCRIPT = r'''
+SDK_SCRIPT = r"""
 import importlib, json, pathlib, sys, time
 from google.protobuf import json_format
 root = pathlib.Path(sys.argv[1]); modules = sys.argv[2].split(","); version = sys.argv[3]
@@ -73,9 +91,9 @@ for deployment in deployments:
                 spec.environment.description = env.description
             specs.setdefault(spec.task_template.id.name, []).append(json_format.MessageToDict(spec))
 print("@@JSON@@" + json.dumps({"specs": specs, "import_s": imported - started, "deploy_s": deployed - imported}))
-'''
+"""
 
-OURS_SCRIPT = r'''
+OURS_SCRIPT = r"""
 import json, pathlib, sys, time
 from google.protobuf import json_format
 root = pathlib.Path(sys.argv[1]); files = sys.argv[2].split(","); version = sys.argv[3]
@@ -92,16 +110,29 @@ with open_session(root, options={"project": project, "domain": domain, "quiet": 
             specs.setdefault(task.name, []).append(json_format.MessageToDict(task.spec))
             triggers[task.name] = [json_format.MessageToDict(t) for t in task.triggers]
 print("@@JSON@@" + json.dumps({"specs": specs, "triggers": triggers, "total_s": time.perf_counter() - started}))
-'''
+"""
 
 
 def _run(script: str, root: Path, names: list[str], version: str, extra_env: dict[str, str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="flyte-parity-home-") as home:
-        env = {"PATH": "/usr/bin:/bin", "HOME": home, "DO_NOT_TRACK": "1", "FLYTE_DISABLE_TELEMETRY": "1",
-               "FLYTE_IMAGE_REGISTRY": REGISTRY,
-               "PYTHONDONTWRITEBYTECODE": "1", **extra_env}
-        proc = subprocess.run([sys.executable, "-c", script, str(root), ",".join(names), version, PROJECT, DOMAIN],
-                              cwd=root, env=env, capture_output=True, text=True, timeout=600, check=False)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": home,
+            "DO_NOT_TRACK": "1",
+            "FLYTE_DISABLE_TELEMETRY": "1",
+            "FLYTE_IMAGE_REGISTRY": REGISTRY,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **extra_env,
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", script, str(root), ",".join(names), version, PROJECT, DOMAIN],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
     if proc.returncode != 0 or "@@JSON@@" not in proc.stdout:
         raise RuntimeError(f"serializing {names} failed:\n{proc.stderr[-6000:]}")
     return json.loads(proc.stdout.split("@@JSON@@", 1)[1])
@@ -153,15 +184,24 @@ def sections(spec: dict[str, Any]) -> dict[str, Any]:
     if metadata.get("codeBundleUri"):
         metadata["codeBundleUri"] = "<bundle>"
     return {
-        "id": template.get("id"), "type": template.get("type"), "metadata": metadata,
-        "interface": template.get("interface"), "container.image": container.pop("image", None),
-        "container.args": _args(container.pop("args", [])), "container.env": container.pop("env", None),
-        "container.resources": container.pop("resources", None), "container.other": container or None,
-        "security_context": template.get("securityContext"), "custom": template.get("custom"),
+        "id": template.get("id"),
+        "type": template.get("type"),
+        "metadata": metadata,
+        "interface": template.get("interface"),
+        "container.image": container.pop("image", None),
+        "container.args": _args(container.pop("args", [])),
+        "container.env": container.pop("env", None),
+        "container.resources": container.pop("resources", None),
+        "container.other": container or None,
+        "security_context": template.get("securityContext"),
+        "custom": template.get("custom"),
         "k8s_pod": _pod(template["k8sPod"]) if "k8sPod" in template else None,
-        "reuse_policy": template.get("reusePolicy"), "extended_resources": template.get("extendedResources"),
-        "config": template.get("config"), "default_inputs": spec.get("defaultInputs"),
-        "short_name": spec.get("shortName"), "environment": spec.get("environment"),
+        "reuse_policy": template.get("reusePolicy"),
+        "extended_resources": template.get("extendedResources"),
+        "config": template.get("config"),
+        "default_inputs": spec.get("defaultInputs"),
+        "short_name": spec.get("shortName"),
+        "environment": spec.get("environment"),
         "documentation": spec.get("documentation"),
     }
 

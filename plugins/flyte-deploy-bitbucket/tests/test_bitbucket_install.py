@@ -19,7 +19,7 @@ import flyte_deploy
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 PLUGIN_VERSION = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text())["project"]["version"]
 
-TASKS_PY = '''\
+TASKS_PY = """\
 import flyte_deploy as fd
 
 env = fd.TaskEnvironment(name="bb")
@@ -36,7 +36,7 @@ def clean(x: int) -> int:
 )
 async def train(x: int) -> int:
     return x
-'''
+"""
 
 
 def def_line(name: str) -> int:
@@ -50,14 +50,32 @@ def plugin_venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     in the repository); built once per test session."""
     base = tmp_path_factory.mktemp("bitbucket-venv")
     source = base / "src"
-    shutil.copytree(PLUGIN_DIR, source, ignore=shutil.ignore_patterns(
-        "tests", "build", "*.egg-info", "__pycache__", ".pytest_cache"))
+    shutil.copytree(
+        PLUGIN_DIR,
+        source,
+        ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__", ".pytest_cache"),
+    )
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                              "--no-build-isolation", "--ignore-installed", str(source)],
-                             capture_output=True, text=True, check=False, timeout=300)
+    install = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--ignore-installed",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert install.returncode == 0, f"pip install failed:\n{install.stdout}\n{install.stderr}"
     return python
 
@@ -91,8 +109,14 @@ def plugins(project, *args: str, python: Path | str | None = None) -> dict[str, 
 
 def test_the_venv_imports_this_checkouts_flyte_deploy(plugin_python: Path, deploy_project) -> None:
     code = "import flyte_deploy, flyte_deploy_bitbucket as b; print(flyte_deploy.__file__); print(b.__file__)"
-    done = subprocess.run([str(plugin_python), "-c", code], cwd=deploy_project.root,
-                          env=deploy_project.subprocess_env(), capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(plugin_python), "-c", code],
+        cwd=deploy_project.root,
+        env=deploy_project.subprocess_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     ours, plugin = map(Path, done.stdout.split())
     assert ours.resolve() == Path(flyte_deploy.__file__).resolve()
@@ -100,8 +124,10 @@ def test_the_venv_imports_this_checkouts_flyte_deploy(plugin_python: Path, deplo
 
 
 def test_installed_plugin_adds_bitbucket_links(plugin_python: Path, deploy_project, bitbucket_commit: str) -> None:
-    expected = {f"bb.{name}": f"https://bitbucket.org/acme/pipelines/src/{bitbucket_commit}/tasks.py"
-                              f"#lines-{def_line(name)}" for name in ("clean", "train")}
+    expected = {
+        f"bb.{name}": f"https://bitbucket.org/acme/pipelines/src/{bitbucket_commit}/tasks.py#lines-{def_line(name)}"
+        for name in ("clean", "train")
+    }
     assert links(deploy_project, python=plugin_python) == expected
     listed = deploy_project.run_subprocess("ls", "--output", "json", python=plugin_python).assert_ok().json
     assert {t["name"]: t["source_link"] for r in listed for t in r["tasks"]} == expected
@@ -132,15 +158,18 @@ def test_plugins_lists_it_with_its_entry_point_and_version(plugin_python: Path, 
 
 def test_dirty_tree_drops_the_line_anchor(plugin_python: Path, deploy_project, bitbucket_commit: str) -> None:
     deploy_project({"notes.txt": "not committed\n"})
-    assert set(links(deploy_project, python=plugin_python).values()) == \
-        {f"https://bitbucket.org/acme/pipelines/src/{bitbucket_commit}/tasks.py"}
+    assert set(links(deploy_project, python=plugin_python).values()) == {
+        f"https://bitbucket.org/acme/pipelines/src/{bitbucket_commit}/tasks.py"
+    }
 
 
 def test_github_remotes_stay_with_the_built_in(plugin_python: Path, deploy_project) -> None:
     deploy_project({"tasks.py": TASKS_PY})
     sha = deploy_project.git_init(remote="https://github.com/acme/pipelines.git")
-    assert links(deploy_project, python=plugin_python)["bb.clean"] == \
-        f"https://github.com/acme/pipelines/blob/{sha}/tasks.py#L{def_line('clean')}"
+    assert (
+        links(deploy_project, python=plugin_python)["bb.clean"]
+        == f"https://github.com/acme/pipelines/blob/{sha}/tasks.py#L{def_line('clean')}"
+    )
 
 
 def test_a_bad_host_table_fails_with_one_line_naming_the_file(plugin_python: Path, deploy_project) -> None:
@@ -149,8 +178,11 @@ def test_a_bad_host_table_fails_with_one_line_naming_the_file(plugin_python: Pat
     deploy_project.git_init(remote="https://git.corp.example/scm/DATA/pipelines.git")
     for args in (("deploy", "tasks.py", "env"), ("plugins",)):
         run = deploy_project.run_subprocess(*args, python=plugin_python).assert_exit(4)
-        assert run.stderr.strip().splitlines() == [(
-            f"error: {deploy_project.root / 'pyproject.toml'}: [tool.flyte-deploy.plugin.bitbucket]: host"
-            " 'git.corp.example' has flavour 'bitbucket-srever'; choose one of bitbucket-cloud, bitbucket-server,"
-            " github-enterprise, gitea, gitlab")]
+        assert run.stderr.strip().splitlines() == [
+            (
+                f"error: {deploy_project.root / 'pyproject.toml'}: [tool.flyte-deploy.plugin.bitbucket]: host"
+                " 'git.corp.example' has flavour 'bitbucket-srever'; choose one of bitbucket-cloud, bitbucket-server,"
+                " github-enterprise, gitea, gitlab"
+            )
+        ]
         assert not run.store.exists()

@@ -35,9 +35,22 @@ def policy_venv_python(tmp_path_factory) -> Path:
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                              "--no-build-isolation", "--ignore-installed", str(source)],
-                             capture_output=True, text=True)
+    install = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--ignore-installed",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert install.returncode == 0, f"pip install failed:\n{install.stdout}\n{install.stderr}"
     return python
 
@@ -54,9 +67,15 @@ def test_it_loads_from_its_entry_point_as_the_last_plugin(deploy_project, policy
     deploy_project({"app.py": GOOD})
     run = deploy_project.run_subprocess("plugins", "--json", python=policy_python).assert_ok()
     last = run.json["plugins"][-1]
-    assert last == {"name": "org_policy", "source": "policy", "version": "flyte-deploy-policy 0.1.0",
-                    "location": "flyte_deploy_policy", "status": "policy", "hooks": ["check_plan"],
-                    "registered_by": None}
+    assert last == {
+        "name": "org_policy",
+        "source": "policy",
+        "version": "flyte-deploy-policy 0.1.0",
+        "location": "flyte_deploy_policy",
+        "status": "policy",
+        "hooks": ["check_plan"],
+        "registered_by": None,
+    }
     table = deploy_project.run_subprocess("plugins", python=policy_python).assert_ok()
     assert any("org_policy" in line and "policy" in line for line in table.stdout.splitlines())
 
@@ -73,8 +92,12 @@ def test_it_cannot_be_disabled(deploy_project, policy_python):
 
 
 def test_it_rejects_a_bad_deploy_and_passes_a_good_one(deploy_project, policy_python):
-    deploy_project({"app.py": GOOD.replace(', resources=fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi"))', ""),
-                    "pyproject.toml": '[tool.flyte-deploy]\nrequired_plugins = ["org_policy>=0.1"]\n'})
+    deploy_project(
+        {
+            "app.py": GOOD.replace(', resources=fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi"))', ""),
+            "pyproject.toml": '[tool.flyte-deploy]\nrequired_plugins = ["org_policy>=0.1"]\n',
+        }
+    )
     bad = deploy_project.run_subprocess("deploy", "app.py", "env", python=policy_python).assert_exit(6)
     assert "resources.limits: svc.work: declares no cpu or memory limit" in bad.stderr
     assert "[org_policy]" in bad.stderr

@@ -57,11 +57,13 @@ def test_a_compliant_project_deploys(project):
 def test_the_bundled_example_is_told_which_tasks_lack_limits(project):
     project.copy(EXAMPLE)  # its environments request cpu and memory but set no limits
     run = project.check("workflow.py", "viz_env").assert_exit(6)
-    assert rules(run) == [("resources.limits", "ml_training.train"), ("resources.limits", "preprocessing.clean"),
-                          ("resources.limits", "visualization.report")]
+    assert rules(run) == [
+        ("resources.limits", "ml_training.train"),
+        ("resources.limits", "preprocessing.clean"),
+        ("resources.limits", "visualization.report"),
+    ]
     assert len(run.json["environments"]) == 3
-    project({"pyproject.toml": (EXAMPLE / "pyproject.toml").read_text()
-             + settings(require_limits="[]")})
+    project({"pyproject.toml": (EXAMPLE / "pyproject.toml").read_text() + settings(require_limits="[]")})
     project.check("workflow.py", "viz_env").assert_ok()
 
 
@@ -69,7 +71,9 @@ def test_the_bundled_example_is_told_which_tasks_lack_limits(project):
 
 
 def test_every_task_must_declare_cpu_and_memory_limits(project):
-    project({"app.py": """
+    project(
+        {
+            "app.py": """
         import flyte_deploy as fd
 
         env = fd.TaskEnvironment(name="limits", resources=fd.Resources(cpu=(1, 1)))
@@ -87,7 +91,9 @@ def test_every_task_must_declare_cpu_and_memory_limits(project):
         @bare.task
         def nothing(x: int) -> int:
             return x
-    """})
+    """
+        }
+    )
     run = project.check("--all", "app.py").assert_exit(6)
     assert rules(run) == [("resources.limits", "bare.nothing"), ("resources.limits", "limits.no_memory")]
     messages = {v["subject"]: v["message"] for v in run.violations}
@@ -138,8 +144,10 @@ def test_limits_are_read_from_the_serialized_container(project, register_plugin)
 
 
 def test_images_only_from_allowed_registries(project):
-    project({"pyproject.toml": settings(allowed_registries='["ghcr.io/acme", "registry.acme.internal:5000"]'),
-             "app.py": """
+    project(
+        {
+            "pyproject.toml": settings(allowed_registries='["ghcr.io/acme", "registry.acme.internal:5000"]'),
+            "app.py": """
         import flyte_deploy as fd
 
         limits = fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi"))
@@ -159,16 +167,27 @@ def test_images_only_from_allowed_registries(project):
         def d(x: int) -> int: return x
         @unpushed.task
         def e(x: int) -> int: return x
-    """})
+    """,
+        }
+    )
     run = project.check("--all", "app.py").assert_exit(6)
     assert rules(run) == [("image.registry", "hub"), ("image.registry", "lookalike"), ("image.registry", "unpushed")]
     messages = {v["subject"]: v["message"] for v in run.violations}
-    assert messages["hub"] == ("image python:3.11-slim is not from an allowed registry"
-                               " (allowed: ghcr.io/acme, registry.acme.internal:5000)")
+    assert messages["hub"] == (
+        "image python:3.11-slim is not from an allowed registry (allowed: ghcr.io/acme, registry.acme.internal:5000)"
+    )
     assert "has no registry to be pushed to" in messages["unpushed"]
 
-    fixed = project.check("--all", "app.py", "--image", "hub=ghcr.io/acme/python:3.11",
-                          "--image", "lookalike=ghcr.io/acme/base:1", "--image", "unpushed=ghcr.io/acme/u:1")
+    fixed = project.check(
+        "--all",
+        "app.py",
+        "--image",
+        "hub=ghcr.io/acme/python:3.11",
+        "--image",
+        "lookalike=ghcr.io/acme/base:1",
+        "--image",
+        "unpushed=ghcr.io/acme/u:1",
+    )
     fixed.assert_ok()
 
 
@@ -227,12 +246,21 @@ def test_no_secret_looking_values_in_environment_variables(project):
 
 
 def test_secret_scan_is_configurable(project):
-    project({"app.py": SECRETS, "pyproject.toml": settings(
-        allowed_env_vars='["DB_PASSWORD", "UPSTREAM", "GH", "AWS_ID"]',
-        secret_patterns='["^hunter"]')})
+    project(
+        {
+            "app.py": SECRETS,
+            "pyproject.toml": settings(
+                allowed_env_vars='["DB_PASSWORD", "UPSTREAM", "GH", "AWS_ID"]', secret_patterns='["^hunter"]'
+            ),
+        }
+    )
     project.check("app.py", "env").assert_ok()
-    project({"app.py": GOOD.replace('"LOG_LEVEL": "info"', '"LOG_LEVEL": "hunter2"'),
-             "pyproject.toml": settings(secret_patterns='["^hunter"]')})
+    project(
+        {
+            "app.py": GOOD.replace('"LOG_LEVEL": "info"', '"LOG_LEVEL": "hunter2"'),
+            "pyproject.toml": settings(secret_patterns='["^hunter"]'),
+        }
+    )
     run = project.check("app.py", "env").assert_exit(6)
     assert "matches secret_patterns '^hunter'" in run.violations[0]["message"]
 
@@ -242,13 +270,24 @@ def test_secret_scan_is_configurable(project):
 
 def test_the_bundle_has_no_env_files_keys_or_credentials(project):
     key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
-    project({"app.py": GOOD, ".env": "DB_PASSWORD=x\n", ".env.example": "DB_PASSWORD=\n",
-             "deploy/id_ed25519": key, "certs/server.pem": "pem\n", "conf/credentials.json": "{}\n",
-             "notes/readme.txt": "hello\n", "tools/embedded.py": f"KEY = '''{key}'''\n"})
+    project(
+        {
+            "app.py": GOOD,
+            ".env": "DB_PASSWORD=x\n",
+            ".env.example": "DB_PASSWORD=\n",
+            "deploy/id_ed25519": key,
+            "certs/server.pem": "pem\n",
+            "conf/credentials.json": "{}\n",
+            "notes/readme.txt": "hello\n",
+            "tools/embedded.py": f"KEY = '''{key}'''\n",
+        }
+    )
     run = project.check("app.py", "env", "--copy-style", "all").assert_exit(6)
     assert rules(run) == [
-        ("bundle.forbidden-file", ".env"), ("bundle.forbidden-file", "certs/server.pem"),
-        ("bundle.forbidden-file", "conf/credentials.json"), ("bundle.forbidden-file", "deploy/id_ed25519"),
+        ("bundle.forbidden-file", ".env"),
+        ("bundle.forbidden-file", "certs/server.pem"),
+        ("bundle.forbidden-file", "conf/credentials.json"),
+        ("bundle.forbidden-file", "deploy/id_ed25519"),
         ("bundle.private-key", "tools/embedded.py"),
     ]
     assert "b3BlbnNzaC1rZXkt" not in run.stdout + run.stderr
@@ -257,8 +296,14 @@ def test_the_bundle_has_no_env_files_keys_or_credentials(project):
 
 
 def test_forbidden_files_are_configurable(project):
-    project({"app.py": GOOD, "data/dump.sql": "select 1;\n", ".env": "X=1\n",
-             "pyproject.toml": settings(forbidden_files='["*.sql"]')})
+    project(
+        {
+            "app.py": GOOD,
+            "data/dump.sql": "select 1;\n",
+            ".env": "X=1\n",
+            "pyproject.toml": settings(forbidden_files='["*.sql"]'),
+        }
+    )
     run = project.check("app.py", "env", "--copy-style", "all").assert_exit(6)
     assert rules(run) == [("bundle.forbidden-file", "data/dump.sql")]
 
@@ -292,25 +337,38 @@ def test_versions_match_the_pattern(project):
 
 
 def test_every_rule_reports_in_one_run(project):
-    project({"app.py": SECRETS.replace(', resources=fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi"))', ""),
-             ".env": "X=1\n",
-             "pyproject.toml": settings(allowed_registries='["ghcr.io/acme"]', version_pattern="'v.*'",
-                                        max_bundle_size="100")})
+    project(
+        {
+            "app.py": SECRETS.replace(', resources=fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi"))', ""),
+            ".env": "X=1\n",
+            "pyproject.toml": settings(
+                allowed_registries='["ghcr.io/acme"]', version_pattern="'v.*'", max_bundle_size="100"
+            ),
+        }
+    )
     run = project.check("app.py", "env", "--copy-style", "all", "--version", "1").assert_exit(6)
     assert {v["rule"] for v in run.violations} == {
-        "resources.limits", "image.registry", "env.secret", "bundle.forbidden-file", "bundle.size",
-        "version.pattern"}
+        "resources.limits",
+        "image.registry",
+        "env.secret",
+        "bundle.forbidden-file",
+        "bundle.size",
+        "version.pattern",
+    }
 
 
-@pytest.mark.parametrize(("toml", "message"), [
-    ("colour = 'red'", "unknown setting 'colour'"),
-    ("require_limits = 'cpu'", "require_limits must be a list of strings"),
-    ("require_limits = ['cpus']", "require_limits names unknown resources ['cpus']"),
-    ("max_bundle_size = 'ten MB'", "max_bundle_size must be a positive byte count"),
-    ("max_bundle_size = 0", "max_bundle_size must be a positive byte count"),
-    ("version_pattern = '('", "version_pattern: invalid regular expression '('"),
-    ("secret_patterns = ['[']", "secret_patterns: invalid regular expression '['"),
-])
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("colour = 'red'", "unknown setting 'colour'"),
+        ("require_limits = 'cpu'", "require_limits must be a list of strings"),
+        ("require_limits = ['cpus']", "require_limits names unknown resources ['cpus']"),
+        ("max_bundle_size = 'ten MB'", "max_bundle_size must be a positive byte count"),
+        ("max_bundle_size = 0", "max_bundle_size must be a positive byte count"),
+        ("version_pattern = '('", "version_pattern: invalid regular expression '('"),
+        ("secret_patterns = ['[']", "secret_patterns: invalid regular expression '['"),
+    ],
+)
 def test_bad_settings_are_usage_errors_naming_the_table(project, toml, message):
     project({"app.py": GOOD, "pyproject.toml": f"[tool.flyte-deploy.plugin.org_policy]\n{toml}\n"})
     run = project.check("app.py", "env").assert_exit(4)

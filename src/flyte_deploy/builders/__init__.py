@@ -34,8 +34,9 @@ def registry_client(config: Config, registry: str) -> RegistryClient:
     username = config.get("image.registry_username")
     if username and registry == target:
         credentials = Credentials(str(username), str(config.get("image.registry_password") or ""))
-    return RegistryClient(registry, credentials=credentials,
-                          insecure_registries=tuple(config.get_list("image.insecure_registries")))
+    return RegistryClient(
+        registry, credentials=credentials, insecure_registries=tuple(config.get_list("image.insecure_registries"))
+    )
 
 
 def existing_digest(config: Config, uri: str) -> str | None:
@@ -58,5 +59,6 @@ def report(session: DeploySession, environment: str, message: str) -> None:
     silent with ``quiet``."""
     if session.config.get("quiet"):
         return
-    session.console.print(f"[bold]image[/bold] [cyan]{environment}[/cyan]: {escape(message)}", highlight=False,
-                          soft_wrap=True)
+    session.console.print(
+        f"[bold]image[/bold] [cyan]{environment}[/cyan]: {escape(message)}", highlight=False, soft_wrap=True
+    )

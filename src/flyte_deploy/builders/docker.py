@@ -78,9 +78,10 @@ def _follow_build(stream: Iterable[dict[str, Any]], log: Path, environment: str)
                 message = chunk.get("error") or chunk["errorDetail"].get("message", "")
                 out.write(message + "\n")
                 out.flush()
-                raise ImageBuildError(f"image for environment {environment!r}: step {step!r} failed: "
-                                      f"{message.strip().splitlines()[-1] if message.strip() else 'error'}"
-                                      + log_tail(log))
+                raise ImageBuildError(
+                    f"image for environment {environment!r}: step {step!r} failed: "
+                    f"{message.strip().splitlines()[-1] if message.strip() else 'error'}" + log_tail(log)
+                )
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -106,10 +107,10 @@ def protobuf_fields(data: bytes) -> list[tuple[int, int | bytes]]:
             value, pos = _varint(data, pos)
         elif wire == 2:
             size, pos = _varint(data, pos)
-            value, pos = data[pos:pos + size], pos + size
+            value, pos = data[pos : pos + size], pos + size
         elif wire in (1, 5):
             size = 8 if wire == 1 else 4
-            value, pos = data[pos:pos + size], pos + size
+            value, pos = data[pos : pos + size], pos + size
         else:
             raise ValueError(f"unsupported protobuf wire type {wire}")
         fields.append((number, value))
@@ -155,10 +156,14 @@ def context_archive(directory: Path, dockerfile: str) -> Any:
     from docker.utils.build import exclude_paths
 
     ignore = directory / ".dockerignore"
-    patterns = [line.strip() for line in ignore.read_text().splitlines()
-                if line.strip() and not line.startswith("#")] if ignore.is_file() else []
-    names = sorted(exclude_paths(str(directory), patterns, dockerfile=dockerfile),
-                   key=lambda name: (name != dockerfile, name))
+    patterns = (
+        [line.strip() for line in ignore.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        if ignore.is_file()
+        else []
+    )
+    names = sorted(
+        exclude_paths(str(directory), patterns, dockerfile=dockerfile), key=lambda name: (name != dockerfile, name)
+    )
     handle = tempfile.TemporaryFile()  # noqa: SIM115 - returned open, the caller reads and closes it
     with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in names:
@@ -175,19 +180,26 @@ def context_archive(directory: Path, dockerfile: str) -> Any:
     return handle
 
 
-def _buildkit_stream(client: Any, directory: Path, dockerfile: str, tag: str,
-                     labels: dict[str, str]) -> Iterator[dict[str, Any]]:
+def _buildkit_stream(
+    client: Any, directory: Path, dockerfile: str, tag: str, labels: dict[str, str]
+) -> Iterator[dict[str, Any]]:
     """POST the context to ``/build?version=2`` (private SDK helpers do the HTTP and auth
     headers, as the SDK's own ``build`` does)."""
     body = context_archive(directory, dockerfile)
     api = client.api
     headers = {"Content-Type": "application/x-tar"}
     api._set_auth_headers(headers)
-    params = {"t": tag, "dockerfile": dockerfile, "version": "2", "networkmode": "host", "rm": "1",
-              "forcerm": "1", "labels": json.dumps(labels)}
+    params = {
+        "t": tag,
+        "dockerfile": dockerfile,
+        "version": "2",
+        "networkmode": "host",
+        "rm": "1",
+        "forcerm": "1",
+        "labels": json.dumps(labels),
+    }
     try:
-        response = api._post(api._url("/build"), data=body, params=params, headers=headers, stream=True,
-                             timeout=None)
+        response = api._post(api._url("/build"), data=body, params=params, headers=headers, stream=True, timeout=None)
     finally:
         body.close()
     api._raise_for_status(response)
@@ -209,8 +221,9 @@ def _follow_buildkit(stream: Iterable[dict[str, Any]], log: Path, environment: s
                 step = re.sub(r"^\[[^\]]*\] ", "", name)
                 cause = cause.strip().splitlines()[-1] if cause.strip() else "error"
                 tail = trace.tail(name) if trace.failed else ""
-                raise ImageBuildError(f"image for environment {environment!r}: step {step!r} failed: {cause}"
-                                      + (tail or log_tail(log)))
+                raise ImageBuildError(
+                    f"image for environment {environment!r}: step {step!r} failed: {cause}" + (tail or log_tail(log))
+                )
 
 
 def _build(client: Any, config: Config, context: Any, image: Image, environment: str, log: Path) -> str:
@@ -230,8 +243,16 @@ def _build(client: Any, config: Config, context: Any, image: Image, environment:
         else:
             _follow_buildkit(stream, log, environment)
             return "buildkit"
-    stream = client.api.build(path=str(context.directory), dockerfile=context.dockerfile, tag=image.uri, rm=True,
-                              forcerm=True, decode=True, network_mode="host", labels=labels)
+    stream = client.api.build(
+        path=str(context.directory),
+        dockerfile=context.dockerfile,
+        tag=image.uri,
+        rm=True,
+        forcerm=True,
+        decode=True,
+        network_mode="host",
+        labels=labels,
+    )
     _follow_build(stream, log, environment)
     return "classic"
 
@@ -240,16 +261,18 @@ def _push(client: Any, config: Config, uri: str, environment: str, log: Path) ->
     ref = Reference.parse(uri)
     repository = uri.rsplit(":", 1)[0]
     digest = None
-    stream = client.api.push(repository, tag=ref.tag, auth_config=_auth_config(config, ref.registry),
-                             stream=True, decode=True)
+    stream = client.api.push(
+        repository, tag=ref.tag, auth_config=_auth_config(config, ref.registry), stream=True, decode=True
+    )
     with log.open("a", encoding="utf-8") as out:
         for chunk in stream:
             if "error" in chunk or "errorDetail" in chunk:
                 message = chunk.get("error") or chunk["errorDetail"].get("message", "")
                 cause = message.strip().splitlines()[-1] if message.strip() else "error"
                 if "unauthorized" in cause.lower() or "authentication required" in cause.lower():
-                    raise ImageBuildError(f"registry {ref.registry} refused authentication while pushing {uri}:"
-                                          f" {cause}")
+                    raise ImageBuildError(
+                        f"registry {ref.registry} refused authentication while pushing {uri}: {cause}"
+                    )
                 raise ImageBuildError(f"image for environment {environment!r}: push of {uri} failed: {cause}")
             if chunk.get("status"):
                 out.write(f"{chunk['status']} {chunk.get('progress', '')}\n")
@@ -263,12 +286,13 @@ def build(session: DeploySession, environment: str, image: Image) -> ImageRef:
     digest = existing_digest(config, image.uri)
     if digest:
         report(session, environment, f"{image.uri} already in registry")
-        return ImageRef(environment=environment, uri=image.uri, builder=NAME, digest=digest,
-                        note="already in registry")
+        return ImageRef(environment=environment, uri=image.uri, builder=NAME, digest=digest, note="already in registry")
     base = image.base_uri(config.get("image.base_registry"))
     if base and base.startswith("oci:"):
-        raise ImageBuildError(f"image for environment {environment!r}: base {base} is an OCI layout, which the"
-                              " docker builder cannot pull; push it to a registry or use image.builder = \"oci\"")
+        raise ImageBuildError(
+            f"image for environment {environment!r}: base {base} is an OCI layout, which the"
+            ' docker builder cannot pull; push it to a registry or use image.builder = "oci"'
+        )
     if base and not image.dockerfile:
         require_base(config, base)
     report(session, environment, f"building {image.uri} (docker)")
@@ -286,14 +310,19 @@ def build(session: DeploySession, environment: str, image: Image) -> ImageRef:
         except ImageBuildError:
             raise
         except Exception as exc:  # docker.errors.APIError and friends: one line, with the log tail
-            raise ImageBuildError(f"image for environment {environment!r}: docker failed: "
-                                  f"{str(exc).splitlines()[0]}" + log_tail(log)) from None
+            raise ImageBuildError(
+                f"image for environment {environment!r}: docker failed: {str(exc).splitlines()[0]}" + log_tail(log)
+            ) from None
         finally:
             client.close()
     report(session, environment, f"pushed {image.uri} ({(digest or '?')[:19]})")
     return ImageRef(environment=environment, uri=image.uri, builder=NAME, built=True, digest=digest)
 
 
-BUILDER = ImageBuilder(name=NAME, build=build, available=daemon_answers,
-                       description="Docker Engine SDK against a daemon (DOCKER_HOST)",
-                       auto_priority=10)
+BUILDER = ImageBuilder(
+    name=NAME,
+    build=build,
+    available=daemon_answers,
+    description="Docker Engine SDK against a daemon (DOCKER_HOST)",
+    auto_priority=10,
+)

@@ -38,7 +38,6 @@ class LayerBlob:
         return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
 
 
-
 def _walk(source: Path, arcname: str) -> Iterable[tuple[str, Path]]:
     yield arcname, source
     if source.is_dir() and not source.is_symlink():
@@ -97,8 +96,13 @@ def write_layer(entries: Iterable[tuple[str, Path]], dest: Path, label: str = ""
                             tar.addfile(info, handle)
                     else:
                         tar.addfile(info)
-    return LayerBlob(path=dest, digest=f"sha256:{compressed.sha256.hexdigest()}",
-                     diff_id=f"sha256:{plain.sha256.hexdigest()}", size=compressed.size, label=label)
+    return LayerBlob(
+        path=dest,
+        digest=f"sha256:{compressed.sha256.hexdigest()}",
+        diff_id=f"sha256:{plain.sha256.hexdigest()}",
+        size=compressed.size,
+        label=label,
+    )
 
 
 def cached_layer(image_path: str, source: Path, cache: Path, label: str = "") -> LayerBlob:

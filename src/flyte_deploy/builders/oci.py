@@ -63,8 +63,10 @@ class BaseImage:
 
     @property
     def layers(self) -> list[dict[str, Any]]:
-        return [{**layer, "mediaType": _DOCKER_LAYER_TYPES.get(layer["mediaType"], layer["mediaType"])}
-                for layer in self.manifest.get("layers", [])]
+        return [
+            {**layer, "mediaType": _DOCKER_LAYER_TYPES.get(layer["mediaType"], layer["mediaType"])}
+            for layer in self.manifest.get("layers", [])
+        ]
 
 
 def load_base(session: DeploySession, uri: str, platform: str) -> BaseImage:
@@ -93,7 +95,7 @@ def load_base(session: DeploySession, uri: str, platform: str) -> BaseImage:
 
 
 def _layout_base(uri: str, platform: str) -> BaseImage:
-    text = uri[len("oci:"):]
+    text = uri[len("oci:") :]
     path, _, tag = text.rpartition(":") if ":" in text else (text, "", "")
     layout = Path(path or text)
     index_file = layout / "index.json"
@@ -112,14 +114,19 @@ def _layout_base(uri: str, platform: str) -> BaseImage:
     if tag:
         entries = [e for e in entries if e.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag]
     if len(entries) != 1:
-        raise ImageNotFound(f"base image {uri}: the layout has {len(entries)} images"
-                            f"{' tagged ' + repr(tag) if tag else ''}; name exactly one with oci:PATH:TAG")
+        raise ImageNotFound(
+            f"base image {uri}: the layout has {len(entries)} images"
+            f"{' tagged ' + repr(tag) if tag else ''}; name exactly one with oci:PATH:TAG"
+        )
     digest = entries[0]["digest"]
     manifest = json.loads(read(digest))
     if entries[0].get("mediaType") in INDEX_TYPES or "manifests" in manifest:
         os_name, arch = platform.split("/")[:2]
-        match = [m for m in manifest["manifests"]
-                 if m.get("platform", {}).get("os") == os_name and m["platform"].get("architecture") == arch]
+        match = [
+            m
+            for m in manifest["manifests"]
+            if m.get("platform", {}).get("os") == os_name and m["platform"].get("architecture") == arch
+        ]
         if not match:
             raise ImageNotFound(f"base image {uri} has no {platform} variant")
         digest = match[0]["digest"]
@@ -143,12 +150,15 @@ def refuse_run_steps(image: Image, environment: str) -> None:
     if image.dockerfile:
         what = f"a Dockerfile ({image.dockerfile})"
     else:
-        kinds = sorted({"apt packages" if layer.kind == "apt" else "commands"
-                        for layer in image.layers if layer.needs_run})
+        kinds = sorted(
+            {"apt packages" if layer.kind == "apt" else "commands" for layer in image.layers if layer.needs_run}
+        )
         what = " and ".join(kinds)
-    raise ImageBuildError(f"image for environment {environment!r} needs RUN steps ({what}), which the"
-                          " daemonless oci builder cannot run; set image.builder = \"docker\" (or a plugin's"
-                          " builder)")
+    raise ImageBuildError(
+        f"image for environment {environment!r} needs RUN steps ({what}), which the"
+        ' daemonless oci builder cannot run; set image.builder = "docker" (or a plugin\'s'
+        " builder)"
+    )
 
 
 @dataclass
@@ -170,16 +180,32 @@ def assemble(session: DeploySession, environment: str, image: Image, work: Path)
     site = install_packages(image, work / "build.log")
     if site is not None:
         report(session, environment, "python packages ready for " + image.platform)
-        layers.append(cached_layer(SITE_PACKAGES, site, site.with_name(site.name + ".layer.tar.gz"),
-                                   label=f"python packages at {SITE_PACKAGES}"))
+        layers.append(
+            cached_layer(
+                SITE_PACKAGES,
+                site,
+                site.with_name(site.name + ".layer.tar.gz"),
+                label=f"python packages at {SITE_PACKAGES}",
+            )
+        )
     if image.install_runtime:
         runtime = write_runtime(work / "runtime")
-        layers.append(write_layer([(RUNTIME_DIR, runtime)], work / "layers" / "runtime.tar.gz",
-                                  label=f"flyte-deploy runtime at {RUNTIME_DIR}"))
+        layers.append(
+            write_layer(
+                [(RUNTIME_DIR, runtime)],
+                work / "layers" / "runtime.tar.gz",
+                label=f"flyte-deploy runtime at {RUNTIME_DIR}",
+            )
+        )
     python = bool(layers)
     for index, (src, dst) in enumerate(source_folders(image)):
-        layers.append(write_layer([(image_path(image, dst), src)], work / "layers" / f"source-{index}.tar.gz",
-                                  label=f"source folder at {image_path(image, dst)}"))
+        layers.append(
+            write_layer(
+                [(image_path(image, dst), src)],
+                work / "layers" / f"source-{index}.tar.gz",
+                label=f"source folder at {image_path(image, dst)}",
+            )
+        )
     return Assembly(base, layers, python)
 
 
@@ -200,7 +226,8 @@ def image_config(image: Image, assembly: Assembly) -> dict[str, Any]:
     diff_ids = list(config.get("rootfs", {}).get("diff_ids", [])) + [layer.diff_id for layer in layers]
     config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
     config["history"] = list(config.get("history") or []) + [
-        {"created": EPOCH, "created_by": f"flyte-deploy oci builder: {layer.label}"} for layer in layers]
+        {"created": EPOCH, "created_by": f"flyte-deploy oci builder: {layer.label}"} for layer in layers
+    ]
     config["created"] = EPOCH
     return config
 
@@ -211,22 +238,26 @@ def build(session: DeploySession, environment: str, image: Image) -> ImageRef:
     digest = existing_digest(session.config, image.uri)
     if digest:
         report(session, environment, f"{image.uri} already in registry")
-        return ImageRef(environment=environment, uri=image.uri, builder=NAME, digest=digest,
-                        note="already in registry")
+        return ImageRef(environment=environment, uri=image.uri, builder=NAME, digest=digest, note="already in registry")
     report(session, environment, f"building {image.uri} (oci)")
     target = Reference.parse(image.uri)
-    with tempfile.TemporaryDirectory(prefix="flyte-deploy-oci-") as tmp, \
-            registry_client(session.config, target.registry) as client:
+    with (
+        tempfile.TemporaryDirectory(prefix="flyte-deploy-oci-") as tmp,
+        registry_client(session.config, target.registry) as client,
+    ):
         assembly = assemble(session, environment, image, Path(tmp))
         base, layers = assembly.base, assembly.layers
         config_bytes = canonical_json(image_config(image, assembly))
         manifest: dict[str, Any] = {
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config_bytes), "size": len(config_bytes)},
             "layers": base.layers + [layer.descriptor() for layer in layers],
             # the spec's base name (not the mirror it came from) keeps digests location-independent
-            "annotations": {"org.opencontainers.image.base.name": str(image.base),
-                            "org.opencontainers.image.base.digest": base.digest},
+            "annotations": {
+                "org.opencontainers.image.base.name": str(image.base),
+                "org.opencontainers.image.base.digest": base.digest,
+            },
         }
         for descriptor in base.layers:
             base.copy_blob(client, target.repository, descriptor)
@@ -237,7 +268,9 @@ def build(session: DeploySession, environment: str, image: Image) -> ImageRef:
     return ImageRef(environment=environment, uri=image.uri, builder=NAME, built=True, digest=digest)
 
 
-BUILDER = ImageBuilder(name=NAME, build=build,
-                       description="daemonless: base + reproducible Python/runtime/source layers, pushed over"
-                                   " the OCI distribution API", auto_priority=20)
-
+BUILDER = ImageBuilder(
+    name=NAME,
+    build=build,
+    description="daemonless: base + reproducible Python/runtime/source layers, pushed over the OCI distribution API",
+    auto_priority=20,
+)

@@ -47,8 +47,11 @@ def python_env(base_env: list[str] | None = None) -> dict[str, str]:
     """Environment variables an image with Python content needs (PYTHONPATH, PATH)."""
     env = dict(item.split("=", 1) for item in (base_env or []) if "=" in item)
     path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    return {"PYTHONPATH": f"{RUNTIME_DIR}:{SITE_PACKAGES}", "PATH": f"{path}:{SITE_PACKAGES}/bin",
-            "PYTHONDONTWRITEBYTECODE": "1"}
+    return {
+        "PYTHONPATH": f"{RUNTIME_DIR}:{SITE_PACKAGES}",
+        "PATH": f"{path}:{SITE_PACKAGES}/bin",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
 
 
 def pip_platforms(platform: str) -> list[str]:
@@ -56,8 +59,9 @@ def pip_platforms(platform: str) -> list[str]:
     os_name, _, arch = platform.partition("/")
     machine = _ARCHES.get(arch.split("/")[0])
     if os_name != "linux" or machine is None:
-        raise ImageBuildError(f"cannot install Python packages for platform {platform!r} (linux/amd64 or"
-                              " linux/arm64 only)")
+        raise ImageBuildError(
+            f"cannot install Python packages for platform {platform!r} (linux/amd64 or linux/arm64 only)"
+        )
     return [f"manylinux_2_{minor}_{machine}" for minor in GLIBC_MINORS] + [f"manylinux2014_{machine}"]
 
 
@@ -157,9 +161,23 @@ def cache_dir() -> Path:
 
 
 def _pip_argv(image: Image, target: Path, packages: list[str], files: list[Path]) -> list[str]:
-    argv = [sys.executable, "-m", "pip", "install", "--target", str(target), "--python-version",
-            image.python_version, "--implementation", "cp", "--only-binary=:all:", "--no-compile",
-            "--disable-pip-version-check", "--no-warn-script-location", "--no-input"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--target",
+        str(target),
+        "--python-version",
+        image.python_version,
+        "--implementation",
+        "cp",
+        "--only-binary=:all:",
+        "--no-compile",
+        "--disable-pip-version-check",
+        "--no-warn-script-location",
+        "--no-input",
+    ]
     for platform in pip_platforms(image.platform):
         argv += ["--platform", platform]
     for file in files:
@@ -176,8 +194,16 @@ def install_packages(image: Image, log: Path) -> Path | None:
     packages, files = image_requirements(image)
     if not packages and not files:
         return None
-    key = hashlib.sha256(json.dumps([packages, [f.read_text(encoding="utf-8") for f in files],
-                                     pip_platforms(image.platform), image.python_version]).encode()).hexdigest()
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                packages,
+                [f.read_text(encoding="utf-8") for f in files],
+                pip_platforms(image.platform),
+                image.python_version,
+            ]
+        ).encode()
+    ).hexdigest()
     cached = cache_dir() / "site-packages" / key[:32]
     if cached.is_dir():
         with log.open("a", encoding="utf-8") as out:
@@ -189,11 +215,13 @@ def install_packages(image: Image, log: Path) -> Path | None:
         with log.open("ab") as out:
             out.write(b"$ pip install " + " ".join(packages + [f"-r {f}" for f in files]).encode() + b"\n")
             out.flush()
-            proc = subprocess.run(_pip_argv(image, staging, packages, files), stdout=out,
-                                  stderr=subprocess.STDOUT, check=False)
+            proc = subprocess.run(
+                _pip_argv(image, staging, packages, files), stdout=out, stderr=subprocess.STDOUT, check=False
+            )
         if proc.returncode != 0:
-            raise ImageBuildError(f"image {image.name}: step 'pip install' failed (exit {proc.returncode})"
-                                  + log_tail(log))
+            raise ImageBuildError(
+                f"image {image.name}: step 'pip install' failed (exit {proc.returncode})" + log_tail(log)
+            )
         _fix_scripts(staging / "bin")
         try:
             staging.rename(cached)
@@ -214,7 +242,7 @@ def _fix_scripts(bin_dir: Path) -> None:
             continue
         data = script.read_bytes()
         if data.startswith(b"#!") and b"python" in data.split(b"\n", 1)[0]:
-            script.write_bytes(b"#!/usr/bin/env python3" + data[data.index(b"\n"):] if b"\n" in data else data)
+            script.write_bytes(b"#!/usr/bin/env python3" + data[data.index(b"\n") :] if b"\n" in data else data)
 
 
 def log_tail(log: Path, lines: int = 12) -> str:

@@ -82,7 +82,7 @@ class Reference:
             registry, path = DOCKER_HUB, text
         tag = None
         last_slash = path.rfind("/")
-        if ":" in path[last_slash + 1:]:
+        if ":" in path[last_slash + 1 :]:
             path, tag = path.rsplit(":", 1)
         if registry in _DOCKER_HUB_ALIASES:
             registry = DOCKER_HUB
@@ -142,7 +142,8 @@ def docker_config_credentials(registry: str, path: Path | None = None) -> Creden
         raise RegistryAuthError(f"cannot read docker config {path}: {exc}") from None
     wanted = _registry_key(registry)
     helper = data.get("credHelpers", {}).get(wanted) or next(
-        (h for server, h in data.get("credHelpers", {}).items() if _registry_key(server) == wanted), None)
+        (h for server, h in data.get("credHelpers", {}).items() if _registry_key(server) == wanted), None
+    )
     for server, entry in data.get("auths", {}).items():
         if _registry_key(server) != wanted or not isinstance(entry, dict):
             continue
@@ -163,8 +164,9 @@ def _credential_helper(helper: str, registry: str, config: Path) -> Credentials 
         try:
             proc = subprocess.run([program, "get"], input=server, capture_output=True, text=True, timeout=30)
         except FileNotFoundError:
-            raise RegistryAuthError(f"{config} names credential helper {helper!r}, but {program} is not installed") \
-                from None
+            raise RegistryAuthError(
+                f"{config} names credential helper {helper!r}, but {program} is not installed"
+            ) from None
         if proc.returncode == 0:
             data = json.loads(proc.stdout)
             return Credentials(data.get("Username", ""), data.get("Secret", ""))
@@ -187,9 +189,15 @@ def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 class RegistryClient:
     """One registry, spoken to over the OCI distribution API. Thread-safe."""
 
-    def __init__(self, registry: str, *, credentials: Credentials | None = None,
-                 insecure_registries: tuple[str, ...] = (), timeout: float = 60.0,
-                 docker_config: Path | None = None) -> None:
+    def __init__(
+        self,
+        registry: str,
+        *,
+        credentials: Credentials | None = None,
+        insecure_registries: tuple[str, ...] = (),
+        timeout: float = 60.0,
+        docker_config: Path | None = None,
+    ) -> None:
         self.registry = registry
         scheme = "http" if is_insecure(registry, insecure_registries) else "https"
         self.base_url = f"{scheme}://{registry}"
@@ -236,8 +244,10 @@ class RegistryClient:
         creds = self.credentials
         if scheme == "basic":
             if creds is None:
-                raise RegistryAuthError(f"registry {self.registry} requires credentials and none are configured"
-                                        f" (docker login {self.registry}, or image.registry_username/password)")
+                raise RegistryAuthError(
+                    f"registry {self.registry} requires credentials and none are configured"
+                    f" (docker login {self.registry}, or image.registry_username/password)"
+                )
             self._basic = True
             return
         if scheme != "bearer" or "realm" not in params:
@@ -250,8 +260,9 @@ class RegistryClient:
         try:
             resp = self._http.get(params["realm"], params=query, auth=auth)
         except httpx.HTTPError as exc:
-            raise RegistryUnreachable(f"token service of {self.registry} ({params['realm']}) is unreachable:"
-                                      f" {type(exc).__name__}") from None
+            raise RegistryUnreachable(
+                f"token service of {self.registry} ({params['realm']}) is unreachable: {type(exc).__name__}"
+            ) from None
         if resp.status_code in (401, 403):
             raise RegistryAuthError(self._refused())
         if resp.status_code != 200:
@@ -264,9 +275,18 @@ class RegistryClient:
         who = f"user {creds.username!r}" if creds else "anonymous access"
         return f"registry {self.registry} refused authentication ({who})"
 
-    def request(self, method: str, url: str, *, scope: str = "", headers: dict[str, str] | None = None,
-                content: Any = None, params: dict[str, str] | None = None, stream: bool = False,
-                ok: tuple[int, ...] = (200,)) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        scope: str = "",
+        headers: dict[str, str] | None = None,
+        content: Any = None,
+        params: dict[str, str] | None = None,
+        stream: bool = False,
+        ok: tuple[int, ...] = (200,),
+    ) -> httpx.Response:
         """Send a request, authenticating on ``401``; a status outside ``ok`` (and not
         404, which callers interpret) raises ``ImageBuildError``."""
         import httpx
@@ -275,15 +295,18 @@ class RegistryClient:
         for attempt in range(2):
             hdrs = {**(headers or {}), **self._auth_header(scope)}
             try:
-                req = self._http.build_request(method, full, headers=hdrs, params=params,
-                                               content=content() if callable(content) else content)
+                req = self._http.build_request(
+                    method, full, headers=hdrs, params=params, content=content() if callable(content) else content
+                )
                 resp = self._http.send(req, stream=stream)
             except httpx.ConnectError as exc:
-                raise RegistryUnreachable(f"registry {self.registry} is unreachable ({self.base_url}): "
-                                          f"{_short(exc)}") from None
+                raise RegistryUnreachable(
+                    f"registry {self.registry} is unreachable ({self.base_url}): {_short(exc)}"
+                ) from None
             except httpx.HTTPError as exc:
-                raise RegistryUnreachable(f"registry {self.registry} failed: {type(exc).__name__}: "
-                                          f"{_short(exc)}") from None
+                raise RegistryUnreachable(
+                    f"registry {self.registry} failed: {type(exc).__name__}: {_short(exc)}"
+                ) from None
             if resp.status_code == 401 and attempt == 0 and "www-authenticate" in resp.headers:
                 resp.close()
                 self._authenticate(resp.headers["www-authenticate"], scope)
@@ -293,12 +316,13 @@ class RegistryClient:
                 raise RegistryAuthError(self._refused())
             if resp.status_code == 403:
                 resp.close()
-                raise RegistryAuthError(f"registry {self.registry} denied {method} {url} for"
-                                        f" {self._who()}")
+                raise RegistryAuthError(f"registry {self.registry} denied {method} {url} for {self._who()}")
             if resp.status_code not in ok and resp.status_code != 404:
                 detail = _error_detail(resp)
-                raise ImageBuildError(f"registry {self.registry}: {method} {url} answered {resp.status_code}"
-                                      f"{': ' + detail if detail else ''}")
+                raise ImageBuildError(
+                    f"registry {self.registry}: {method} {url} answered {resp.status_code}"
+                    f"{': ' + detail if detail else ''}"
+                )
             return resp
         raise AssertionError("unreachable")
 
@@ -313,8 +337,12 @@ class RegistryClient:
 
     def manifest_digest(self, repository: str, ref: str) -> str | None:
         """The digest of a manifest, or ``None`` when the registry does not have it."""
-        resp = self.request("HEAD", f"/v2/{repository}/manifests/{ref}", scope=_scope(repository, "pull"),
-                            headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        resp = self.request(
+            "HEAD",
+            f"/v2/{repository}/manifests/{ref}",
+            scope=_scope(repository, "pull"),
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+        )
         if resp.status_code == 404:
             return None
         digest = resp.headers.get("docker-content-digest")
@@ -324,8 +352,12 @@ class RegistryClient:
 
     def get_manifest(self, repository: str, ref: str) -> tuple[bytes, str, str]:
         """``(bytes, media type, digest)`` of a manifest; ``ImageNotFound`` when missing."""
-        resp = self.request("GET", f"/v2/{repository}/manifests/{ref}", scope=_scope(repository, "pull"),
-                            headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        resp = self.request(
+            "GET",
+            f"/v2/{repository}/manifests/{ref}",
+            scope=_scope(repository, "pull"),
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+        )
         if resp.status_code == 404:
             raise ImageNotFound(f"image {self.registry}/{repository}:{ref} not found in the registry")
         body = resp.content
@@ -359,8 +391,7 @@ class RegistryClient:
 
     def download_blob(self, repository: str, digest: str, dest: Path) -> Path:
         """Stream a blob to ``dest``, verifying its digest."""
-        resp = self.request("GET", f"/v2/{repository}/blobs/{digest}", scope=_scope(repository, "pull"),
-                            stream=True)
+        resp = self.request("GET", f"/v2/{repository}/blobs/{digest}", scope=_scope(repository, "pull"), stream=True)
         try:
             if resp.status_code == 404:
                 raise ImageNotFound(f"blob {digest} of {self.registry}/{repository} not found")
@@ -378,8 +409,13 @@ class RegistryClient:
     def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
         """Cross-repository mount; ``True`` when the registry mounted it (201)."""
         scope = f"{_scope(repository, 'pull,push')} {_scope(from_repository, 'pull')}"
-        resp = self.request("POST", f"/v2/{repository}/blobs/uploads/", scope=scope,
-                            params={"mount": digest, "from": from_repository}, ok=(201, 202))
+        resp = self.request(
+            "POST",
+            f"/v2/{repository}/blobs/uploads/",
+            scope=scope,
+            params={"mount": digest, "from": from_repository},
+            ok=(201, 202),
+        )
         if resp.status_code == 202 and resp.headers.get("location"):  # not mounted: cancel the session
             self.request("DELETE", resp.headers["location"], scope=scope, ok=(200, 202, 204))
         return resp.status_code == 201
@@ -396,17 +432,30 @@ class RegistryClient:
         size = len(source) if isinstance(source, bytes) else source.stat().st_size
         content = source if isinstance(source, bytes) else (lambda: _read_file(source))
         sep = "&" if "?" in location else "?"
-        self.request("PUT", f"{location}{sep}digest={digest}", scope=scope, content=content, ok=(201,),
-                     headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
+        self.request(
+            "PUT",
+            f"{location}{sep}digest={digest}",
+            scope=scope,
+            content=content,
+            ok=(201,),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
         return True
 
     def put_manifest(self, repository: str, ref: str, body: bytes, media_type: str) -> str:
         """Store a manifest under a tag (or digest); returns its digest."""
-        resp = self.request("PUT", f"/v2/{repository}/manifests/{ref}", scope=_scope(repository, "pull,push"),
-                            content=body, headers={"Content-Type": media_type}, ok=(201,))
+        resp = self.request(
+            "PUT",
+            f"/v2/{repository}/manifests/{ref}",
+            scope=_scope(repository, "pull,push"),
+            content=body,
+            headers={"Content-Type": media_type},
+            ok=(201,),
+        )
         if resp.status_code == 404:
-            raise ImageBuildError(f"registry {self.registry} refused manifest {repository}:{ref}: "
-                                  f"{_error_detail(resp)}")
+            raise ImageBuildError(
+                f"registry {self.registry} refused manifest {repository}:{ref}: {_error_detail(resp)}"
+            )
         return resp.headers.get("docker-content-digest") or sha256_digest(body)
 
 

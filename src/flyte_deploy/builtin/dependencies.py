@@ -22,8 +22,9 @@ def _dependencies_of(env: Environment) -> list[Environment]:
     deps = list(deps)
     for dep in deps:
         if not (isinstance(getattr(dep, "name", None), str) and hasattr(dep, "depends_on") and hasattr(dep, "tasks")):
-            raise DependencyError(f"{where}: depends_on holds {reprlib.repr(dep)} ({type(dep).__name__}),"
-                                  f" not an environment")
+            raise DependencyError(
+                f"{where}: depends_on holds {reprlib.repr(dep)} ({type(dep).__name__}), not an environment"
+            )
     return deps
 
 
@@ -54,7 +55,7 @@ def find_cycle(graph: dict[str, list[Environment]]) -> list[str] | None:
         path.append(name)
         for dep in graph[name]:
             if dep.name in path:
-                return path[path.index(dep.name):] + [dep.name]
+                return path[path.index(dep.name) :] + [dep.name]
             if dep.name not in done and (cycle := visit(dep.name)):
                 return cycle
         path.pop()

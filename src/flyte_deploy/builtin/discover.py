@@ -54,8 +54,10 @@ def _type_name(value: object) -> str:
 def _adapter_hint(value: object) -> str:
     """Why an SDK's environment was not recognised: its adapter is not active."""
     if type(value).__module__.split(".")[0] == "flyte":
-        return (" flyte-deploy can deploy (the flyte adapter is not active: install flyte-deploy[flyte],"
-                " or drop -p no:flyte)")
+        return (
+            " flyte-deploy can deploy (the flyte adapter is not active: install flyte-deploy[flyte],"
+            " or drop -p no:flyte)"
+        )
     return ""
 
 
@@ -76,9 +78,11 @@ class Finder:
     def adapt(self, obj: object) -> Environment:
         env = adapt_environment(obj) if self.calls is None else self.calls.adapt_environment(obj)
         if env is None:
-            raise UsageError(f"deploy() takes TaskEnvironment objects (flyte_deploy's, or flyte's with"
-                             f" flyte-deploy[flyte]), got a {_type_name(obj)}"
-                             f"{_adapter_hint(obj)}")
+            raise UsageError(
+                f"deploy() takes TaskEnvironment objects (flyte_deploy's, or flyte's with"
+                f" flyte-deploy[flyte]), got a {_type_name(obj)}"
+                f"{_adapter_hint(obj)}"
+            )
         return env
 
 
@@ -104,8 +108,7 @@ def discover(request: DeployRequest, root_dir: Path, calls: HookCalls | None = N
         files = [path]
 
     imported = ImportedFiles()
-    modules = {file: import_file(file, root_dir, imported, own_dir_importable=request.mode == "file")
-               for file in files}
+    modules = {file: import_file(file, root_dir, imported, own_dir_importable=request.mode == "file") for file in files}
     per_module = {file: finder.environments_in(module) for file, module in modules.items()}
     environments = _unique(env for envs in per_module.values() for env in envs.values())
 
@@ -117,11 +120,14 @@ def discover(request: DeployRequest, root_dir: Path, calls: HookCalls | None = N
             if env is None:
                 available = ", ".join(sorted(module_envs)) or "none"
                 if hasattr(module, var):
-                    raise DiscoveryError(f"{request.path}: {var!r} is a {_type_name(getattr(module, var))},"
-                                         f" not a TaskEnvironment{_adapter_hint(getattr(module, var))};"
-                                         f" environments in the file: {available}")
-                raise DiscoveryError(f"{request.path}: no TaskEnvironment variable {var!r};"
-                                     f" environments in the file: {available}")
+                    raise DiscoveryError(
+                        f"{request.path}: {var!r} is a {_type_name(getattr(module, var))},"
+                        f" not a TaskEnvironment{_adapter_hint(getattr(module, var))};"
+                        f" environments in the file: {available}"
+                    )
+                raise DiscoveryError(
+                    f"{request.path}: no TaskEnvironment variable {var!r}; environments in the file: {available}"
+                )
             selected.append(env)
         selected_envs = _unique(selected)
     else:

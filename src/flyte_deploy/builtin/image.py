@@ -33,13 +33,17 @@ def select_builder(session: DeploySession) -> ImageBuilder:
     builders = session.selection.image_builders
     if session.selection.image_builder != AUTO:
         return builders[session.selection.image_builder]
-    candidates = sorted((b for b in builders.values() if b.auto_priority is not None),
-                        key=lambda b: b.auto_priority or 0)
+    candidates = sorted(
+        (b for b in builders.values() if b.auto_priority is not None), key=lambda b: b.auto_priority or 0
+    )
     for builder in candidates:
         if builder.available():
             return builder
-    raise ImageBuildError("no image builder is available here (tried: "
-                          + (", ".join(b.name for b in candidates) or "none registered") + ")")
+    raise ImageBuildError(
+        "no image builder is available here (tried: "
+        + (", ".join(b.name for b in candidates) or "none registered")
+        + ")"
+    )
 
 
 @hookimpl(trylast=True)
@@ -47,11 +51,14 @@ def build_image(session: DeploySession, environment: TaskEnvironment, image: Ima
     if image.prebuilt:
         return ImageRef(environment=environment.name, uri=image.uri, builder="-", note="prebuilt")
     if not image.registry:
-        return ImageRef(environment=environment.name, uri=image.uri, builder="-",
-                        note="not built: no image.registry configured")
+        return ImageRef(
+            environment=environment.name, uri=image.uri, builder="-", note="not built: no image.registry configured"
+        )
     if image.unbuildable:
-        raise ImageBuildError(f"environment {environment.name}: image {image.uri} cannot be built here:"
-                              f" {image.unbuildable}; build it elsewhere and pass --image {environment.name}=URI")
+        raise ImageBuildError(
+            f"environment {environment.name}: image {image.uri} cannot be built here:"
+            f" {image.unbuildable}; build it elsewhere and pass --image {environment.name}=URI"
+        )
     builder = select_builder(session)
     try:
         return builder.build(session, environment.name, image)

@@ -39,12 +39,22 @@ def task_records(plan: DeployPlan) -> list[TaskRecord]:
     for env in plan.environments:
         for task in plan.tasks_of(env.name):
             task_id = task.spec.task_template.id
-            records.append(TaskRecord(
-                project=task_id.project, domain=task_id.domain, name=task.name, version=task_id.version,
-                environment=env.name, image=plan.images[env.name].uri, bundle_uri=plan.bundle_uri,
-                bundle_digest=plan.bundle.digest if plan.bundle else None, copy_style=plan.copy_style,
-                depends_on=tuple(d.name for d in env.depends_on), source_link=task.source_link or None,
-                spec=task.spec.SerializeToString(deterministic=True)))
+            records.append(
+                TaskRecord(
+                    project=task_id.project,
+                    domain=task_id.domain,
+                    name=task.name,
+                    version=task_id.version,
+                    environment=env.name,
+                    image=plan.images[env.name].uri,
+                    bundle_uri=plan.bundle_uri,
+                    bundle_digest=plan.bundle.digest if plan.bundle else None,
+                    copy_style=plan.copy_style,
+                    depends_on=tuple(d.name for d in env.depends_on),
+                    source_link=task.source_link or None,
+                    spec=task.spec.SerializeToString(deterministic=True),
+                )
+            )
     return records
 
 
@@ -61,47 +71,65 @@ def list_deployments(store_url: str, project: str | None = None, domain: str | N
     ``latest`` (every task of it is the version ``run`` picks)."""
     entries: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for r in Store.at(store_url).find(project=project, domain=domain):
-        entry = entries.setdefault((r.project, r.domain, r.environment, r.version), {
-            "project": r.project, "domain": r.domain, "environment": r.environment, "version": r.version,
-            "deployed_at": r.deployed_at, "latest": True, "image": r.image, "bundle": r.bundle_uri,
-            "bundle_digest": r.bundle_digest, "copy_style": r.copy_style, "depends_on": list(r.depends_on),
-            "tasks": [],
-        })
-        entry["tasks"].append({"name": r.name, "source_link": r.source_link, "deployed_at": r.deployed_at,
-                               "latest": r.latest})
+        entry = entries.setdefault(
+            (r.project, r.domain, r.environment, r.version),
+            {
+                "project": r.project,
+                "domain": r.domain,
+                "environment": r.environment,
+                "version": r.version,
+                "deployed_at": r.deployed_at,
+                "latest": True,
+                "image": r.image,
+                "bundle": r.bundle_uri,
+                "bundle_digest": r.bundle_digest,
+                "copy_style": r.copy_style,
+                "depends_on": list(r.depends_on),
+                "tasks": [],
+            },
+        )
+        entry["tasks"].append(
+            {"name": r.name, "source_link": r.source_link, "deployed_at": r.deployed_at, "latest": r.latest}
+        )
         entry["deployed_at"] = max(entry["deployed_at"], r.deployed_at)
         entry["latest"] = entry["latest"] and r.latest
     return sorted(entries.values(), key=lambda e: (e["project"], e["domain"], e["environment"], e["deployed_at"]))
 
 
-def load_task_spec(store_url: str, task_name: str, version: str | None = None, *, project: str | None = None,
-                   domain: str | None = None) -> tuple[task_definition_pb2.TaskSpec, TaskRecord]:
+def load_task_spec(
+    store_url: str, task_name: str, version: str | None = None, *, project: str | None = None, domain: str | None = None
+) -> tuple[task_definition_pb2.TaskSpec, TaskRecord]:
     """The stored spec of ``task_name`` at ``version`` (None: the latest deployed) in
     ``project``/``domain`` (None: wherever it is, if that is one place), and its record; a
     ``RegistrationError`` saying where it is deployed when it is not there, or when it is in
     several projects or domains and none was named."""
     store = Store.at(store_url)
-    found = store.find(name=task_name, version=version, project=project, domain=domain,
-                       latest_only=version is None, with_spec=True)
+    found = store.find(
+        name=task_name, version=version, project=project, domain=domain, latest_only=version is None, with_spec=True
+    )
     scopes = sorted({f"{r.project}/{r.domain}" for r in found})
     if len(scopes) == 1:
         return found[0].task_spec(), found[0]
     what = f"task {task_name}{' version ' + version if version else ''}"
     if scopes:
-        raise RegistrationError(f"{what} is deployed to {', '.join(scopes)} in {store.path}: pass --project and"
-                                " --domain to choose")
+        raise RegistrationError(
+            f"{what} is deployed to {', '.join(scopes)} in {store.path}: pass --project and --domain to choose"
+        )
     scope = "/".join(part for part in (project, domain) if part)
     known = sorted({f"{r.version} in {r.project}/{r.domain}" for r in store.find(name=task_name)})
     shown = ", ".join(known[:5]) + (f" and {len(known) - 5} more" if len(known) > 5 else "")
-    raise RegistrationError(f"{what} is not deployed{' to ' + scope if scope else ''} in {store.path}"
-                            + (f" (deployed: {shown})" if known else ""))
+    raise RegistrationError(
+        f"{what} is not deployed{' to ' + scope if scope else ''} in {store.path}"
+        + (f" (deployed: {shown})" if known else "")
+    )
 
 
 def configured_scope(config: Config) -> tuple[str | None, str | None]:
     """The project and domain ``run`` looks in: the configured ones, as deploy writes them
     (None for one left at its default: wherever the task is, if that is one place)."""
-    project, domain = (None if config.source_of(key) == "default" else str(config.get(key))
-                       for key in ("project", "domain"))
+    project, domain = (
+        None if config.source_of(key) == "default" else str(config.get(key)) for key in ("project", "domain")
+    )
     return project, domain
 
 
@@ -124,18 +152,29 @@ def listing(config: Config) -> Listing:
     rows = []
     for r in records:
         picked = sum(t["latest"] for t in r["tasks"])
-        rows.append((
-            f"{r['project']}/{r['domain']}", r["environment"], r["version"], r["deployed_at"].replace("T", " ")[:19],
-            "yes" if r["latest"] else f"{picked} of {len(r['tasks'])} tasks" if picked else "",
-            "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in r["tasks"]),
-            r["image"], f"sha256 {r['bundle_digest'][:12]}" if r["bundle_digest"] else r["bundle"] or "none"))
-    return Listing(f"in {Store.at(config.store_url).path}" + (f" for {scope}" if scope else ""), records,
-                   ("project/domain", "environment", "version", "deployed (UTC)", "run picks", "tasks", "image",
-                    "bundle"), rows)
+        rows.append(
+            (
+                f"{r['project']}/{r['domain']}",
+                r["environment"],
+                r["version"],
+                r["deployed_at"].replace("T", " ")[:19],
+                "yes" if r["latest"] else f"{picked} of {len(r['tasks'])} tasks" if picked else "",
+                "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in r["tasks"]),
+                r["image"],
+                f"sha256 {r['bundle_digest'][:12]}" if r["bundle_digest"] else r["bundle"] or "none",
+            )
+        )
+    return Listing(
+        f"in {Store.at(config.store_url).path}" + (f" for {scope}" if scope else ""),
+        records,
+        ("project/domain", "environment", "version", "deployed (UTC)", "run picks", "tasks", "image", "bundle"),
+        rows,
+    )
 
 
-def register_in_store(session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask],
-                      plan: DeployPlan) -> list[Registration]:
+def register_in_store(
+    session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask], plan: DeployPlan
+) -> list[Registration]:
     """The backend's ``register``: the whole plan in one transaction on the first call of a
     deploy (``register``), then ``tasks``' part of the outcome."""
     if registered_key not in session.stash:
@@ -146,8 +185,15 @@ def register_in_store(session: DeploySession, environment: Environment, tasks: S
 
 @hookimpl
 def register_backends() -> list[Backend]:
-    return [Backend(BACKEND, register_in_store, task_spec=task_spec, listing=listing,
-                    description="the embedded SQLite store under the project")]
+    return [
+        Backend(
+            BACKEND,
+            register_in_store,
+            task_spec=task_spec,
+            listing=listing,
+            description="the embedded SQLite store under the project",
+        )
+    ]
 
 
 @hookimpl

@@ -12,6 +12,7 @@ from ..types import DeployPlan, Registration, SerializedTask
 
 
 @hookimpl(trylast=True)
-def register_environment(session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask],
-                         plan: DeployPlan) -> list[Registration]:
+def register_environment(
+    session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask], plan: DeployPlan
+) -> list[Registration]:
     return session.backend.register(session, environment, tasks, plan)

@@ -69,9 +69,11 @@ def check_settings(session: DeploySession, plan: DeployPlan) -> RemoteSettings:
 
     settings = RemoteSettings.from_config(session.config)
     if plan.copy_style != "none" and not session.config.get("storage"):
-        raise UsageError("the remote backend needs `storage`, an fsspec URL the cluster can read bundles from"
-                         " (e.g. s3://bucket/flyte-deploy): set storage in config.yaml, FLYTE_DEPLOY_STORAGE"
-                         " or [tool.flyte-deploy]")
+        raise UsageError(
+            "the remote backend needs `storage`, an fsspec URL the cluster can read bundles from"
+            " (e.g. s3://bucket/flyte-deploy): set storage in config.yaml, FLYTE_DEPLOY_STORAGE"
+            " or [tool.flyte-deploy]"
+        )
     return settings
 
 
@@ -110,8 +112,7 @@ def register_one(connection: TaskServiceConnection, task: SerializedTask) -> Reg
     try:
         outcome = connection.deploy(task.spec, task.triggers)
     except ControlPlaneError as exc:
-        raise RegistrationError(f"registering {task.name} version {version} failed: {exc}", hint=RERUN_HINT
-                                ) from None
+        raise RegistrationError(f"registering {task.name} version {version} failed: {exc}", hint=RERUN_HINT) from None
     if outcome == "exists":  # deployed meanwhile: same spec is fine, another is refused
         existing = connection.get_spec(connection.task_id(task.spec))
         if existing is not None and not same_registration(existing, task.spec):
@@ -130,8 +131,9 @@ def register(state: RemoteDeploy, tasks: Sequence[SerializedTask]) -> list[Regis
     new = []
     for task in tasks:
         if state.status.get(task.name) == "unchanged":
-            done[task.name] = Registration(task=task.name, version=task.spec.task_template.id.version,
-                                           status="unchanged")
+            done[task.name] = Registration(
+                task=task.name, version=task.spec.task_template.id.version, status="unchanged"
+            )
         else:
             new.append(task)
     stop = threading.Event()  # set by the first failure: no call starts after it
@@ -162,13 +164,13 @@ def register(state: RemoteDeploy, tasks: Sequence[SerializedTask]) -> list[Regis
         pending = [t.name for t in tasks if t.name not in done]
         if not isinstance(first, RegistrationError):
             raise first
-        raise RegistrationError(first.message, registered=registered, not_registered=pending,
-                                hint=first.hint) from None
+        raise RegistrationError(first.message, registered=registered, not_registered=pending, hint=first.hint) from None
     return [done[t.name] for t in tasks]
 
 
-def register_on_control_plane(session: DeploySession, environment: Environment,
-                              tasks: Sequence[SerializedTask], plan: DeployPlan) -> list[Registration]:
+def register_on_control_plane(
+    session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask], plan: DeployPlan
+) -> list[Registration]:
     """The backend's ``register``: connects and looks every task of the plan up on the
     first call of a deploy, then registers ``tasks``."""
     state = session.stash.get(remote_deploy_key)
@@ -194,23 +196,50 @@ def listing(config: Config) -> Listing:
         records = []
         for task in sorted(connection.list_tasks(settings.project, settings.domain), key=lambda t: t.task_id.name):
             versions = connection.list_versions(task.task_id)
-            records.append({
-                "task": task.task_id.name, "environment": task.metadata.environment_name or None,
-                "project": task.task_id.project, "domain": task.task_id.domain, "latest": task.task_id.version,
-                "versions": [{"version": v.version,
-                              "deployed_at": v.deployed_at.ToJsonString() if v.HasField("deployed_at") else None}
-                             for v in versions],
-            })
-    rows = [(r["task"], r["environment"] or "-", r["latest"],
-             "\n".join(f"{v['version']}  {v['deployed_at'] or ''}".rstrip() for v in r["versions"])) for r in records]
-    return Listing(f"on {settings.address} ({settings.project}/{settings.domain})", records,
-                   ("task", "environment", "latest", "versions"), rows)
+            records.append(
+                {
+                    "task": task.task_id.name,
+                    "environment": task.metadata.environment_name or None,
+                    "project": task.task_id.project,
+                    "domain": task.task_id.domain,
+                    "latest": task.task_id.version,
+                    "versions": [
+                        {
+                            "version": v.version,
+                            "deployed_at": v.deployed_at.ToJsonString() if v.HasField("deployed_at") else None,
+                        }
+                        for v in versions
+                    ],
+                }
+            )
+    rows = [
+        (
+            r["task"],
+            r["environment"] or "-",
+            r["latest"],
+            "\n".join(f"{v['version']}  {v['deployed_at'] or ''}".rstrip() for v in r["versions"]),
+        )
+        for r in records
+    ]
+    return Listing(
+        f"on {settings.address} ({settings.project}/{settings.domain})",
+        records,
+        ("task", "environment", "latest", "versions"),
+        rows,
+    )
 
 
 @hookimpl
 def register_backends() -> list[Backend]:
-    return [Backend(BACKEND, register_on_control_plane, task_spec=remote_task_spec, listing=listing,
-                    description="a Flyte control plane (TaskService over Connect)")]
+    return [
+        Backend(
+            BACKEND,
+            register_on_control_plane,
+            task_spec=remote_task_spec,
+            listing=listing,
+            description="a Flyte control plane (TaskService over Connect)",
+        )
+    ]
 
 
 @hookimpl

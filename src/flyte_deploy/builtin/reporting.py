@@ -17,8 +17,9 @@ def phase_finished(session: DeploySession, report: PhaseReport) -> None:
     if session.config.get("quiet"):
         return
     mark = "[green]✓[/]" if report.outcome == "passed" else "[red]✗[/]"
-    session.console.print(f"{mark} {report.phase:<22} {escape(report.detail)} [dim]({report.duration:.2f}s)[/]",
-                          highlight=False)
+    session.console.print(
+        f"{mark} {report.phase:<22} {escape(report.detail)} [dim]({report.duration:.2f}s)[/]", highlight=False
+    )
 
 
 def render_summary(result: DeployResult, console: Console) -> None:

@@ -64,8 +64,10 @@ def task_module(task: Task, root_dir: Path) -> str:
         module, _ = module_name_for(source, root_dir)
     loaded = sys.modules.get(task.module)
     if loaded is not None and getattr(loaded, task.function_name, None) is not task:
-        raise SerializationError(f"task {task.name} ({task.source_file}): {task.function_name} is not a"
-                                 f" module-level name of {module}, so a runtime cannot load it")
+        raise SerializationError(
+            f"task {task.name} ({task.source_file}): {task.function_name} is not a"
+            f" module-level name of {module}, so a runtime cannot load it"
+        )
     return module
 
 
@@ -80,13 +82,15 @@ def container_args(task: Task, plan: DeployPlan) -> list[str]:
 def _quantity(task: Task, name: str, value: Any) -> str:
     text = str(value)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)) or not _QUANTITY.match(text):
-        raise SerializationError(f"task {task.name}: resource {name}={value!r} is not a quantity"
-                                 " (e.g. 2, 0.5, \"500m\", \"4Gi\")")
+        raise SerializationError(
+            f'task {task.name}: resource {name}={value!r} is not a quantity (e.g. 2, 0.5, "500m", "4Gi")'
+        )
     return text
 
 
-def resources(task: Task,
-              resources: Resources) -> tuple[tasks_pb2.Resources | None, tasks_pb2.ExtendedResources | None]:
+def resources(
+    task: Task, resources: Resources
+) -> tuple[tasks_pb2.Resources | None, tasks_pb2.ExtendedResources | None]:
     """Requests and limits: a single value is a request, a ``(request, limit)`` pair both
     (as the Flyte SDK does); a GPU ``"A100:2"`` is 2 GPUs of accelerator device ``a100``,
     ``"A100"`` one of them."""
@@ -97,8 +101,9 @@ def resources(task: Task,
             continue
         request, limit = value if isinstance(value, tuple) and len(value) == 2 else (value, None)
         if isinstance(value, tuple) and len(value) != 2:
-            raise SerializationError(f"task {task.name}: resource {name} must be a value or a (request, limit)"
-                                     f" pair, got {value!r}")
+            raise SerializationError(
+                f"task {task.name}: resource {name} must be a value or a (request, limit) pair, got {value!r}"
+            )
         if name == "gpu" and isinstance(request, str) and not _QUANTITY.match(request):
             device, _, count = request.partition(":")
             device, request = device.strip().lower().replace(" ", "-").replace("_", "-"), count or "1"
@@ -107,8 +112,7 @@ def resources(task: Task,
         if limit is not None:
             limits.append(tasks_pb2.Resources.ResourceEntry(name=enum_value, value=_quantity(task, name, limit)))
     proto = tasks_pb2.Resources(requests=requests, limits=limits) if requests or limits else None
-    extended = (tasks_pb2.ExtendedResources(gpu_accelerator=tasks_pb2.GPUAccelerator(device=device))
-                if device else None)
+    extended = tasks_pb2.ExtendedResources(gpu_accelerator=tasks_pb2.GPUAccelerator(device=device)) if device else None
     return proto, extended
 
 
@@ -117,13 +121,20 @@ def security_context(task: Task) -> security_pb2.SecurityContext | None:
     ``as_env_var`` the variable is ``GROUP_KEY`` upper-cased, as in the Flyte SDK."""
     secrets = []
     for secret in task.effective_secrets:
-        env_var = secret.as_env_var or (f"{secret.group}_{secret.key}" if secret.group else secret.key
-                                        ).replace("-", "_").upper()
+        env_var = (
+            secret.as_env_var
+            or (f"{secret.group}_{secret.key}" if secret.group else secret.key).replace("-", "_").upper()
+        )
         if not _ENV_VAR.match(env_var):
-            raise SerializationError(f"task {task.name}: secret {secret.key!r} maps to environment variable"
-                                     f" {env_var!r}, which is not a valid name; set as_env_var")
-        secrets.append(security_pb2.Secret(group=secret.group or "", key=secret.key, env_var=env_var,
-                                           mount_requirement=security_pb2.Secret.ENV_VAR))
+            raise SerializationError(
+                f"task {task.name}: secret {secret.key!r} maps to environment variable"
+                f" {env_var!r}, which is not a valid name; set as_env_var"
+            )
+        secrets.append(
+            security_pb2.Secret(
+                group=secret.group or "", key=secret.key, env_var=env_var, mount_requirement=security_pb2.Secret.ENV_VAR
+            )
+        )
     return security_pb2.SecurityContext(secrets=secrets) if secrets else None
 
 
@@ -144,15 +155,17 @@ def cache_version(task: Task) -> str:
 
 def metadata(task: Task, plan: DeployPlan) -> tasks_pb2.TaskMetadata:
     meta = tasks_pb2.TaskMetadata(
-        runtime=tasks_pb2.RuntimeMetadata(type=tasks_pb2.RuntimeMetadata.OTHER, version=_runtime_version(),
-                                          flavor="python"),
+        runtime=tasks_pb2.RuntimeMetadata(
+            type=tasks_pb2.RuntimeMetadata.OTHER, version=_runtime_version(), flavor="python"
+        ),
         retries={"retries": task.retries},
         interruptible=bool(task.interruptible),
         code_bundle_uri=plan.bundle_uri or "",
     )
     if task.timeout is not None:
-        meta.timeout.CopyFrom(duration_pb2.Duration(seconds=int(task.timeout.total_seconds()),
-                                                    nanos=task.timeout.microseconds * 1000))
+        meta.timeout.CopyFrom(
+            duration_pb2.Duration(seconds=int(task.timeout.total_seconds()), nanos=task.timeout.microseconds * 1000)
+        )
     if task.cache is not None and task.cache.behavior != "disable":
         meta.discoverable = True
         meta.discovery_version = cache_version(task)
@@ -164,8 +177,9 @@ def documentation(task: Task) -> task_definition_pb2.DocumentationEntity:
     """Short description: the docstring's first line; long: the whole docstring."""
     doc = task.docs or inspect.getdoc(task.func) or ""
     short = doc.strip().split("\n", 1)[0].strip()
-    return task_definition_pb2.DocumentationEntity(short_description=short[:SHORT_DESCRIPTION_MAX],
-                                                   long_description=doc.strip()[:LONG_DESCRIPTION_MAX])
+    return task_definition_pb2.DocumentationEntity(
+        short_description=short[:SHORT_DESCRIPTION_MAX], long_description=doc.strip()[:LONG_DESCRIPTION_MAX]
+    )
 
 
 def serialize(task: Task, environment: TaskEnvironment, plan: DeployPlan, project: str, domain: str) -> SerializedTask:
@@ -177,19 +191,26 @@ def serialize(task: Task, environment: TaskEnvironment, plan: DeployPlan, projec
         file, line = task.source_file, task.func.__code__.co_firstlineno
         what = "return type" if exc.parameter == "return" else f"parameter {exc.parameter!r}"
         shown = f" ({type_name(exc.type)})" if exc.type not in (None, inspect.Parameter.empty) else ""
-        raise SerializationError(f"{file}:{line}: task {task.name}: {what}{shown} cannot be serialized:"
-                                 f" {exc}") from None
+        raise SerializationError(
+            f"{file}:{line}: task {task.name}: {what}{shown} cannot be serialized: {exc}"
+        ) from None
     proto_resources, extended = resources(task, task.effective_resources)
     container = tasks_pb2.Container(
-        image=plan.images[environment.name].uri, command=list(RUNTIME_COMMAND), args=container_args(task, plan),
+        image=plan.images[environment.name].uri,
+        command=list(RUNTIME_COMMAND),
+        args=container_args(task, plan),
         env=[{"key": k, "value": v} for k, v in task.effective_env_vars.items()],
     )
     if proto_resources is not None:
         container.resources.CopyFrom(proto_resources)
     template = tasks_pb2.TaskTemplate(
-        id=identifier_pb2.Identifier(resource_type=identifier_pb2.TASK, project=project, domain=domain,
-                                     name=task.name, version=str(plan.version)),
-        type=TASK_TYPE, metadata=metadata(task, plan), interface=interface, container=container,
+        id=identifier_pb2.Identifier(
+            resource_type=identifier_pb2.TASK, project=project, domain=domain, name=task.name, version=str(plan.version)
+        ),
+        type=TASK_TYPE,
+        metadata=metadata(task, plan),
+        interface=interface,
+        container=container,
     )
     security = security_context(task)
     if security is not None:
@@ -197,7 +218,9 @@ def serialize(task: Task, environment: TaskEnvironment, plan: DeployPlan, projec
     if extended is not None:
         template.extended_resources.CopyFrom(extended)
     spec = task_definition_pb2.TaskSpec(
-        task_template=template, default_inputs=default_inputs, short_name=task.short_name,
+        task_template=template,
+        default_inputs=default_inputs,
+        short_name=task.short_name,
         environment=environment_pb2.Environment(name=environment.name, description=environment.description or ""),
         documentation=documentation(task),
     )
@@ -205,8 +228,9 @@ def serialize(task: Task, environment: TaskEnvironment, plan: DeployPlan, projec
 
 
 @hookimpl(trylast=True)
-def serialize_task(session: DeploySession, environment: TaskEnvironment, task: Task,
-                   plan: DeployPlan) -> SerializedTask | None:
+def serialize_task(
+    session: DeploySession, environment: TaskEnvironment, task: Task, plan: DeployPlan
+) -> SerializedTask | None:
     """Our own SDK's tasks only; an adapter serializes its SDK's."""
     if not isinstance(task, Task) or not isinstance(environment, TaskEnvironment):
         return None

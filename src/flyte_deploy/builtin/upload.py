@@ -25,6 +25,10 @@ def _number(session: DeploySession, key: str, default: float) -> float:
 
 @hookimpl(trylast=True)
 def upload_bundle(session: DeploySession, bundle: Bundle, uri: str) -> str:
-    return upload(bundle, uri, storage_options(session.config),
-                  retries=int(_number(session, "upload.retries", DEFAULT_RETRIES)),
-                  backoff=_number(session, "upload.backoff", DEFAULT_BACKOFF))
+    return upload(
+        bundle,
+        uri,
+        storage_options(session.config),
+        retries=int(_number(session, "upload.retries", DEFAULT_RETRIES)),
+        backoff=_number(session, "upload.backoff", DEFAULT_BACKOFF),
+    )

@@ -36,12 +36,20 @@ def _tool_release() -> str:
 
 def _task_identity(task: Task) -> dict[str, Any]:
     return {
-        "name": task.name, "short_name": task.short_name, "module": task.module, "function": task.function_name,
-        "signature": str(inspect.signature(task.func)), "async": task.is_async,
-        "retries": task.retries, "timeout": task.timeout.total_seconds() if task.timeout else None,
-        "cache": repr(task.cache), "interruptible": task.interruptible,
-        "resources": repr(task.effective_resources), "env": task.effective_env_vars,
-        "secrets": [repr(s) for s in task.effective_secrets], "docs": task.docs or task.func.__doc__,
+        "name": task.name,
+        "short_name": task.short_name,
+        "module": task.module,
+        "function": task.function_name,
+        "signature": str(inspect.signature(task.func)),
+        "async": task.is_async,
+        "retries": task.retries,
+        "timeout": task.timeout.total_seconds() if task.timeout else None,
+        "cache": repr(task.cache),
+        "interruptible": task.interruptible,
+        "resources": repr(task.effective_resources),
+        "env": task.effective_env_vars,
+        "secrets": [repr(s) for s in task.effective_secrets],
+        "docs": task.docs or task.func.__doc__,
     }
 
 
@@ -53,9 +61,14 @@ def environment_identity(env: Environment, root_dir: Path) -> Mapping[str, Any]:
         return identity(root_dir)
     assert isinstance(env, TaskEnvironment)
     return {
-        "name": env.name, "description": env.description, "interruptible": env.interruptible,
-        "cache": repr(env.cache), "resources": repr(env.resources), "env": env.env_vars,
-        "secrets": [repr(s) for s in env.secrets], "depends_on": sorted(d.name for d in env.depends_on),
+        "name": env.name,
+        "description": env.description,
+        "interruptible": env.interruptible,
+        "cache": repr(env.cache),
+        "resources": repr(env.resources),
+        "env": env.env_vars,
+        "secrets": [repr(s) for s in env.secrets],
+        "depends_on": sorted(d.name for d in env.depends_on),
         "tasks": [_task_identity(t) for _, t in sorted(env.tasks.items())],
     }
 
@@ -67,8 +80,9 @@ def version_inputs(plan: DeployPlan) -> dict[str, Any]:
         "flyte_deploy": _tool_release(),
         "bundle": plan.bundle.digest if plan.bundle else None,
         "images": {name: plan.images[name].uri for name in sorted(plan.images)},
-        "environments": [environment_identity(e, plan.root_dir)
-                         for e in sorted(plan.environments, key=lambda e: e.name)],
+        "environments": [
+            environment_identity(e, plan.root_dir) for e in sorted(plan.environments, key=lambda e: e.name)
+        ],
     }
 
 

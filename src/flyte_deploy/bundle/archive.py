@@ -47,7 +47,7 @@ def tar_header(name: str, size: int, mode: int) -> bytes:
     get a plain ustar block built here (fast, and identical to what ``tarfile`` writes);
     others go through ``tarfile``'s PAX headers."""
     encoded = name.encode("utf-8", "surrogateescape")
-    if size < 8 ** 11 and _SHORT_ASCII_NAME.fullmatch(encoded):
+    if size < 8**11 and _SHORT_ASCII_NAME.fullmatch(encoded):
         head = b"%s%07o\x000000000\x000000000\x00%011o\x0000000000000\x00" % (encoded.ljust(100, b"\0"), mode, size)
         return b"%s%06o\x00 %s" % (head, sum(head) + _HEADER_TAIL_SUM, _HEADER_TAIL)
     info = tarfile.TarInfo(name)
@@ -65,8 +65,12 @@ class WrittenArchive(NamedTuple):
     size: int
 
 
-def write_archive(files: Mapping[str, str], destination: Path, compresslevel: int | None = None,
-                  members: dict[str, FileDigest] | None = None) -> WrittenArchive:
+def write_archive(
+    files: Mapping[str, str],
+    destination: Path,
+    compresslevel: int | None = None,
+    members: dict[str, FileDigest] | None = None,
+) -> WrittenArchive:
     """Write the deterministic tar.gz of ``files`` (archive name -> path to read) to
     ``destination``, reading each file once, at zlib level ``compresslevel`` (default
     ``COMPRESS_LEVEL``). Anything but a regular file is a ``BundleError``. ``members``,
@@ -113,8 +117,9 @@ def write_archive(files: Mapping[str, str], destination: Path, compresslevel: in
     return WrittenArchive(content.hexdigest(), sink.sha256.hexdigest(), sink.size)
 
 
-def _add_file(buffer: bytearray, emit: Callable[[bytes], None], name: str, path: str,
-              members: dict[str, FileDigest] | None) -> int:
+def _add_file(
+    buffer: bytearray, emit: Callable[[bytes], None], name: str, path: str, members: dict[str, FileDigest] | None
+) -> int:
     """Append one member to ``buffer`` (a large file goes to ``emit`` in chunks); return
     the number of tar bytes it took. With ``members``, record its signature and sha256."""
     try:

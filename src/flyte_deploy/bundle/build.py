@@ -28,7 +28,7 @@ def store_dirs(config: Config) -> tuple[str, ...]:
         if path is not None:
             path = os.path.realpath(path)
             if inside(path, root) and path != root:
-                skipped.add(path[len(root) + 1:].replace(os.sep, "/"))
+                skipped.add(path[len(root) + 1 :].replace(os.sep, "/"))
     return tuple(sorted(skipped))
 
 
@@ -52,8 +52,10 @@ def check_sources_inside_root(plan: DeployPlan) -> None:
     root = os.path.realpath(plan.root_dir)
     for task, env, source in _task_sources(plan):
         if not inside(source, root):
-            raise BundleError(f"task {task} (environment {env}) is defined in {source}, outside the"
-                              f" root dir {root}; pass --root-dir with a directory that contains it")
+            raise BundleError(
+                f"task {task} (environment {env}) is defined in {source}, outside the"
+                f" root dir {root}; pass --root-dir with a directory that contains it"
+            )
 
 
 def check_task_modules(plan: DeployPlan, files: FileMap, skip: Iterable[str] = ()) -> None:
@@ -65,15 +67,17 @@ def check_task_modules(plan: DeployPlan, files: FileMap, skip: Iterable[str] = (
     root = os.path.realpath(plan.root_dir)
     bundled: set[str] | None = None  # resolved paths, only when a task's file is not under its own name
     for task, env, source in _task_sources(plan):
-        relative = source[len(root) + 1:].replace(os.sep, "/")
+        relative = source[len(root) + 1 :].replace(os.sep, "/")
         if relative in files:
             continue
         if bundled is None:
             bundled = {os.path.realpath(path) for path in files.values()}
         if source not in bundled:
             reason = why_not_in_all(plan.root_dir, relative, skip)
-            raise BundleError(f"task {task} (environment {env}) is defined in {relative}, which the bundle"
-                              f" (copy style all) would leave out: {reason}; the task could not be loaded from it")
+            raise BundleError(
+                f"task {task} (environment {env}) is defined in {relative}, which the bundle"
+                f" (copy style all) would leave out: {reason}; the task could not be loaded from it"
+            )
 
 
 def stored_bundle(storage_dir: str | None, known: KnownBundle) -> Path | None:
@@ -92,8 +96,9 @@ def stored_bundle(storage_dir: str | None, known: KnownBundle) -> Path | None:
     return Path(path)
 
 
-def _from_cache(plan: DeployPlan, files: FileMap, cache: SignatureCache, storage_dir: str | None,
-                dry_run: bool) -> Bundle | None:
+def _from_cache(
+    plan: DeployPlan, files: FileMap, cache: SignatureCache, storage_dir: str | None, dry_run: bool
+) -> Bundle | None:
     """The bundle of ``files`` without writing an archive, when the signature cache knows
     the tree and either the bundle is in the local storage (``path`` is that object) or the
     deploy is a dry run (``path`` None); None when the archive must be written."""
@@ -113,12 +118,23 @@ def _from_cache(plan: DeployPlan, files: FileMap, cache: SignatureCache, storage
     stored = stored_bundle(storage_dir, known)
     if stored is None and not dry_run:
         return None
-    return Bundle(copy_style=plan.copy_style, digest=known.digest, path=stored, size=known.size,
-                  files=tuple(files), archive_digest=known.archive_digest)
+    return Bundle(
+        copy_style=plan.copy_style,
+        digest=known.digest,
+        path=stored,
+        size=known.size,
+        files=tuple(files),
+        archive_digest=known.archive_digest,
+    )
 
 
-def build(plan: DeployPlan, skip: Iterable[str] = (), cache: SignatureCache | None = None,
-          storage_dir: str | None = None, dry_run: bool = False) -> tuple[Bundle, FileMap]:
+def build(
+    plan: DeployPlan,
+    skip: Iterable[str] = (),
+    cache: SignatureCache | None = None,
+    storage_dir: str | None = None,
+    dry_run: bool = False,
+) -> tuple[Bundle, FileMap]:
     """The bundle for ``plan`` and the files it holds (archive name -> path read).
 
     The archive is written to ``plan.scratch_dir/bundle.tar.gz``, unless the signature
@@ -142,5 +158,11 @@ def build(plan: DeployPlan, skip: Iterable[str] = (), cache: SignatureCache | No
         whole = len(members) == len(files)
         cache.record(members, KnownBundle(*written) if whole else None)
         cache.save()
-    return Bundle(copy_style=plan.copy_style, digest=written.digest, path=destination, size=written.size,
-                  files=tuple(files), archive_digest=written.archive_digest), files
+    return Bundle(
+        copy_style=plan.copy_style,
+        digest=written.digest,
+        path=destination,
+        size=written.size,
+        files=tuple(files),
+        archive_digest=written.archive_digest,
+    ), files

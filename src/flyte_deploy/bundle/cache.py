@@ -131,13 +131,15 @@ class SignatureCache:
         except OSError:
             return cache
         head = len(_MAGIC) + _DIGEST_SIZE
-        if not data.startswith(_MAGIC) or hashlib.sha256(data[head:]).digest() != data[len(_MAGIC):head]:
+        if not data.startswith(_MAGIC) or hashlib.sha256(data[head:]).digest() != data[len(_MAGIC) : head]:
             return cache
         try:
             files, trees = marshal.loads(data[head:])
-            cache.files = {name: FileDigest(tuple(sig), digest) for name, (sig, digest) in files.items()
-                           if isinstance(name, str) and len(sig) == 5 and isinstance(digest, bytes)
-                           and len(digest) == _DIGEST_SIZE}
+            cache.files = {
+                name: FileDigest(tuple(sig), digest)
+                for name, (sig, digest) in files.items()
+                if isinstance(name, str) and len(sig) == 5 and isinstance(digest, bytes) and len(digest) == _DIGEST_SIZE
+            }
             cache.trees = {key: KnownBundle(*known) for key, known in trees}
         except (ValueError, TypeError, EOFError):
             cache.files, cache.trees = {}, {}
@@ -164,8 +166,11 @@ class SignatureCache:
         """Remember ``members`` (the whole tree, replacing what was there) and, when given,
         the bundle their tree key gave; return the tree key. Racy members are not kept."""
         racy_after = self.started_ns - RACY_NS
-        self.files = {name: member for name, member in members.items()
-                      if member.signature[1] < racy_after and member.signature[2] < racy_after}
+        self.files = {
+            name: member
+            for name, member in members.items()
+            if member.signature[1] < racy_after and member.signature[2] < racy_after
+        }
         key = tree_key(members.items())
         if bundle is not None:
             self.trees.pop(key, None)
@@ -176,8 +181,12 @@ class SignatureCache:
 
     def save(self) -> None:
         """Write the cache atomically; a failure to write is ignored (it is only a cache)."""
-        payload = marshal.dumps(({name: (m.signature, m.sha256) for name, m in self.files.items()},
-                                 [(key, tuple(known)) for key, known in self.trees.items()]))
+        payload = marshal.dumps(
+            (
+                {name: (m.signature, m.sha256) for name, m in self.files.items()},
+                [(key, tuple(known)) for key, known in self.trees.items()],
+            )
+        )
         partial = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}.partial")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -78,8 +78,11 @@ def _check_members(members: list[tarfile.TarInfo]) -> tuple[list[str], dict[str,
         elif member.islnk():
             source = regular.get(posixpath.normpath(link)) if link and not link.startswith("/") else None
             if source is None:
-                raise _Refused(member, f"is a hard link to {link!r}, which is not a regular file unpacked before it"
-                                       " inside the target directory")
+                raise _Refused(
+                    member,
+                    f"is a hard link to {link!r}, which is not a regular file unpacked before it"
+                    " inside the target directory",
+                )
             linked[link] = source
         elif not (member.isreg() or member.isdir()):
             raise _Refused(member, f"is {_KINDS.get(member.type, f'a special member (type {member.type!r})')}")
@@ -90,8 +93,15 @@ def _check_members(members: list[tarfile.TarInfo]) -> tuple[list[str], dict[str,
     return names, linked
 
 
-def _unpack(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, root: str, linked: dict[str, tarfile.TarInfo],
-            created: list[str], links: list[tuple[tarfile.TarInfo, str]]) -> None:
+def _unpack(
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    name: str,
+    root: str,
+    linked: dict[str, tarfile.TarInfo],
+    created: list[str],
+    links: list[tuple[tarfile.TarInfo, str]],
+) -> None:
     """Write one checked member under ``root`` (a resolved directory)."""
     if not name:
         return  # the target directory itself
@@ -126,8 +136,9 @@ def _unpack(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, root: str,
     data = tar.extractfile(source)
     assert data is not None
     mode = source.mode
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC,
-                 0o755 if mode & 0o100 else 0o644)
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o755 if mode & 0o100 else 0o644
+    )
     created.append(path)
     with os.fdopen(fd, "wb") as out:
         shutil.copyfileobj(data, out, 1 << 20)
@@ -169,8 +180,11 @@ def extract_archive(archive: Path, destination: Path) -> list[str]:
                 _unpack(tar, member, name, root, linked, created, links)
             for member, path in links:
                 if not inside(os.path.realpath(path), root):
-                    raise _Refused(member, f"is a symlink to {member.linkname!r}, which resolves outside the target"
-                                           " directory through links unpacked after it")
+                    raise _Refused(
+                        member,
+                        f"is a symlink to {member.linkname!r}, which resolves outside the target"
+                        " directory through links unpacked after it",
+                    )
     except _Refused as exc:
         _remove(created)
         raise BundleError(f"{archive}: {exc}") from None

@@ -31,7 +31,8 @@ def fetch_bundle(uri: str, dest: Path, options: Mapping[str, Any] | None = None)
             fs, path = filesystem(uri, options)
             fs.get_file(path, str(local))
         except Exception as exc:  # noqa: BLE001 - any failure to fetch is reported, scrubbed
-            raise RunError(f"cannot fetch the code bundle {shown}:"
-                           f" {scrub(f'{type(exc).__name__}: {exc}', options)}") from None
+            raise RunError(
+                f"cannot fetch the code bundle {shown}: {scrub(f'{type(exc).__name__}: {exc}', options)}"
+            ) from None
         verify_bundle(local, expected, source=uri)
         return extract_archive(local, dest)

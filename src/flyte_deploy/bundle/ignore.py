@@ -66,7 +66,7 @@ class _Level:
     def decide(self, path: str) -> tuple[bool, Rule] | None:
         """(True: ignored, or False: re-included by a negation, and the deciding rule), or
         None when no pattern matched."""
-        relative = self.base + path[len(self.prefix):]
+        relative = self.base + path[len(self.prefix) :]
         if self.any_pattern is not None and self.any_pattern.search(relative) is None:
             return None
         result = self.spec.check_file(relative)
@@ -91,16 +91,22 @@ def _read_rules(file: Path) -> list[tuple[GitIgnoreSpecPattern, Rule]]:
         except (ValueError, re.error) as exc:  # pathspec's GitIgnorePatternError; a bad [z-a] range
             reason = f": {exc}" if isinstance(exc, re.error) else ""
             raise BundleError(f"{file}:{number}: invalid ignore pattern {line!r}{reason}") from None
-        found += [(pattern, Rule(file, number, line.strip())) for pattern in patterns
-                  if getattr(pattern, "include", None) is not None]
+        found += [
+            (pattern, Rule(file, number, line.strip()))
+            for pattern in patterns
+            if getattr(pattern, "include", None) is not None
+        ]
     return found
 
 
 def _quick_check(spec: pathspec.GitIgnoreSpec) -> re.Pattern[str] | None:
     """One regex matching wherever any pattern of ``spec`` matches (a fast "no pattern
     applies" answer for most paths), or None when it cannot be built."""
-    sources = [_NAMED_GROUP.sub("(?:", regex.pattern) for p in spec.patterns
-               if (regex := getattr(p, "regex", None)) is not None]
+    sources = [
+        _NAMED_GROUP.sub("(?:", regex.pattern)
+        for p in spec.patterns
+        if (regex := getattr(p, "regex", None)) is not None
+    ]
     if not sources:
         return None
     try:

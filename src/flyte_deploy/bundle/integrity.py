@@ -57,31 +57,33 @@ def file_sha256(stream: IO[bytes]) -> str:
     return sha.hexdigest()
 
 
-def verify_bundle(path_or_bytes: str | os.PathLike[str] | bytes | IO[bytes], expected_digest: str, *,
-                  source: str | None = None) -> str:
+def verify_bundle(
+    path_or_bytes: str | os.PathLike[str] | bytes | IO[bytes], expected_digest: str, *, source: str | None = None
+) -> str:
     """Check that the bundle ``path_or_bytes`` (a local path, its bytes, or a binary
     stream) holds the tar stream whose sha256 is ``expected_digest``; return the digest.
 
     A mismatch, or data that is not one complete gzip stream, is a
     ``BundleIntegrityError`` naming ``source`` (default: the path; credentials stripped)
     and both digests."""
-    shown = redact_url(source or (os.fspath(path_or_bytes) if isinstance(path_or_bytes, (str, os.PathLike))
-                                  else "(in memory)"))
+    shown = redact_url(
+        source or (os.fspath(path_or_bytes) if isinstance(path_or_bytes, (str, os.PathLike)) else "(in memory)")
+    )
     try:
         if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
             data = memoryview(path_or_bytes)
-            actual = content_digest(data[i:i + _CHUNK] for i in range(0, len(data), _CHUNK))
+            actual = content_digest(data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK))
         elif isinstance(path_or_bytes, (str, os.PathLike)):
             with open(path_or_bytes, "rb") as stream:
                 actual = content_digest(_chunks(stream))
         else:
             actual = content_digest(_chunks(path_or_bytes))
     except ValueError as exc:
-        raise BundleIntegrityError(f"bundle {shown} is damaged: {exc}; expected sha256 {expected_digest}"
-                                   ) from None
+        raise BundleIntegrityError(f"bundle {shown} is damaged: {exc}; expected sha256 {expected_digest}") from None
     except OSError as exc:
         raise BundleIntegrityError(f"bundle {shown} cannot be read: {exc.strerror or exc}") from None
     if actual != expected_digest:
-        raise BundleIntegrityError(f"bundle {shown} does not match its digest: its tar stream has sha256 {actual},"
-                                   f" expected {expected_digest}")
+        raise BundleIntegrityError(
+            f"bundle {shown} does not match its digest: its tar stream has sha256 {actual}, expected {expected_digest}"
+        )
     return actual

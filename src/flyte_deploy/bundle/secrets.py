@@ -19,26 +19,50 @@ if TYPE_CHECKING:
 ALLOW_KEY = "bundle_allow_secrets"
 
 #: (regex over the root-relative path, what it is); the first match names the kind
-_BY_PATH: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), kind) for p, kind in (
-    (r"(^|/)\.env(\.(?!(example|sample|template|dist|defaults?)$)[^/]+)?$", "a dotenv file"),
-    (r"(^|/)id_(rsa|dsa|ecdsa|ed25519)(_sk)?$", "an SSH private key"),
-    (r"(^|/)\.ssh/(?!known_hosts$|config$|[^/]*\.pub$)[^/]+$", "an SSH key"),
-    (r"(^|/)\.aws/credentials$", "AWS credentials"),
-    (r"(^|/)(\.netrc|_netrc)$", "a netrc file (login passwords)"),
-    (r"(^|/)\.git-credentials$", "stored git credentials"),
-    (r"(^|/)\.pgpass$", "a PostgreSQL password file"),
-    (r"(^|/)\.(pypirc|npmrc)$", "a package-index credentials file"),
-    (r"(^|/)\.docker/config\.json$", "Docker registry credentials"),
-    (r"(^|/)\.kube/config$|(^|/)kubeconfig$", "a Kubernetes config (cluster credentials)"),
-    ((r"(^|/)(application_default_credentials|credentials|client_secrets?[^/]*|[^/]*service[-_]?account[^/]*)"
-      r"\.json$"), "a cloud credentials file (gcloud/service account)"),
-    (r"(^|/)\.config/gcloud/", "gcloud credentials"),
-    (r"\.(p12|pfx|ppk|jks|keystore)$", "a private key store"),
-))
+_BY_PATH: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p), kind)
+    for p, kind in (
+        (r"(^|/)\.env(\.(?!(example|sample|template|dist|defaults?)$)[^/]+)?$", "a dotenv file"),
+        (r"(^|/)id_(rsa|dsa|ecdsa|ed25519)(_sk)?$", "an SSH private key"),
+        (r"(^|/)\.ssh/(?!known_hosts$|config$|[^/]*\.pub$)[^/]+$", "an SSH key"),
+        (r"(^|/)\.aws/credentials$", "AWS credentials"),
+        (r"(^|/)(\.netrc|_netrc)$", "a netrc file (login passwords)"),
+        (r"(^|/)\.git-credentials$", "stored git credentials"),
+        (r"(^|/)\.pgpass$", "a PostgreSQL password file"),
+        (r"(^|/)\.(pypirc|npmrc)$", "a package-index credentials file"),
+        (r"(^|/)\.docker/config\.json$", "Docker registry credentials"),
+        (r"(^|/)\.kube/config$|(^|/)kubeconfig$", "a Kubernetes config (cluster credentials)"),
+        (
+            (
+                r"(^|/)(application_default_credentials|credentials|client_secrets?[^/]*|[^/]*service[-_]?account[^/]*)"
+                r"\.json$"
+            ),
+            "a cloud credentials file (gcloud/service account)",
+        ),
+        (r"(^|/)\.config/gcloud/", "gcloud credentials"),
+        (r"\.(p12|pfx|ppk|jks|keystore)$", "a private key store"),
+    )
+)
 #: a cheap first test that every path ``_BY_PATH`` or ``_KEY_FILES`` matches passes
-_CANDIDATE_NAMES = frozenset({"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ecdsa_sk", "id_ed25519_sk",
-                              "credentials", ".netrc", "_netrc", ".git-credentials", ".pgpass", ".pypirc", ".npmrc",
-                              "config", "kubeconfig"})
+_CANDIDATE_NAMES = frozenset(
+    {
+        "id_rsa",
+        "id_dsa",
+        "id_ecdsa",
+        "id_ed25519",
+        "id_ecdsa_sk",
+        "id_ed25519_sk",
+        "credentials",
+        ".netrc",
+        "_netrc",
+        ".git-credentials",
+        ".pgpass",
+        ".pypirc",
+        ".npmrc",
+        "config",
+        "kubeconfig",
+    }
+)
 _CANDIDATE_SUFFIXES = (".json", ".pem", ".key", ".p12", ".pfx", ".ppk", ".jks", ".keystore")
 #: names whose content decides: only a private key is a secret (a certificate is not)
 _KEY_FILES = re.compile(r"\.(pem|key)$")
@@ -79,8 +103,13 @@ def find_secrets(files: Mapping[str, str], allow: pathspec.GitIgnoreSpec | None 
 
 def _kind(name: str, path: str) -> str | None:
     base = name.rsplit("/", 1)[-1]
-    if not (base in _CANDIDATE_NAMES or base.startswith(".env") or base.endswith(_CANDIDATE_SUFFIXES)
-            or ".ssh/" in name or "/gcloud/" in name):
+    if not (
+        base in _CANDIDATE_NAMES
+        or base.startswith(".env")
+        or base.endswith(_CANDIDATE_SUFFIXES)
+        or ".ssh/" in name
+        or "/gcloud/" in name
+    ):
         return None  # the common case, without a regex
     for pattern, kind in _BY_PATH:
         if pattern.search(name):
@@ -97,5 +126,8 @@ def _kind(name: str, path: str) -> str | None:
 
 def warnings_for(secrets: Iterable[SecretFile]) -> list[str]:
     """One warning line per secret-looking file, saying how to leave it out or allow it."""
-    return [f"warning: bundling {s.name}, which looks like {s.kind}; leave it out with .gitignore or .flyteignore,"
-            f" or list it in [tool.flyte-deploy] {ALLOW_KEY} if it belongs in the bundle" for s in secrets]
+    return [
+        f"warning: bundling {s.name}, which looks like {s.kind}; leave it out with .gitignore or .flyteignore,"
+        f" or list it in [tool.flyte-deploy] {ALLOW_KEY} if it belongs in the bundle"
+        for s in secrets
+    ]

@@ -60,7 +60,8 @@ FileMap = dict[str, str]
 
 def _is_virtualenv(names: set[str], directory: str) -> bool:
     return ("pyvenv.cfg" in names and os.path.isfile(os.path.join(directory, "pyvenv.cfg"))) or (
-        "conda-meta" in names and os.path.isdir(os.path.join(directory, "conda-meta")))
+        "conda-meta" in names and os.path.isdir(os.path.join(directory, "conda-meta"))
+    )
 
 
 def _is_cache_dir(names: set[str], directory: str) -> bool:
@@ -103,12 +104,15 @@ def loaded_module_files(module_names: Iterable[str], root_dir: Path, skip: Itera
             return False
         if directory not in excluded_dirs:
             name = os.path.basename(directory)
-            relative = directory[len(root) + 1:].replace(os.sep, "/") + "/"
+            relative = directory[len(root) + 1 :].replace(os.sep, "/") + "/"
             excluded_dirs[directory] = (
-                name in NOT_CODE_DIRS or name in ALWAYS_SKIPPED_DIRS or relative.startswith(skipped)
+                name in NOT_CODE_DIRS
+                or name in ALWAYS_SKIPPED_DIRS
+                or relative.startswith(skipped)
                 or os.path.isfile(os.path.join(directory, "pyvenv.cfg"))
                 or os.path.isdir(os.path.join(directory, "conda-meta"))
-                or excluded_dir(os.path.dirname(directory)))
+                or excluded_dir(os.path.dirname(directory))
+            )
         return excluded_dirs[directory]
 
     def bundled_name(path: str) -> str | None:
@@ -118,7 +122,7 @@ def loaded_module_files(module_names: Iterable[str], root_dir: Path, skip: Itera
         real = real_path(path)
         if not inside(real, root) or any(inside(real, d) for d in NOT_USER_CODE_DIRS):
             return None  # a symlink out of the root is never followed; the SDKs are not user code
-        return path[len(root) + 1:].replace(os.sep, "/")
+        return path[len(root) + 1 :].replace(os.sep, "/")
 
     files: FileMap = {}
     package_dirs: set[str] = set()
@@ -174,7 +178,7 @@ def all_files(root_dir: Path, skip: Iterable[str] = ()) -> FileMap:
             relative = prefix + entry.name
             if entry.is_symlink():
                 target = os.path.realpath(entry.path)
-                if not inside(target, root) or _in_skipped_dir(target[len(root) + 1:]):
+                if not inside(target, root) or _in_skipped_dir(target[len(root) + 1 :]):
                     continue  # outside the root (or dangling), or into .git and the like: never followed
                 try:
                     mode = os.stat(target).st_mode

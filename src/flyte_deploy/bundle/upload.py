@@ -41,8 +41,15 @@ from .integrity import file_sha256, verify_bundle
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
 MAX_DELAY = 8.0
-PERMANENT_ERRORS = (PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError, ImportError,
-                    ValueError, TypeError)
+PERMANENT_ERRORS = (
+    PermissionError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    ImportError,
+    ValueError,
+    TypeError,
+)
 
 
 class _BadCopy(Exception):
@@ -123,8 +130,15 @@ def _put(fs: Any, bundle: Bundle, path: str) -> None:
             os.unlink(partial)
 
 
-def upload(bundle: Bundle, uri: str, options: Mapping[str, Any] | None = None, *, retries: int = DEFAULT_RETRIES,
-           backoff: float = DEFAULT_BACKOFF, sleep: Callable[[float], None] = time.sleep) -> str:
+def upload(
+    bundle: Bundle,
+    uri: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    retries: int = DEFAULT_RETRIES,
+    backoff: float = DEFAULT_BACKOFF,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     """Put ``bundle`` at ``uri`` unless an object holding it is already there; return ``uri``."""
     if bundle.path is None:
         raise UploadError(f"bundle {bundle.digest} has no local archive to upload to {redact_url(uri)}")
@@ -132,8 +146,9 @@ def upload(bundle: Bundle, uri: str, options: Mapping[str, Any] | None = None, *
     try:
         fs, path = filesystem(uri, options)
     except Exception as exc:  # noqa: BLE001 - any failure to open the storage is the user's to see
-        raise UploadError(f"cannot open the storage for {shown}: {scrub(f'{type(exc).__name__}: {exc}', options)}"
-                          ) from None
+        raise UploadError(
+            f"cannot open the storage for {shown}: {scrub(f'{type(exc).__name__}: {exc}', options)}"
+        ) from None
     attempts = max(1, retries + 1)
     check_present = True
     last: BaseException | None = None
@@ -148,10 +163,11 @@ def upload(bundle: Bundle, uri: str, options: Mapping[str, Any] | None = None, *
             if is_permanent(exc):
                 break
             if attempt + 1 < attempts:
-                sleep(min(MAX_DELAY, backoff * 2 ** attempt))
+                sleep(min(MAX_DELAY, backoff * 2**attempt))
     assert last is not None
     if isinstance(environment_error(last), DiskFull):  # not the storage's fault: its own exit code
         raise DiskFull(f"uploading the bundle to {shown}: {scrub(str(environment_error(last)), options)}") from None
     tried = "" if is_permanent(last) else f" after {attempts} attempt(s)"
-    raise UploadError(f"uploading the bundle to {shown} failed{tried}:"
-                      f" {scrub(f'{type(last).__name__}: {last}', options)}") from None
+    raise UploadError(
+        f"uploading the bundle to {shown} failed{tried}: {scrub(f'{type(last).__name__}: {last}', options)}"
+    ) from None

@@ -63,8 +63,20 @@ SCHEMA = (
 #: the order that makes a version the latest of its task: the rule ``run`` and ``ls`` share
 LATEST_FIRST = "deployed_at DESC, seq DESC"
 
-_COLUMNS = ("project", "domain", "name", "version", "environment", "image", "bundle_uri", "bundle_digest",
-            "copy_style", "depends_on", "source_link", "deployed_at")
+_COLUMNS = (
+    "project",
+    "domain",
+    "name",
+    "version",
+    "environment",
+    "image",
+    "bundle_uri",
+    "bundle_digest",
+    "copy_style",
+    "depends_on",
+    "source_link",
+    "deployed_at",
+)
 #: free bytes below which an I/O error is taken for a full disk (a shared-memory chunk is 32 KiB)
 _NEARLY_FULL = 128 << 10
 #: conflicts named in one error before "and N more"
@@ -89,8 +101,10 @@ class Store:
         since a SQLite database needs a local filesystem (bundles can go anywhere)."""
         path = local_path(url)
         if path is None:
-            raise UsageError(f"the local backend's store must be a local directory, got {redact_url(url)}: it is a"
-                             " SQLite database; put bundles at any fsspec URL with the storage setting")
+            raise UsageError(
+                f"the local backend's store must be a local directory, got {redact_url(url)}: it is a"
+                " SQLite database; put bundles at any fsspec URL with the storage setting"
+            )
         return cls(Path(path))
 
     # -- deploying -------------------------------------------------------------------
@@ -121,8 +135,9 @@ class Store:
         with self._translated(writing=True), self._transaction() as conn:
             deployed_at = utc_now()
             for record in records:
-                row = conn.execute("SELECT spec FROM tasks WHERE project = ? AND domain = ? AND name = ?"
-                                   " AND version = ?", record.key).fetchone()
+                row = conn.execute(
+                    "SELECT spec FROM tasks WHERE project = ? AND domain = ? AND name = ? AND version = ?", record.key
+                ).fetchone()
                 if row is None:
                     insert(conn, record, deployed_at)
                     statuses[record.key] = "created"
@@ -132,14 +147,25 @@ class Store:
                     conflicts.append(_conflict(record, row[0]))
             if conflicts:
                 more = len(conflicts) - _SHOWN_CONFLICTS
-                raise RegistrationError("; ".join(conflicts[:_SHOWN_CONFLICTS]) + (f"; and {more} more" if more > 0
-                                        else "") + "; versions are immutable: pass a new --version")
+                raise RegistrationError(
+                    "; ".join(conflicts[:_SHOWN_CONFLICTS])
+                    + (f"; and {more} more" if more > 0 else "")
+                    + "; versions are immutable: pass a new --version"
+                )
         return statuses
 
     # -- reading ---------------------------------------------------------------------
 
-    def find(self, *, project: str | None = None, domain: str | None = None, name: str | None = None,
-             version: str | None = None, latest_only: bool = False, with_spec: bool = False) -> list[TaskRecord]:
+    def find(
+        self,
+        *,
+        project: str | None = None,
+        domain: str | None = None,
+        name: str | None = None,
+        version: str | None = None,
+        latest_only: bool = False,
+        with_spec: bool = False,
+    ) -> list[TaskRecord]:
         """The records matching every given filter, ordered by project, domain, environment
         and deployed_at; ``latest`` is computed over the whole store whatever the filters, and
         ``latest_only`` keeps only the latest. An empty list when the store does not exist
@@ -147,14 +173,15 @@ class Store:
         if not self.path.exists() and not migration.old_layout_present(self.directory):
             return []  # nothing deployed yet: nothing to create
         columns = ", ".join(_COLUMNS) + ", latest" + (", spec" if with_spec else "")
-        query = (f"SELECT {columns} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY project, domain, name"
-                 f" ORDER BY {LATEST_FIRST}) = 1 AS latest FROM tasks)"
-                 " WHERE (:project IS NULL OR project = :project) AND (:domain IS NULL OR domain = :domain)"
-                 " AND (:name IS NULL OR name = :name)"
-                 " AND (:version IS NULL OR version = :version) AND (NOT :latest_only OR latest)"
-                 " ORDER BY project, domain, environment, deployed_at, seq")
-        params = {"project": project, "domain": domain, "name": name, "version": version,
-                  "latest_only": latest_only}
+        query = (
+            f"SELECT {columns} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY project, domain, name"
+            f" ORDER BY {LATEST_FIRST}) = 1 AS latest FROM tasks)"
+            " WHERE (:project IS NULL OR project = :project) AND (:domain IS NULL OR domain = :domain)"
+            " AND (:name IS NULL OR name = :name)"
+            " AND (:version IS NULL OR version = :version) AND (NOT :latest_only OR latest)"
+            " ORDER BY project, domain, environment, deployed_at, seq"
+        )
+        params = {"project": project, "domain": domain, "name": name, "version": version, "latest_only": latest_only}
         with self._translated(writing=False), self._connection() as conn:
             rows = conn.execute(query, params).fetchall()
         return [_record(row, with_spec) for row in rows]
@@ -167,8 +194,7 @@ class Store:
         this schema, created first if it does not exist."""
         if not self.path.exists():
             self._create()
-        conn = sqlite3.connect(f"{self.path.as_uri()}?mode=rw", uri=True, timeout=BUSY_TIMEOUT,
-                               isolation_level=None)
+        conn = sqlite3.connect(f"{self.path.as_uri()}?mode=rw", uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
         try:
             self._check_schema(conn)
             conn.execute("PRAGMA journal_mode = WAL")
@@ -202,8 +228,10 @@ class Store:
                         records, note = migration.read_old_layout(self.directory)
                         for record in records:
                             insert(conn, record, record.deployed_at)
-                        conn.execute("INSERT INTO store_info (key, value) VALUES (?, ?)",
-                                     (migration.MIGRATED_KEY, f"{utc_now()}: {note}"))
+                        conn.execute(
+                            "INSERT INTO store_info (key, value) VALUES (?, ?)",
+                            (migration.MIGRATED_KEY, f"{utc_now()}: {note}"),
+                        )
             finally:
                 conn.close()
             with suppress(FileExistsError):
@@ -226,12 +254,15 @@ class Store:
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} was written by a newer flyte-deploy (schema {version}, this release reads"
-                             f" {SCHEMA_VERSION}); upgrade flyte-deploy")
+            raise StoreError(
+                f"{self.path} was written by a newer flyte-deploy (schema {version}, this release reads"
+                f" {SCHEMA_VERSION}); upgrade flyte-deploy"
+            )
         if self.path.stat().st_size == 0:
             raise self._damaged("the file is empty")
-        raise StoreError(f"{self.path} is a SQLite database but not a flyte-deploy store; move it away or pass"
-                         " another --store")
+        raise StoreError(
+            f"{self.path} is a SQLite database but not a flyte-deploy store; move it away or pass another --store"
+        )
 
     @contextmanager
     def _translated(self, writing: bool) -> Iterator[None]:
@@ -256,28 +287,52 @@ class Store:
         if kind == "damaged":
             return self._damaged(text)
         if kind == "full":
-            return DiskFull(f"{self.path}: the store is out of space ({text})" + (
-                "; nothing was registered: free space on its filesystem and rerun the deploy" if writing
-                else ": free space on its filesystem"))
+            return DiskFull(
+                f"{self.path}: the store is out of space ({text})"
+                + (
+                    "; nothing was registered: free space on its filesystem and rerun the deploy"
+                    if writing
+                    else ": free space on its filesystem"
+                )
+            )
         if not writing:
             return StoreError(f"{self.path}: cannot read the store ({text})")
         if kind == "busy":
-            return RegistrationError(f"{self.path}: the store stayed locked by another deploy for more than"
-                                     f" {BUSY_TIMEOUT:.0f}s ({text})", hint="rerun the deploy")
-        return EnvironmentFailure(f"{self.path}: cannot write the store ({text}); nothing was registered: make it"
-                                  " writable (or pass another --store) and rerun the deploy")
+            return RegistrationError(
+                f"{self.path}: the store stayed locked by another deploy for more than {BUSY_TIMEOUT:.0f}s ({text})",
+                hint="rerun the deploy",
+            )
+        return EnvironmentFailure(
+            f"{self.path}: cannot write the store ({text}); nothing was registered: make it"
+            " writable (or pass another --store) and rerun the deploy"
+        )
 
     def _damaged(self, detail: str) -> StoreError:
-        return StoreError(f"{self.path} is damaged ({detail}): restore it from a backup, or move it away to start an"
-                          " empty store (bundles are kept)")
+        return StoreError(
+            f"{self.path} is damaged ({detail}): restore it from a backup, or move it away to start an"
+            " empty store (bundles are kept)"
+        )
 
 
 def insert(conn: sqlite3.Connection, record: TaskRecord, deployed_at: str) -> None:
     conn.execute(
         f"INSERT INTO tasks ({', '.join(_COLUMNS)}, spec) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})",
-        (record.project, record.domain, record.name, record.version, record.environment, record.image,
-         record.bundle_uri, record.bundle_digest, record.copy_style, json.dumps(list(record.depends_on)),
-         record.source_link, deployed_at, record.spec))
+        (
+            record.project,
+            record.domain,
+            record.name,
+            record.version,
+            record.environment,
+            record.image,
+            record.bundle_uri,
+            record.bundle_digest,
+            record.copy_style,
+            json.dumps(list(record.depends_on)),
+            record.source_link,
+            deployed_at,
+            record.spec,
+        ),
+    )
 
 
 @contextmanager
@@ -322,7 +377,7 @@ def _free_bytes(directory: Path) -> int:
 
 
 def _record(row: Sequence[Any], with_spec: bool) -> TaskRecord:
-    values = dict(zip((*_COLUMNS, "latest"), row[:len(_COLUMNS) + 1], strict=True))
+    values = dict(zip((*_COLUMNS, "latest"), row[: len(_COLUMNS) + 1], strict=True))
     values["depends_on"] = tuple(json.loads(values["depends_on"]))
     values["latest"] = bool(values["latest"])
     return TaskRecord(**values, spec=bytes(row[-1]) if with_spec else b"")
@@ -332,8 +387,11 @@ def _conflict(record: TaskRecord, existing: bytes) -> str:
     from ..remote import spec_differences  # the connect client is imported only for this message
     from ..types import without_source_link
 
-    fields = spec_differences(without_source_link(task_definition_pb2.TaskSpec.FromString(existing)),
-                              without_source_link(record.task_spec()))
+    fields = spec_differences(
+        without_source_link(task_definition_pb2.TaskSpec.FromString(existing)), without_source_link(record.task_spec())
+    )
     shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
-    return (f"task {record.name} version {record.version} is already deployed with a different spec"
-            f" in {record.project}/{record.domain} (differs in {shown})")
+    return (
+        f"task {record.name} version {record.version} is already deployed with a different spec"
+        f" in {record.project}/{record.domain} (differs in {shown})"
+    )

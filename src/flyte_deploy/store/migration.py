@@ -44,14 +44,17 @@ def read_old_layout(directory: Path) -> tuple[list[TaskRecord], str]:
     for path in record_files:
         records += _read_record(base, path)
     interrupted = {p.parent for p in base.rglob("*.pb")} - {p.parent for p in record_files}
-    note = (f"{len(records)} task version(s) from {len(record_files)} environment record(s) in {base}"
-            + (f"; skipped {len(interrupted)} interrupted deploy(s) without {RECORD_FILE}" if interrupted else ""))
+    note = f"{len(records)} task version(s) from {len(record_files)} environment record(s) in {base}" + (
+        f"; skipped {len(interrupted)} interrupted deploy(s) without {RECORD_FILE}" if interrupted else ""
+    )
     return records, note
 
 
 def _refuse(base: Path, path: Path, problem: str) -> StoreError:
-    return StoreError(f"{path}: {problem}; the old store layout in {base} cannot be migrated into the database:"
-                      f" fix or delete {path.parent}, or move {base} away to start an empty store, then rerun")
+    return StoreError(
+        f"{path}: {problem}; the old store layout in {base} cannot be migrated into the database:"
+        f" fix or delete {path.parent}, or move {base} away to start an empty store, then rerun"
+    )
 
 
 def _read_record(base: Path, path: Path) -> list[TaskRecord]:
@@ -81,10 +84,21 @@ def _read_record(base: Path, path: Path) -> list[TaskRecord]:
         task_id = spec.task_template.id
         if (task_id.name, task_id.version) != (name, version) or not task_id.project or not task_id.domain:
             raise _refuse(base, spec_path, f"not the spec of task {name} version {version}")
-        records.append(TaskRecord(
-            project=task_id.project, domain=task_id.domain, name=name, version=version, environment=env,
-            image=str(data.get("image") or ""), bundle_uri=bundle or None,
-            bundle_digest=named.group(1) if named else None, copy_style=str(data.get("copy_style") or ""),
-            depends_on=tuple(data.get("depends_on") or ()), source_link=task.get("source_link") or None,
-            spec=spec.SerializeToString(deterministic=True), deployed_at=deployed_at))
+        records.append(
+            TaskRecord(
+                project=task_id.project,
+                domain=task_id.domain,
+                name=name,
+                version=version,
+                environment=env,
+                image=str(data.get("image") or ""),
+                bundle_uri=bundle or None,
+                bundle_digest=named.group(1) if named else None,
+                copy_style=str(data.get("copy_style") or ""),
+                depends_on=tuple(data.get("depends_on") or ()),
+                source_link=task.get("source_link") or None,
+                spec=spec.SerializeToString(deterministic=True),
+                deployed_at=deployed_at,
+            )
+        )
     return records

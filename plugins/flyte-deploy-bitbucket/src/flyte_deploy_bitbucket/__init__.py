@@ -41,7 +41,7 @@ def bitbucket_server(web_url: str, segments: tuple[str, ...], commit: str, path:
     a ``~user`` project is a personal repository (``/users/<user>/...``)."""
     parts = list(segments)
     if "scm" in parts:
-        parts = parts[parts.index("scm") + 1:]
+        parts = parts[parts.index("scm") + 1 :]
     if len(parts) != 2:
         return None
     project, repo = parts

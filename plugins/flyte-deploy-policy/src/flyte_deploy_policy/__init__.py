@@ -42,18 +42,42 @@ __version__ = "0.1.0"
 CONFIG_NAME = "org_policy"
 
 DEFAULT_FORBIDDEN_FILES = (
-    ".env", ".env.*", "*.env", ".envrc",
-    "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.ppk",
-    "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519",
-    ".netrc", "_netrc", ".pypirc", ".npmrc", ".git-credentials", ".htpasswd",
-    "credentials", "credentials.json", "*credentials*.json", "service-account*.json", "*.tfstate",
-    ".aws/credentials", ".docker/config.json", ".kube/config",
+    ".env",
+    ".env.*",
+    "*.env",
+    ".envrc",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "*.ppk",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    ".netrc",
+    "_netrc",
+    ".pypirc",
+    ".npmrc",
+    ".git-credentials",
+    ".htpasswd",
+    "credentials",
+    "credentials.json",
+    "*credentials*.json",
+    "service-account*.json",
+    "*.tfstate",
+    ".aws/credentials",
+    ".docker/config.json",
+    ".kube/config",
 )
 DEFAULT_ALLOWED_FILES = ("*.example", "*.sample", "*.template")
 
 #: value formats that are secrets whatever the variable is called
 SECRET_VALUE_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (label, re.compile(pattern)) for label, pattern in (
+    (label, re.compile(pattern))
+    for label, pattern in (
         ("an AWS access key id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
         ("a GitHub token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
         ("a GitLab token", r"\bglpat-[A-Za-z0-9_-]{20,}"),
@@ -67,15 +91,15 @@ SECRET_VALUE_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 #: variable names that say their value is a secret
 SECRET_NAME = re.compile(
-    r"(?:^|_)(?:PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|CREDENTIALS?|(?:API|ACCESS|PRIVATE|SIGNING|SECRET)_?KEY)(?:_|$)")
+    r"(?:^|_)(?:PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|CREDENTIALS?|(?:API|ACCESS|PRIVATE|SIGNING|SECRET)_?KEY)(?:_|$)"
+)
 #: values that refer to a secret rather than hold one
 REFERENCE_VALUE = re.compile(r"^(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\{\{.*\}\}|/.*|\./.*|~/.*)$")
 PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 #: bundled files larger than this are not scanned for private keys
 SCAN_LIMIT = 1 << 20
 
-SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
-              "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 LIMIT_NAMES = {"CPU": "cpu", "MEMORY": "memory", "GPU": "gpu", "EPHEMERAL_STORAGE": "disk", "STORAGE": "storage"}
 
 
@@ -109,13 +133,17 @@ class PolicyConfig:
         if "require_limits" in values:
             unknown = sorted(set(values["require_limits"]) - set(LIMIT_NAMES.values()))
             if unknown:
-                raise UsageError(f"{where}: require_limits names unknown resources {unknown}"
-                                 f" (known: {', '.join(LIMIT_NAMES.values())})")
+                raise UsageError(
+                    f"{where}: require_limits names unknown resources {unknown}"
+                    f" (known: {', '.join(LIMIT_NAMES.values())})"
+                )
         if "allowed_registries" in values:
             values["allowed_registries"] = tuple(r.rstrip("/") for r in values["allowed_registries"])
         if "secret_patterns" in table:
-            values["secret_patterns"] = tuple(_regex(p, f"{where}: secret_patterns")
-                                              for p in _strings(table["secret_patterns"], f"{where}: secret_patterns"))
+            values["secret_patterns"] = tuple(
+                _regex(p, f"{where}: secret_patterns")
+                for p in _strings(table["secret_patterns"], f"{where}: secret_patterns")
+            )
         if "max_bundle_size" in table:
             values["max_bundle_size"] = parse_size(table["max_bundle_size"], f"{where}: max_bundle_size")
         if "version_pattern" in table:
@@ -146,7 +174,7 @@ def parse_size(value: Any, where: str) -> int | None:
         return value
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value) if isinstance(value, str) else None
     if match is None or match.group(2).lower() not in SIZE_UNITS:
-        raise UsageError(f"{where} must be a positive byte count or a size like \"50MB\" or \"1GiB\", got {value!r}")
+        raise UsageError(f'{where} must be a positive byte count or a size like "50MB" or "1GiB", got {value!r}')
     return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
 
 
@@ -198,9 +226,11 @@ def check_limits(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violation]:
         where = f" (defined at {_where(task, plan.root_dir)})" if task is not None else ""
         owner = f" or environment {env.name!r}" if env is not None else ""
         yield Violation(
-            "resources.limits", serialized.name,
+            "resources.limits",
+            serialized.name,
             f"declares no {' or '.join(missing)} limit{where}; set"
-            f" resources=Resources({', '.join(f'{m}=(request, limit)' for m in missing)}) on the task{owner}")
+            f" resources=Resources({', '.join(f'{m}=(request, limit)' for m in missing)}) on the task{owner}",
+        )
 
 
 def image_repository(uri: str) -> str | None:
@@ -223,20 +253,27 @@ def check_registries(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violati
     subjects: dict[str, str] = {}
     for env_name, image in plan.images.items():
         if not image.prebuilt and not image.registry:
-            yield Violation("image.registry", env_name, f"image {image.uri} has no registry to be pushed to;"
-                                                        f" allowed registries: {allowed}")
+            yield Violation(
+                "image.registry",
+                env_name,
+                f"image {image.uri} has no registry to be pushed to; allowed registries: {allowed}",
+            )
             continue
         subjects.setdefault(image.uri, env_name)
     for task in plan.tasks:
         container = task.spec.task_template.container
-        if container.image and container.image not in subjects and container.image not in (
-                i.uri for i in plan.images.values()):
+        if (
+            container.image
+            and container.image not in subjects
+            and container.image not in (i.uri for i in plan.images.values())
+        ):
             subjects.setdefault(container.image, task.name)
     for uri, subject in subjects.items():
         repository = image_repository(uri) or uri
         if not any(repository == r or repository.startswith(r + "/") for r in config.allowed_registries):
-            yield Violation("image.registry", subject,
-                            f"image {uri} is not from an allowed registry (allowed: {allowed})")
+            yield Violation(
+                "image.registry", subject, f"image {uri} is not from an allowed registry (allowed: {allowed})"
+            )
 
 
 def secret_reason(name: str, value: str, config: PolicyConfig) -> str | None:
@@ -260,8 +297,11 @@ def _env_sources(plan: DeployPlan) -> Iterator[tuple[str, str, Iterable[tuple[st
         yield env.name, "environment", env.env_vars.items()
         image = plan.images.get(env.name)
         if image is not None:
-            yield env.name, "image", [tuple(pair) for layer in image.layers if layer.kind == "env"
-                                      for pair in layer.values]
+            yield (
+                env.name,
+                "image",
+                [tuple(pair) for layer in image.layers if layer.kind == "env" for pair in layer.values],
+            )
         for task in env.tasks.values():
             yield task.name, "task", task.env_vars.items()
     for task in plan.tasks:
@@ -278,16 +318,22 @@ def check_env_secrets(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violat
             if reason is None or (environment, name) in reported:
                 continue
             reported.add((environment, name))
-            yield Violation("env.secret", subject,
-                            f"environment variable {name} (set on the {where}) holds a secret-looking value ({reason});"
-                            " pass secrets with Secret(key=..., as_env_var=...) instead")
+            yield Violation(
+                "env.secret",
+                subject,
+                f"environment variable {name} (set on the {where}) holds a secret-looking value ({reason});"
+                " pass secrets with Secret(key=..., as_env_var=...) instead",
+            )
 
 
 def _matches(path: str, patterns: Iterable[str]) -> str | None:
     name = path.rsplit("/", 1)[-1]
     for pattern in patterns:
-        if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(path, pattern) \
-                or ("/" in pattern and fnmatch.fnmatchcase(path, f"*/{pattern}")):
+        if (
+            fnmatch.fnmatchcase(name, pattern)
+            or fnmatch.fnmatchcase(path, pattern)
+            or ("/" in pattern and fnmatch.fnmatchcase(path, f"*/{pattern}"))
+        ):
             return pattern
     return None
 
@@ -300,9 +346,12 @@ def check_bundle(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violation]:
     for path in bundle.files:
         pattern = _matches(path, config.forbidden_files)
         if pattern and not _matches(path, config.allowed_files):
-            yield Violation("bundle.forbidden-file", path,
-                            f"the code bundle contains {path} (matches forbidden pattern {pattern!r});"
-                            " delete it, move it out of the root dir or use another copy style")
+            yield Violation(
+                "bundle.forbidden-file",
+                path,
+                f"the code bundle contains {path} (matches forbidden pattern {pattern!r});"
+                " delete it, move it out of the root dir or use another copy style",
+            )
     if bundle.path is not None and Path(bundle.path).is_file():
         with tarfile.open(bundle.path, mode="r:*") as archive:
             for member in archive:
@@ -310,12 +359,16 @@ def check_bundle(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violation]:
                     continue
                 handle = archive.extractfile(member)
                 if handle is not None and PRIVATE_KEY.search(handle.read()):
-                    yield Violation("bundle.private-key", member.name,
-                                    f"the code bundle file {member.name} contains a private key")
+                    yield Violation(
+                        "bundle.private-key", member.name, f"the code bundle file {member.name} contains a private key"
+                    )
     if config.max_bundle_size is not None and bundle.size > config.max_bundle_size:
-        yield Violation("bundle.size", "bundle",
-                        f"the code bundle is {human_size(bundle.size)} ({len(bundle.files)} files), over the"
-                        f" limit of {human_size(config.max_bundle_size)} (max_bundle_size)")
+        yield Violation(
+            "bundle.size",
+            "bundle",
+            f"the code bundle is {human_size(bundle.size)} ({len(bundle.files)} files), over the"
+            f" limit of {human_size(config.max_bundle_size)} (max_bundle_size)",
+        )
 
 
 def check_version(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violation]:
@@ -323,8 +376,11 @@ def check_version(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violation]
     if config.version_pattern is None or plan.version is None:
         return
     if not config.version_pattern.fullmatch(plan.version):
-        yield Violation("version.pattern", f"version {plan.version}",
-                        f"does not match version_pattern {config.version_pattern.pattern!r}; pass --version")
+        yield Violation(
+            "version.pattern",
+            f"version {plan.version}",
+            f"does not match version_pattern {config.version_pattern.pattern!r}; pass --version",
+        )
 
 
 RULES = (check_limits, check_registries, check_env_secrets, check_bundle, check_version)

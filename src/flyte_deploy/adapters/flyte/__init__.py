@@ -34,8 +34,9 @@ def check_supported() -> None:
 def find_environments(module: ModuleType) -> dict[str, Environment]:
     if "flyte" not in sys.modules:
         return {}  # the user's code never imported flyte: it defines no flyte environment
-    found: dict[str, Environment] = {var: view_of(value) for var, value in vars(module).items()
-                                     if is_task_environment(value)}
+    found: dict[str, Environment] = {
+        var: view_of(value) for var, value in vars(module).items() if is_task_environment(value)
+    }
     if found:
         check_supported()
     return found
@@ -50,8 +51,9 @@ def adapt_environment(obj: object) -> Environment | None:
 
 
 @hookimpl
-def serialize_task(session: DeploySession, environment: Environment, task: Task,
-                   plan: DeployPlan) -> SerializedTask | None:
+def serialize_task(
+    session: DeploySession, environment: Environment, task: Task, plan: DeployPlan
+) -> SerializedTask | None:
     if getattr(task, "sdk", None) != SDK:
         return None
     assert isinstance(task, FlyteTask)

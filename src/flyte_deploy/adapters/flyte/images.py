@@ -34,8 +34,12 @@ def image_spec(native: Any) -> Image:
         return Image.from_base(native)
     ref_name = sdk_internals.image_ref_name(native)
     if ref_name is not None:
-        return Image(name=ref_name, pinned_tag="unresolved", install_runtime=False,
-                     unbuildable=f"it is Image.from_ref_name({ref_name!r}): pass --image {ref_name}=URI")
+        return Image(
+            name=ref_name,
+            pinned_tag="unresolved",
+            install_runtime=False,
+            unbuildable=f"it is Image.from_ref_name({ref_name!r}): pass --image {ref_name}=URI",
+        )
     if not sdk_internals.image_is_built(native):
         return Image.from_base(native.uri)
     layers: list[Layer] = []
@@ -46,16 +50,21 @@ def image_spec(native: Any) -> Image:
         elif kind != "dockerignore":
             layers.append(Layer(kind, values))
     if any(kind == "dockerignore" for kind, _, _ in sdk_internals.image_layers(native)) and any(
-            layer.kind == "source" for layer in layers):
+        layer.kind == "source" for layer in layers
+    ):
         problems.append("a .dockerignore filters its source folders, which our builders copy whole")
     platforms = tuple(native.platform)
     uri = native.uri
     return Image(
-        base=native.base_image, dockerfile=str(native.dockerfile) if native.dockerfile else None,
-        python_version=".".join(str(part) for part in native.python_version[:2]), layers=tuple(layers),
-        registry=native.registry, name=native.name,
+        base=native.base_image,
+        dockerfile=str(native.dockerfile) if native.dockerfile else None,
+        python_version=".".join(str(part) for part in native.python_version[:2]),
+        layers=tuple(layers),
+        registry=native.registry,
+        name=native.name,
         platform=PREFERRED_PLATFORM if PREFERRED_PLATFORM in platforms or not platforms else platforms[0],
-        install_runtime=False, pinned_tag=uri.rsplit(":", 1)[1],
+        install_runtime=False,
+        pinned_tag=uri.rsplit(":", 1)[1],
         unbuildable="; ".join(problems) or None,
     )
 

@@ -78,12 +78,12 @@ def add_deploy_documentation(spec: Any, task: Any) -> None:
     if env is not None and env.description:
         spec.environment.description = env.description
     spec.task_template.interface.CopyFrom(
-        _update_interface_inputs_and_outputs_docstring(spec.task_template.interface, task.native_interface))
+        _update_interface_inputs_and_outputs_docstring(spec.task_template.interface, task.native_interface)
+    )
     docstring = task.interface.docstring
     short = parse_description(docstring.short_description, 255) if docstring and docstring.short_description else None
     long = parse_description(docstring.long_description, 2048) if docstring and docstring.long_description else None
-    spec.documentation.CopyFrom(task_definition_pb2.DocumentationEntity(short_description=short,
-                                                                         long_description=long))
+    spec.documentation.CopyFrom(task_definition_pb2.DocumentationEntity(short_description=short, long_description=long))
 
 
 def task_triggers(task: Any, spec: Any) -> list[Any]:
@@ -94,9 +94,15 @@ def task_triggers(task: Any, spec: Any) -> list[Any]:
     from flyte._internal.runtime.trigger_serde import to_task_trigger
 
     async def convert() -> list[Any]:
-        return [await to_task_trigger(t=trigger, task_name=task.name, task_inputs=spec.task_template.interface.inputs,
-                                      task_default_inputs=list(spec.default_inputs))
-                for trigger in task.triggers]
+        return [
+            await to_task_trigger(
+                t=trigger,
+                task_name=task.name,
+                task_inputs=spec.task_template.interface.inputs,
+                task_default_inputs=list(spec.default_inputs),
+            )
+            for trigger in task.triggers
+        ]
 
     return asyncio.run(convert())
 
@@ -153,6 +159,16 @@ def _pip_options(layer: Any) -> str | None:
     return None
 
 
-__all__ = ["SUPPORTED_RANGE", "add_deploy_documentation", "image_cache", "image_is_built", "image_layers",
-           "image_ref_name", "local_sys_paths", "sdk_version", "task_triggers", "unsupported_version",
-           "with_local_sys_paths"]
+__all__ = [
+    "SUPPORTED_RANGE",
+    "add_deploy_documentation",
+    "image_cache",
+    "image_is_built",
+    "image_layers",
+    "image_ref_name",
+    "local_sys_paths",
+    "sdk_version",
+    "task_triggers",
+    "unsupported_version",
+    "with_local_sys_paths",
+]

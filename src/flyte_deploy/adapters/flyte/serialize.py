@@ -40,13 +40,25 @@ def serialization_context(plan: DeployPlan, project: str, domain: str, org: str)
     if context is None:
         from flyte.models import CodeBundle, SerializationContext
 
-        lookup = {env.name: plan.images[env.name].uri for env in plan.environments
-                  if isinstance(env, FlyteEnvironment) and not _is_uri(env.native.image)}
-        bundle = (CodeBundle(tgz=plan.bundle_uri, destination=".", computed_version=str(plan.version))
-                  if plan.bundle_uri else None)
-        context = SerializationContext(version=str(plan.version), project=project, domain=domain, org=org or None,
-                                       code_bundle=bundle, image_cache=sdk_internals.image_cache(lookup),
-                                       root_dir=plan.root_dir)
+        lookup = {
+            env.name: plan.images[env.name].uri
+            for env in plan.environments
+            if isinstance(env, FlyteEnvironment) and not _is_uri(env.native.image)
+        }
+        bundle = (
+            CodeBundle(tgz=plan.bundle_uri, destination=".", computed_version=str(plan.version))
+            if plan.bundle_uri
+            else None
+        )
+        context = SerializationContext(
+            version=str(plan.version),
+            project=project,
+            domain=domain,
+            org=org or None,
+            code_bundle=bundle,
+            image_cache=sdk_internals.image_cache(lookup),
+            root_dir=plan.root_dir,
+        )
         _contexts.clear()
         _contexts[key] = context
     return context
@@ -62,39 +74,56 @@ def _spec(task: FlyteTask, context: Any, root_dir: Path) -> Any:
     except SerializationError:
         raise
     except Exception as exc:  # noqa: BLE001 - the SDK raises ValueError, TypeError, its own errors...
-        raise SerializationError(f"{task.source_file}:{task.line}: task {task.name}: the flyte SDK cannot"
-                                 f" serialize it: {type(exc).__name__}: {exc}") from None
+        raise SerializationError(
+            f"{task.source_file}:{task.line}: task {task.name}: the flyte SDK cannot"
+            f" serialize it: {type(exc).__name__}: {exc}"
+        ) from None
     return spec
 
 
 def serialize(task: FlyteTask, plan: DeployPlan, project: str, domain: str, org: str) -> SerializedTask:
     """The ``SerializedTask`` of the flyte task ``task``, triggers included."""
     spec = _spec(task, serialization_context(plan, project, domain, org), plan.root_dir)
-    return SerializedTask(environment=task.environment.name, name=task.name, spec=spec,
-                          triggers=_triggers(task, spec))
+    return SerializedTask(environment=task.environment.name, name=task.name, spec=spec, triggers=_triggers(task, spec))
 
 
 def _triggers(task: FlyteTask, spec: Any) -> tuple[Any, ...]:
     try:
         return tuple(sdk_internals.task_triggers(task.native, spec))
     except Exception as exc:  # noqa: BLE001 - as above: any SDK failure is the task's
-        raise SerializationError(f"{task.source_file}:{task.line}: task {task.name}: its triggers cannot be"
-                                 f" serialized: {type(exc).__name__}: {exc}") from None
+        raise SerializationError(
+            f"{task.source_file}:{task.line}: task {task.name}: its triggers cannot be"
+            f" serialized: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 #: fields of the SDK's environment and task objects that the version does not hash directly:
 #: the image (its URI is hashed), links back to other objects (their names are), the
 #: function and its interface (their source is)
-_NOT_HASHED = frozenset({"image", "depends_on", "parent_env", "func", "interface", "_tasks", "_declaring_file",
-                         "ref", "_call_as_synchronous"})
+_NOT_HASHED = frozenset(
+    {
+        "image",
+        "depends_on",
+        "parent_env",
+        "func",
+        "interface",
+        "_tasks",
+        "_declaring_file",
+        "ref",
+        "_call_as_synchronous",
+    }
+)
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def _settings(obj: Any) -> dict[str, str]:
     """The dataclass fields of ``obj`` (an SDK environment or task) as their reprs, without
     memory addresses."""
-    return {f.name: _ADDRESS.sub("", repr(getattr(obj, f.name, None)))
-            for f in dataclasses.fields(obj) if f.name not in _NOT_HASHED}
+    return {
+        f.name: _ADDRESS.sub("", repr(getattr(obj, f.name, None)))
+        for f in dataclasses.fields(obj)
+        if f.name not in _NOT_HASHED
+    }
 
 
 def identity(environment: FlyteEnvironment, root_dir: Path) -> dict[str, Any]:
@@ -111,11 +140,20 @@ def identity(environment: FlyteEnvironment, root_dir: Path) -> dict[str, Any]:
             source = inspect.getsource(task.func)
         except OSError:
             source = task.func.__code__.co_code.hex()
-        tasks[name] = {"settings": _settings(task.native), "source": source, "module": _relative(task, root_dir),
-                       "interface": _ADDRESS.sub("", repr(task.native.interface))}
-    return {"sdk": "flyte", "flyte": sdk_internals.sdk_version(), "settings": _settings(environment.native),
-            "depends_on": sorted(d.name for d in environment.depends_on), "tasks": tasks,
-            "sys_paths": sdk_internals.local_sys_paths(root_dir)}
+        tasks[name] = {
+            "settings": _settings(task.native),
+            "source": source,
+            "module": _relative(task, root_dir),
+            "interface": _ADDRESS.sub("", repr(task.native.interface)),
+        }
+    return {
+        "sdk": "flyte",
+        "flyte": sdk_internals.sdk_version(),
+        "settings": _settings(environment.native),
+        "depends_on": sorted(d.name for d in environment.depends_on),
+        "tasks": tasks,
+        "sys_paths": sdk_internals.local_sys_paths(root_dir),
+    }
 
 
 def _relative(task: FlyteTask, root_dir: Path) -> str:

@@ -121,9 +121,11 @@ class FlyteEnvironment:
         tasks: dict[str, FlyteTask] = {}
         for native in self.native.tasks.values():
             if not callable(getattr(native, "func", None)) or not hasattr(native.func, "__code__"):
-                raise DiscoveryError(f"{self.location}: environment {self.name}: task {native.name} is a"
-                                     f" {type(native).__name__} without a Python function; flyte-deploy"
-                                     " deploys function tasks")
+                raise DiscoveryError(
+                    f"{self.location}: environment {self.name}: task {native.name} is a"
+                    f" {type(native).__name__} without a Python function; flyte-deploy"
+                    " deploys function tasks"
+                )
             task = FlyteTask(native, self)
             tasks[task.function_name] = task
         self._tasks = tasks
@@ -134,8 +136,10 @@ class FlyteEnvironment:
         deps = []
         for dep in self.native.depends_on:
             if not is_task_environment(dep):
-                raise DiscoveryError(f"{self.location}: environment {self.name} depends on {dep.name!r}, a"
-                                     f" {type(dep).__name__}; flyte-deploy deploys task environments only")
+                raise DiscoveryError(
+                    f"{self.location}: environment {self.name} depends on {dep.name!r}, a"
+                    f" {type(dep).__name__}; flyte-deploy deploys task environments only"
+                )
             deps.append(view_of(dep))
         return tuple(deps)
 
@@ -146,8 +150,9 @@ class FlyteEnvironment:
             try:
                 self._image = image_spec(self.native.image)
             except Exception as exc:  # noqa: BLE001 - the SDK computes the tag: a missing requirements file, ...
-                raise DiscoveryError(f"{self.location}: environment {self.name}: its image:"
-                                     f" {type(exc).__name__}: {exc}") from None
+                raise DiscoveryError(
+                    f"{self.location}: environment {self.name}: its image: {type(exc).__name__}: {exc}"
+                ) from None
         return self._image
 
     def identity(self, root_dir: Path) -> dict[str, Any]:
