@@ -185,3 +185,11 @@ def test_module_names_need_not_be_identifiers_but_cannot_hold_a_dot(tmp_path):
     assert module_name_for(tmp_path / "my-jobs" / "__init__.py", tmp_path) == ("my-jobs", tmp_path)
     with pytest.raises(DiscoveryError, match=r"a\.b\.py: cannot be imported as a module"):
         module_name_for(tmp_path / "a.b.py", tmp_path)
+
+
+def test_recursive_over_a_dangling_symlink_names_the_link(project, invoke):
+    root = project({"envs.py": "import flyte_deploy as fd\nenv = fd.TaskEnvironment(name='a')\n"})
+    (root / "dangling.py").symlink_to("gone.py")
+    run = invoke("deploy", "--recursive", root, "--root-dir", root, "--dry-run", "-q")
+    assert run.exit_code == 5
+    assert f"error: {root / 'dangling.py'}: a symbolic link to gone.py, which is not a file" in run.stderr

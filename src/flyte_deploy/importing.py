@@ -116,8 +116,10 @@ def import_file(
     appended to ``sys.path`` first, so it may import its sibling files by their bare names
     (as ``flyte deploy FILE ENV`` allows)."""
     imported = imported or ImportedFiles()
-    path = imported.resolve(str(path))
+    given, path = path, imported.resolve(str(path))
     if not path.is_file():
+        if given.is_symlink():
+            raise DiscoveryError(f"{given}: a symbolic link to {os.readlink(given)}, which is not a file")
         raise DiscoveryError(f"{path}: no such file")
     existing = imported.get(path)
     if existing is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import sys
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -34,13 +35,29 @@ def _tool_release() -> str:
         return "unknown"
 
 
+def _signature_text(func: Any) -> str:
+    """``str(inspect.signature(func))``, also when a default holds an int past Python's
+    4,300-digit ``str`` limit (lifted for this one call), so the version never fails on it
+    and the serializer gets to name the parameter."""
+    signature = inspect.signature(func)
+    try:
+        return str(signature)
+    except ValueError:
+        limit = sys.get_int_max_str_digits()
+        sys.set_int_max_str_digits(0)
+        try:
+            return str(signature)
+        finally:
+            sys.set_int_max_str_digits(limit)
+
+
 def _task_identity(task: Task) -> dict[str, Any]:
     return {
         "name": task.name,
         "short_name": task.short_name,
         "module": task.module,
         "function": task.function_name,
-        "signature": str(inspect.signature(task.func)),
+        "signature": _signature_text(task.func),
         "async": task.is_async,
         "retries": task.retries,
         "timeout": task.timeout.total_seconds() if task.timeout else None,
