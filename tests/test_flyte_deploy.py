@@ -85,6 +85,60 @@ def test_a_flyte_image_is_built_by_the_daemonless_builder_at_the_sdks_uri(base_r
 
 
 @pytest.mark.servers
+def test_a_flyte_image_with_run_steps_is_built_by_the_docker_builder_at_the_sdks_uri(dockerd, base_registry, tmp_path):
+    """Commands need RUN steps, so the docker builder builds them (apt packages would need a
+    Debian mirror inside the build, which this offline setup has not)."""
+    from flyte_deploy.builtin.local_backend import load_task_spec
+
+    addr = base_registry.address
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "img.py").write_text(
+        textwrap.dedent(f'''
+        import flyte
+
+        base = flyte.Image.from_base("{addr}/{BASE_REPOSITORY}:{BASE_TAG}").clone(
+            name="flyte-docker", registry="{addr}/e2e", extendable=True)
+        image = base.with_commands(["echo from-run > /built-by-run"]).with_env_vars({{"STAGE": "docker"}})
+        env = flyte.TaskEnvironment(name="img", image=image)
+
+        @env.task
+        def f(x: int) -> int:
+            return x
+    ''')
+    )
+    env = {
+        "FLYTE_DEPLOY_IMAGE_BUILDER": "docker",
+        "DOCKER_HOST": dockerd.host,
+        "DOCKER_CONFIG": str(tmp_path / "docker-config"),
+    }
+    expected = sdk_uri(root, "img", "env", {})
+    assert expected.startswith(f"{addr}/e2e/flyte-docker:")
+    first = flyte_deploy(root, "deploy", "img.py", "env", "--output", "json", env=env)
+    assert first.returncode == 0, first.stderr
+    out = json.loads(first.stdout)["environments"][0]
+    assert out["image"] == expected and out["image_built"]
+    assert f"building {expected} (docker)" in first.stderr and f"pushed {expected}" in first.stderr
+    spec, _ = load_task_spec((root / ".flyte-deploy").as_uri(), "img.f")
+    assert spec.task_template.container.image == expected
+
+    pulled = pull_back(expected, tmp_path / "pulled")
+    assert "STAGE=docker" in pulled.config["config"]["Env"]
+    client = dockerd.client()
+    try:
+        client.images.remove(expected, force=True)  # run what the registry holds, not the build's local copy
+        client.images.pull(expected)
+        ran = client.containers.run(
+            expected, ["sh", "-c", "cat /built-by-run; echo $STAGE"], network_mode="none", remove=True
+        )
+    finally:
+        client.close()
+    assert ran.decode().split() == ["from-run", "docker"]
+    again = flyte_deploy(root, "deploy", "img.py", "env", "--output", "json", env=env)
+    assert "already in registry" in again.stderr and not json.loads(again.stdout)["environments"][0]["image_built"]
+
+
+@pytest.mark.servers
 def test_an_image_no_builder_can_build_is_refused_before_anything_is_registered(registry, tmp_path):
     root = tmp_path / "proj"
     shutil.copytree(PROJECTS, root, ignore=shutil.ignore_patterns("layouts", "__pycache__"))
