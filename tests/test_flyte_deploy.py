@@ -197,3 +197,20 @@ def test_the_version_is_the_same_for_the_same_content_anywhere_and_changes_with_
     edited.write_text(edited.read_text().replace("return x + y", "return y + x"))
     changed = flyte_deploy(tmp_path / "b" / "deeper", "deploy", "basics.py", "top_env", "--dry-run", "--output", "json")
     assert json.loads(changed.stdout)["version"] != versions[0]
+
+
+def test_each_deploy_serializes_with_its_own_image_overrides(tmp_path, monkeypatch):
+    """One process, two deploys of one version with different ``--image`` overrides: each
+    spec carries its own deploy's image (nothing of the first deploy's SDK context is reused)."""
+    import flyte_deploy as fd
+
+    shutil.copy(PROJECTS / "basics.py", tmp_path / "basics.py")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import basics
+
+    images = []
+    for uri in ("ghcr.io/acme/mid:1", "ghcr.io/acme/mid:2"):
+        result = fd.deploy(basics.top_env, version="v1", dry_run=True, root_dir=tmp_path, images={"basics-middle": uri})
+        images.append({t.spec.task_template.container.image for t in result.tasks if t.environment == "basics-middle"})
+    assert images == [{"ghcr.io/acme/mid:1"}, {"ghcr.io/acme/mid:2"}]

@@ -57,5 +57,4 @@ def serialize_task(
     if getattr(task, "sdk", None) != SDK:
         return None
     assert isinstance(task, FlyteTask)
-    config = session.config
-    return serialize(task, plan, str(config.get("project")), str(config.get("domain")), str(config.get("org") or ""))
+    return serialize(session, task, plan)

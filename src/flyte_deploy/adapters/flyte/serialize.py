@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import SerializationError
+from ...session import DeploySession, StashKey
 from ...types import DeployPlan, SerializedTask
 from . import sdk_internals
 from .views import FlyteEnvironment
@@ -25,7 +26,8 @@ from .views import FlyteEnvironment
 if TYPE_CHECKING:
     from .views import FlyteTask
 
-_contexts: dict[tuple[int, str, str | None], Any] = {}
+#: the SDK's SerializationContext of the session's plan, made at its first flyte task
+context_key: StashKey[tuple[DeployPlan, Any]] = StashKey()
 
 
 def _is_uri(image: Any) -> bool:
@@ -33,10 +35,12 @@ def _is_uri(image: Any) -> bool:
     return isinstance(image, str) and image != "auto"
 
 
-def serialization_context(plan: DeployPlan, project: str, domain: str, org: str) -> Any:
-    """The SDK's ``SerializationContext`` for every flyte task of ``plan`` (made once per plan)."""
-    key = (id(plan), str(plan.version), plan.bundle_uri)
-    context = _contexts.get(key)
+def serialization_context(session: DeploySession, plan: DeployPlan, project: str, domain: str, org: str) -> Any:
+    """The SDK's ``SerializationContext`` for every flyte task of ``plan``: made once per plan
+    (every task is serialized after the version, bundle URI and images are fixed) and kept in
+    the session, never across deploys."""
+    made = session.stash.get(context_key)
+    context = made[1] if made is not None and made[0] is plan else None
     if context is None:
         from flyte.models import CodeBundle, SerializationContext
 
@@ -59,8 +63,7 @@ def serialization_context(plan: DeployPlan, project: str, domain: str, org: str)
             image_cache=sdk_internals.image_cache(lookup),
             root_dir=plan.root_dir,
         )
-        _contexts.clear()
-        _contexts[key] = context
+        session.stash[context_key] = (plan, context)
     return context
 
 
@@ -81,9 +84,11 @@ def _spec(task: FlyteTask, context: Any, root_dir: Path) -> Any:
     return spec
 
 
-def serialize(task: FlyteTask, plan: DeployPlan, project: str, domain: str, org: str) -> SerializedTask:
+def serialize(session: DeploySession, task: FlyteTask, plan: DeployPlan) -> SerializedTask:
     """The ``SerializedTask`` of the flyte task ``task``, triggers included."""
-    spec = _spec(task, serialization_context(plan, project, domain, org), plan.root_dir)
+    config = session.config
+    project, domain, org = str(config.get("project")), str(config.get("domain")), str(config.get("org") or "")
+    spec = _spec(task, serialization_context(session, plan, project, domain, org), plan.root_dir)
     return SerializedTask(environment=task.environment.name, name=task.name, spec=spec, triggers=_triggers(task, spec))
 
 
