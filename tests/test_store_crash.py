@@ -18,7 +18,7 @@ import pytest
 
 from flyte_deploy.errors import ExitCode
 from flyte_deploy.store import DATABASE_FILE
-from flyte_deploy.testing import PACKAGE_ROOT
+from flyte_deploy.testing import AUTOLOAD_VARIABLES, PACKAGE_ROOT
 from tests.conftest import write_tree
 
 FLOW = """
@@ -129,7 +129,11 @@ def register_environment(session, environment, tasks, plan):
 
 
 def cli(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("FLYTE_DEPLOY_", "STORE_TEST_"))}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k in AUTOLOAD_VARIABLES or not k.startswith(("FLYTE_DEPLOY_", "STORE_TEST_"))
+    }  # the kit's autoload switches stay: an installed policy plugin must not police these deploys
     environ.update({"PYTHONPATH": str(PACKAGE_ROOT), "NO_COLOR": "1", **(env or {})})
     return subprocess.Popen(
         [sys.executable, "-m", "flyte_deploy", *args],

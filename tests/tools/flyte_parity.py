@@ -25,6 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from flyte_deploy.testing import AUTOLOAD_VARIABLES
+
 REPO = Path(__file__).resolve().parents[2]
 VERSION = "parity-v1"
 PROJECT, DOMAIN = "parity", "development"
@@ -122,6 +124,8 @@ def _run(script: str, root: Path, names: list[str], version: str, extra_env: dic
             "FLYTE_DISABLE_TELEMETRY": "1",
             "FLYTE_IMAGE_REGISTRY": REGISTRY,
             "PYTHONDONTWRITEBYTECODE": "1",
+            # the kit's autoload switches: installed plugins must not police or change the specs
+            **{name: os.environ[name] for name in AUTOLOAD_VARIABLES if name in os.environ},
             **extra_env,
         }
         proc = subprocess.run(
