@@ -12,6 +12,7 @@ pushed or registered before every task serialized and every policy passed.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -217,19 +218,7 @@ def build_images(session: DeploySession, plan: DeployPlan) -> tuple[ImageRef, ..
             for uri, env in first_env.items()
         }
         built = {uri: future.result() for uri, future in futures.items()}
-    refs = []
-    for env in plan.environments:
-        ref = built[plan.images[env.name].uri]
-        refs.append(
-            ImageRef(
-                environment=env.name,
-                uri=ref.uri,
-                builder=ref.builder,
-                built=ref.built,
-                digest=ref.digest,
-                note=ref.note,
-            )
-        )
+    refs = [dataclasses.replace(built[plan.images[env.name].uri], environment=env.name) for env in plan.environments]
     return tuple(refs)
 
 

@@ -118,13 +118,18 @@ def _from_cache(
     stored = stored_bundle(storage_dir, known)
     if stored is None and not dry_run:
         return None
+    return _bundle(plan, files, known, stored)
+
+
+def _bundle(plan: DeployPlan, files: FileMap, made: KnownBundle | archive.WrittenArchive, path: Path | None) -> Bundle:
+    """The ``Bundle`` of ``files``: digests and size of an archive written now or known from the cache."""
     return Bundle(
         copy_style=plan.copy_style,
-        digest=known.digest,
-        path=stored,
-        size=known.size,
+        digest=made.digest,
+        path=path,
+        size=made.size,
         files=tuple(files),
-        archive_digest=known.archive_digest,
+        archive_digest=made.archive_digest,
     )
 
 
@@ -158,11 +163,4 @@ def build(
         whole = len(members) == len(files)
         cache.record(members, KnownBundle(*written) if whole else None)
         cache.save()
-    return Bundle(
-        copy_style=plan.copy_style,
-        digest=written.digest,
-        path=destination,
-        size=written.size,
-        files=tuple(files),
-        archive_digest=written.archive_digest,
-    ), files
+    return _bundle(plan, files, written, destination), files
