@@ -79,4 +79,15 @@ class Environment(Protocol):
     def sdk(self) -> str: ...
 
 
-__all__ = ["OWN_SDK", "Environment", "Task"]
+def is_app(environment: Environment) -> bool:
+    """True when ``environment`` deploys one long-running app (a server) rather than tasks.
+
+    An app environment (the ``flyte`` adapter's view of ``flyte.app.AppEnvironment``) has
+    ``is_app = True`` and no tasks; it takes part in discovery, dependency resolution, the
+    bundle, the version and the image phase like any environment, and is serialized by
+    ``serialize_app`` and registered by ``register_app`` instead of the task hooks. This is
+    the one place the distinction is read."""
+    return bool(getattr(environment, "is_app", False))
+
+
+__all__ = ["OWN_SDK", "Environment", "Task", "is_app"]

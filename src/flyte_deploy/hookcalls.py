@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         ImageRef,
         PhaseReport,
         Registration,
+        SerializedApp,
         SerializedTask,
         SourceLink,
         Violation,
@@ -118,6 +119,9 @@ class HookCalls:
             self._first("serialize_task", session=session, environment=environment, task=task, plan=plan),
         )
 
+    def serialize_app(self, session: DeploySession, environment: Environment, plan: DeployPlan) -> SerializedApp:
+        return cast("SerializedApp", self._first("serialize_app", session=session, environment=environment, plan=plan))
+
     def attach_source_link(self, session: DeploySession, task: Task, serialized: SerializedTask) -> SourceLink | None:
         return cast(
             "SourceLink | None", self._first("attach_source_link", session=session, task=task, serialized=serialized)
@@ -138,6 +142,14 @@ class HookCalls:
         return cast(
             "Sequence[Registration]",
             self._first("register_environment", session=session, environment=environment, tasks=tasks, plan=plan),
+        )
+
+    def register_app(
+        self, session: DeploySession, environment: Environment, app: SerializedApp, plan: DeployPlan
+    ) -> Registration:
+        return cast(
+            "Registration",
+            self._first("register_app", session=session, environment=environment, app=app, plan=plan),
         )
 
 

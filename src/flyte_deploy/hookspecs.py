@@ -34,6 +34,7 @@ from .types import (
     ImageBuilder,
     ImageRef,
     Registration,
+    SerializedApp,
     SerializedTask,
     SourceLink,
     Violation,
@@ -253,6 +254,23 @@ def serialize_task(
     """
 
 
+@spec(Contract(PHASE, SerializedApp, required=True))
+def serialize_app(session: DeploySession, environment: Environment, plan: DeployPlan) -> SerializedApp | None:
+    """Turn one app environment (``environments.is_app``) into the ``app.App`` the backend
+    registers.
+
+    Called for every app environment of the plan, in deploy order, in the same phase as
+    ``serialize_task`` (so with ``plan.version``, ``plan.bundle_uri`` and ``plan.images``
+    set); the results are ``plan.apps``, which ``check_plan`` sees. Raise
+    ``SerializationError`` naming the app environment's file and line.
+
+    :param session: the deploy session.
+    :param environment: the app environment.
+    :param plan: the plan so far.
+    :returns: a ``SerializedApp``, or ``None`` to defer (e.g. an adapter for another SDK's apps).
+    """
+
+
 @spec(Contract(PHASE, SourceLink))
 def attach_source_link(session: DeploySession, task: Task, serialized: SerializedTask) -> SourceLink | None:
     """Find a link from the task back to its source line.
@@ -325,6 +343,24 @@ def register_environment(
     :param tasks: its serialized tasks.
     :param plan: the whole plan.
     :returns: one ``Registration`` per task, or ``None`` to defer.
+    """
+
+
+@spec(Contract(PHASE, Registration, required=True))
+def register_app(
+    session: DeploySession, environment: Environment, app: SerializedApp, plan: DeployPlan
+) -> Registration | None:
+    """Register one serialized app with the selected backend.
+
+    Called per app environment, in deploy order (the task environments it depends on are
+    registered first), after the upload. The built-in hands it to
+    ``session.backend.register_app``. Raise ``RegistrationError`` naming the app refused.
+
+    :param session: the deploy session.
+    :param environment: the app environment.
+    :param app: what ``serialize_app`` returned for it.
+    :param plan: the whole plan.
+    :returns: the app's ``Registration`` (``kind="app"``), or ``None`` to defer.
     """
 
 

@@ -1,9 +1,10 @@
 """The deploy lifecycle: calls the phase hooks in order, through the typed ``session.calls``.
 
 Order: deploy_start, discover_environments, resolve_dependencies, build_bundle,
-compute_version (unless a version was given), serialize_task per task, attach_source_link
-per task, check_plan, then (unless dry run) build_image per distinct image, upload_bundle,
-register_environment per environment, and finally deploy_finish. Each phase reports once,
+compute_version (unless a version was given), serialize_task per task and serialize_app per
+app environment, attach_source_link per task, check_plan, then (unless dry run) build_image
+per distinct image, upload_bundle, register_environment per task environment and
+register_app per app environment (in deploy order), and finally deploy_finish. Each phase reports once,
 passed or failed, through ``phase_finished``.
 
 The orchestration itself is not a hook, so no plugin can reorder it: nothing is uploaded,
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from .environments import Environment, Task
+from .environments import Environment, Task, is_app
 from .errors import PolicyViolation, RegistrationError, UsageError
 from .image import Image
 from .session import DeploySession
@@ -32,6 +33,7 @@ from .types import (
     ImageRef,
     PhaseReport,
     Registration,
+    SerializedApp,
     SerializedTask,
 )
 from .versions import check_version
@@ -125,6 +127,7 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
             lambda envs: "deploy order: " + " -> ".join(e.name for e in envs),
         )
     )
+    refuse_apps_without_backend(session, plan.environments)
     plan.images = resolve_images(plan.environments, session.config.get("image.registry"), overrides)
     plan.bundle = run_phase(session, "build_bundle", lambda: calls.build_bundle(session, plan), lambda b: b.summary)
     if plan.bundle.digest:
@@ -137,14 +140,18 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
     plan.version = version
 
     serialized: list[tuple[Task, SerializedTask]] = []
+    apps: list[SerializedApp] = []
 
     def serialize() -> None:
         for env in plan.environments:
+            if is_app(env):
+                apps.append(calls.serialize_app(session, env, plan))
             for task in env.tasks.values():
                 serialized.append((task, calls.serialize_task(session, env, task, plan)))
         plan.tasks[:] = [spec for _, spec in serialized]
+        plan.apps[:] = apps
 
-    run_phase(session, "serialize_task", serialize, lambda _: f"{len(plan.tasks)} task(s)")
+    run_phase(session, "serialize_task", serialize, lambda _: f"{len(plan.tasks)} task(s), {len(plan.apps)} app(s)")
 
     def link() -> int:
         linked = 0
@@ -184,24 +191,43 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
         session,
         "register_environment",
         lambda: register(session, plan),
-        lambda regs: f"{len(regs)} task(s) registered with {session.backend.name}",
+        lambda regs: f"{len(regs)} task(s) and app(s) registered with {session.backend.name}",
     )
     return _result(plan, session.backend.name, images, tuple(registrations), dry_run=False)
 
 
+def refuse_apps_without_backend(session: DeploySession, environments: Sequence[Environment]) -> None:
+    """A ``UsageError`` naming the first app environment when the selected backend cannot hold
+    apps, before anything is built."""
+    backend = session.backend
+    app = next((env for env in environments if is_app(env)), None)
+    if app is not None and backend.register_app is None:
+        raise UsageError(f"{app.location}: app environment {app.name}: backend {backend.name!r} cannot hold apps")
+
+
+def _registered_names(plan: DeployPlan, environment: Environment) -> list[str]:
+    """What registering ``environment`` registers: its tasks' names, or its app's name."""
+    if is_app(environment):
+        return [environment.name]
+    return [t.name for t in plan.tasks_of(environment.name)]
+
+
 def register(session: DeploySession, plan: DeployPlan) -> list[Registration]:
-    """Register each environment in deploy order; a ``RegistrationError`` names every task
-    registered before it and every task not registered."""
+    """Register each environment (its tasks, or its app) in deploy order; a
+    ``RegistrationError`` names every task and app registered before it and every one not
+    registered."""
     registrations: list[Registration] = []
     for index, env in enumerate(plan.environments):
         try:
-            registrations += session.calls.register_environment(session, env, plan.tasks_of(env.name), plan)
+            app = plan.app_of(env.name) if is_app(env) else None
+            if app is not None:
+                registrations.append(session.calls.register_app(session, env, app, plan))
+            else:
+                registrations += session.calls.register_environment(session, env, plan.tasks_of(env.name), plan)
         except RegistrationError as exc:
             if not (exc.registered or exc.not_registered):  # backend did not say: the whole env failed
-                exc = RegistrationError(
-                    exc.message, not_registered=[t.name for t in plan.tasks_of(env.name)], hint=exc.hint
-                )
-            later = [t.name for e in plan.environments[index + 1 :] for t in plan.tasks_of(e.name)]
+                exc = RegistrationError(exc.message, not_registered=_registered_names(plan, env), hint=exc.hint)
+            later = [name for e in plan.environments[index + 1 :] for name in _registered_names(plan, e)]
             raise exc.with_progress([r.task for r in registrations], later) from exc
     return registrations
 
@@ -241,6 +267,7 @@ def _result(
         dry_run=dry_run,
         environments=tuple(e.name for e in plan.environments),
         tasks=tuple(plan.tasks),
+        apps=tuple(plan.apps),
         images=images,
         bundle=plan.bundle,
         bundle_uri=plan.bundle_uri,

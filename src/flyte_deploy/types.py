@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from flyteidl2.app.app_definition_pb2 import App
     from flyteidl2.task.task_definition_pb2 import TaskSpec, TaskTrigger
 
     from .config import Config
@@ -142,6 +143,51 @@ def same_registration(existing: TaskSpec, new: TaskSpec) -> bool:
 
 
 @dataclass(frozen=True)
+class SerializedApp:
+    """One app as the backend receives it: a flyteidl2 ``app.App`` (``metadata`` with its
+    identifier, bundle URI and source link; ``spec`` with container, scaling, ingress,
+    security context...). ``environment`` is the app environment's name, which is also the
+    app's name. The deploy version is carried in the container command (``fserve --version``)
+    and in the ``flyte-deploy/version`` label (``APP_VERSION_LABEL``)."""
+
+    environment: str
+    spec: App
+
+    @property
+    def name(self) -> str:
+        return self.spec.metadata.id.name
+
+    @property
+    def version(self) -> str:
+        return self.spec.metadata.labels.get(APP_VERSION_LABEL, "")
+
+    @property
+    def source_link(self) -> str:
+        return self.spec.metadata.source_code.link
+
+
+#: the label of an app's metadata holding the flyte-deploy version it was deployed with
+APP_VERSION_LABEL = "flyte-deploy/version"
+
+
+def without_app_revision(app: App) -> App:
+    """A copy of ``app`` without what the control plane or the git commit changes between two
+    registrations of one version: its revision, its status and its source link. Two
+    registrations of one version are the same app when these copies are equal."""
+    copy = type(app)()
+    copy.CopyFrom(app)
+    copy.metadata.revision = 0
+    copy.metadata.source_code.Clear()
+    copy.ClearField("status")
+    return copy
+
+
+def same_app_registration(existing: App, new: App) -> bool:
+    """True when ``new`` may be registered under the version ``existing`` already holds."""
+    return without_app_revision(existing) == without_app_revision(new)
+
+
+@dataclass(frozen=True)
 class SourceLink:
     """A browsable link to the task's source line, and who made it."""
 
@@ -165,11 +211,15 @@ class Violation:
 
 @dataclass(frozen=True)
 class Registration:
-    """What the backend did with one task: ``status`` is created or unchanged."""
+    """What the backend did with one task or app (``kind``): ``task`` is the task's (or the
+    app's) name; ``status`` is ``created``, ``unchanged`` (this version, same spec, was
+    there) or, for an app only, ``updated`` (the app existed at another version and now runs
+    this one: a new revision)."""
 
     task: str
     version: str
-    status: Literal["created", "unchanged"]
+    status: Literal["created", "unchanged", "updated"]
+    kind: Literal["task", "app"] = "task"
 
 
 @dataclass(frozen=True)
@@ -192,7 +242,10 @@ class Backend:
     tasks and returns one ``Registration`` per task (or raises ``RegistrationError``).
     ``task_spec(config, "ENV.TASK", version)`` returns the deployed ``TaskSpec`` for ``run``
     (``None``: the backend cannot run tasks); ``listing(config)`` returns a ``Listing`` for
-    ``ls`` (``None``: it cannot list); ``holds_apps`` says whether it can hold Flyte apps.
+    ``ls`` (``None``: it cannot list). ``register_app(session, environment, app, plan)``
+    registers one serialized app and returns its ``Registration`` (``None``: the backend
+    cannot hold apps, and a plan with an app is refused before anything is built);
+    ``app_spec(config, name)`` returns the deployed ``SerializedApp`` for ``serve``.
     ``plugin`` is set to the name of the plugin that offered it.
     """
 
@@ -200,16 +253,21 @@ class Backend:
     register: Callable[[DeploySession, Environment, Sequence[SerializedTask], DeployPlan], list[Registration]]
     task_spec: Callable[[Config, str, str | None], TaskSpec] | None = None
     listing: Callable[[Config], Listing] | None = None
-    holds_apps: bool = False
+    register_app: Callable[[DeploySession, Environment, SerializedApp, DeployPlan], Registration] | None = None
+    app_spec: Callable[[Config, str], SerializedApp] | None = None
     description: str = ""
     plugin: str = ""
 
     @property
     def capabilities(self) -> tuple[str, ...]:
-        """What it can do besides registering: ``list``, ``run``, ``apps``."""
-        return tuple(
-            name for name, able in (("list", self.listing), ("run", self.task_spec), ("apps", self.holds_apps)) if able
+        """What it can do besides registering tasks: ``list``, ``run``, ``apps``, ``serve``."""
+        offered = (
+            ("list", self.listing),
+            ("run", self.task_spec),
+            ("apps", self.register_app),
+            ("serve", self.app_spec),
         )
+        return tuple(name for name, able in offered if able)
 
 
 @dataclass(frozen=True)
@@ -241,9 +299,13 @@ class DeployPlan:
     images: dict[str, Image] = field(default_factory=dict)
     version: str | None = None
     tasks: list[SerializedTask] = field(default_factory=list)
+    apps: list[SerializedApp] = field(default_factory=list)
 
     def tasks_of(self, environment: str) -> list[SerializedTask]:
         return [t for t in self.tasks if t.environment == environment]
+
+    def app_of(self, environment: str) -> SerializedApp | None:
+        return next((a for a in self.apps if a.environment == environment), None)
 
 
 @dataclass(frozen=True)
@@ -259,6 +321,7 @@ class DeployResult:
     bundle: Bundle | None
     bundle_uri: str | None
     registrations: tuple[Registration, ...] = ()
+    apps: tuple[SerializedApp, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         images = {i.environment: i for i in self.images}
@@ -286,8 +349,18 @@ class DeployResult:
                         for t in self.tasks
                         if t.environment == env
                     ],
+                    "app": next(
+                        (
+                            {"name": a.name, "source_link": a.source_link or None}
+                            for a in self.apps
+                            if a.environment == env
+                        ),
+                        None,
+                    ),
                 }
                 for env in self.environments
             ],
-            "registrations": [{"task": r.task, "version": r.version, "status": r.status} for r in self.registrations],
+            "registrations": [
+                {"task": r.task, "version": r.version, "status": r.status, "kind": r.kind} for r in self.registrations
+            ],
         }
