@@ -151,7 +151,12 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
         plan.tasks[:] = [spec for _, spec in serialized]
         plan.apps[:] = apps
 
-    run_phase(session, "serialize_task", serialize, lambda _: f"{len(plan.tasks)} task(s), {len(plan.apps)} app(s)")
+    run_phase(
+        session,
+        "serialize_task",
+        serialize,
+        lambda _: f"{len(plan.tasks)} task(s)" + (f", {len(plan.apps)} app(s)" if plan.apps else ""),
+    )
 
     def link() -> int:
         linked = 0
@@ -191,9 +196,15 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
         session,
         "register_environment",
         lambda: register(session, plan),
-        lambda regs: f"{len(regs)} task(s) and app(s) registered with {session.backend.name}",
+        lambda regs: f"{describe_registrations(regs)} registered with {session.backend.name}",
     )
     return _result(plan, session.backend.name, images, tuple(registrations), dry_run=False)
+
+
+def describe_registrations(registrations: Sequence[Registration]) -> str:
+    """``"3 task(s)"``, or ``"3 task(s), 1 app(s)"`` when apps were registered."""
+    apps = sum(1 for r in registrations if r.kind == "app")
+    return f"{len(registrations) - apps} task(s)" + (f", {apps} app(s)" if apps else "")
 
 
 def refuse_apps_without_backend(session: DeploySession, environments: Sequence[Environment]) -> None:
