@@ -516,3 +516,63 @@ def test_an_apps_image_is_built_and_pushed_at_the_sdks_uri_and_the_app_runs_that
     assert "STAGE=app" in pulled.config["config"]["Env"]
     stored = Store.at(str(root / ".flyte-deploy")).find_apps(with_spec=True)
     assert stored[0].image == expected and stored[0].app().spec.container.image == expected
+
+
+@pytest.mark.servers
+def test_the_stored_apps_command_serves_the_app_from_the_bundle(project, invoke, monkeypatch, tmp_path):
+    """The container contract: the registered command (``fserve`` with our bundle, version
+    and resolver args) starts the app's server function from the uploaded bundle in an empty
+    directory, as the app's container would."""
+    import os
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = project(
+        {
+            "served.py": f"""
+                import flyte.app
+
+                app = flyte.app.AppEnvironment(name="served-app", port={port}, env_vars={{"REPLY": "pong"}})
+
+
+                @app.server
+                def serve() -> None:
+                    import http.server
+                    import os
+
+                    class Reply(http.server.BaseHTTPRequestHandler):
+                        def do_GET(self) -> None:
+                            self.send_response(200)
+                            self.end_headers()
+                            self.wfile.write(os.environ["REPLY"].encode())
+
+                    http.server.HTTPServer(("127.0.0.1", {port}), Reply).serve_forever()
+            """
+        }
+    )
+    monkeypatch.chdir(root)
+    done = invoke("deploy", "--all", "served.py", "-q")
+    assert done.exit_code == 0, done.stderr
+    served = Store.at(str(root / ".flyte-deploy")).find_apps(with_spec=True)[0].app().spec.container
+    workdir = tmp_path / "container"
+    workdir.mkdir()
+    command = [part.replace("{{.rawOutputDataPrefix}}", str(workdir / "raw")) for part in served.command]
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {e.key: e.value for e in served.env}
+    server = subprocess.Popen(command, cwd=workdir, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        reply = None
+        deadline = time.monotonic() + 60
+        while reply is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                reply = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+            except OSError:
+                time.sleep(0.3)
+        assert reply == b"pong", server.stdout.read().decode() if server.poll() is not None else "no answer"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
