@@ -576,3 +576,29 @@ def test_the_stored_apps_command_serves_the_app_from_the_bundle(project, invoke,
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_concurrent_deploys_of_one_version_make_one_revision_of_each_app(apps_project):
+    import os
+    import subprocess
+
+    environ = {**os.environ, "PYTHONPATH": str(Path(fd.__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "flyte_deploy", "deploy", "--all", "apps.py", "--version", "v1", "-q"]
+    procs = [
+        subprocess.Popen(
+            [*command, "--output", "json"],
+            cwd=apps_project,
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], [err.decode() for _, err in outputs]
+    statuses = sorted(
+        tuple(r["status"] for r in json.loads(out)["registrations"] if r["kind"] == "app") for out, _ in outputs
+    )
+    assert statuses == [("created", "created"), ("unchanged", "unchanged"), ("unchanged", "unchanged")]
+    stored = Store.at(str(apps_project / ".flyte-deploy")).find_apps()
+    assert [(r.name, r.revision, r.version) for r in stored] == [("apps-echo", 1, "v1"), ("apps-scores", 1, "v1")]
