@@ -5,11 +5,14 @@ needed.
 * ``deploy_start`` checks, writing nothing, that the store is a local directory holding a
   sound database of this schema (or nothing yet, or an old file layout it can migrate), so
   a deploy into an unusable store fails before anything is built;
-* the backend's ``register``, called per environment, commits every task of the plan in
-  one transaction on its first call of a deploy; the later calls return their
-  environment's part of the result. A version already holding a different spec refuses the
-  whole deploy (versions are immutable);
-* ``task_spec`` (for ``run``) and ``listing`` (for ``ls``) read the store.
+* the backend's ``register`` (per task environment) and ``register_app`` (per app), whichever
+  is called first in a deploy, commit every task and app of the plan in one transaction;
+  the later calls return their part of the result. A task version already holding a
+  different spec, or an app revision holding this version with a different spec, refuses
+  the whole deploy (versions are immutable); an app at another version gets a new revision
+  (``updated``);
+* ``task_spec`` (for ``run``), ``app_spec`` (the latest revision of an app, for ``serve``)
+  and ``listing`` (for ``ls``) read the store.
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ from ..environments import Environment
 from ..errors import RegistrationError, RunError
 from ..hookspecs import hookimpl
 from ..session import DeploySession, StashKey
-from ..store import Store, TaskRecord
-from ..types import Backend, DeployPlan, DeployResult, Listing, Registration, SerializedTask
+from ..store import AppRecord, Store, TaskRecord
+from ..types import Backend, DeployPlan, DeployResult, Listing, Registration, SerializedApp, SerializedTask
 
 BACKEND = "local"
 
-#: this deploy's registrations by task name, set by the first register_environment
-registered_key = StashKey[dict[str, Registration]]()
+#: this deploy's registrations by (kind, task or app name), set by its first registration
+registered_key = StashKey[dict[tuple[str, str], Registration]]()
 
 
 def task_records(plan: DeployPlan) -> list[TaskRecord]:
@@ -58,19 +61,67 @@ def task_records(plan: DeployPlan) -> list[TaskRecord]:
     return records
 
 
-def register(store_url: str, plan: DeployPlan) -> dict[str, Registration]:
-    """Register every task of ``plan`` in one transaction; the outcome by task name."""
-    records = task_records(plan)
-    statuses = Store.at(store_url).register(records)
-    return {r.name: Registration(task=r.name, version=r.version, status=statuses[r.key]) for r in records}
+def app_records(plan: DeployPlan) -> list[AppRecord]:
+    """What the store records for each app of ``plan``, keyed by its identifier."""
+    return [
+        AppRecord(
+            project=app.spec.metadata.id.project,
+            domain=app.spec.metadata.id.domain,
+            name=app.name,
+            version=app.version,
+            environment=app.environment,
+            image=plan.images[app.environment].uri,
+            bundle_uri=plan.bundle_uri,
+            bundle_digest=plan.bundle.digest if plan.bundle else None,
+            source_link=app.source_link or None,
+            spec=app.spec.SerializeToString(deterministic=True),
+        )
+        for app in plan.apps
+    ]
+
+
+def register(store_url: str, plan: DeployPlan) -> dict[tuple[str, str], Registration]:
+    """Register every task and app of ``plan`` in one transaction; the outcome by (kind,
+    name)."""
+    tasks, apps = task_records(plan), app_records(plan)
+    statuses = Store.at(store_url).register(tasks, apps)
+    done: dict[tuple[str, str], Registration] = {}
+    for t in tasks:
+        done["task", t.name] = Registration(task=t.name, version=t.version, status=statuses[t.key])
+    for a in apps:
+        done["app", a.name] = Registration(task=a.name, version=a.version, status=statuses[a.key], kind="app")
+    return done
+
+
+def _registered(session: DeploySession, plan: DeployPlan) -> dict[tuple[str, str], Registration]:
+    """This deploy's registrations: the whole plan committed at the first call."""
+    if registered_key not in session.stash:
+        session.stash[registered_key] = register(session.config.store_url, plan)
+    return session.stash[registered_key]
 
 
 def list_deployments(store_url: str, project: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
     """One entry per (project, domain, environment, version), oldest deployed first within
     an environment: its image, bundle, tasks, ``deployed_at`` (the latest of its tasks') and
-    ``latest`` (every task of it is the version ``run`` picks)."""
+    ``latest`` (every task of it is the version ``run`` picks); an app environment's entry
+    is its app's latest revision (``app``: name, revision, source link; no tasks)."""
+    store = Store.at(store_url)
     entries: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    for r in Store.at(store_url).find(project=project, domain=domain):
+    for a in store.find_apps(project=project, domain=domain):
+        entries[a.project, a.domain, a.environment, a.version] = {
+            "project": a.project,
+            "domain": a.domain,
+            "environment": a.environment,
+            "version": a.version,
+            "deployed_at": a.deployed_at,
+            "latest": True,
+            "image": a.image,
+            "bundle": a.bundle_uri,
+            "bundle_digest": a.bundle_digest,
+            "app": {"name": a.name, "revision": a.revision, "source_link": a.source_link},
+            "tasks": [],
+        }
+    for r in store.find(project=project, domain=domain):
         entry = entries.setdefault(
             (r.project, r.domain, r.environment, r.version),
             {
@@ -85,6 +136,7 @@ def list_deployments(store_url: str, project: str | None = None, domain: str | N
                 "bundle_digest": r.bundle_digest,
                 "copy_style": r.copy_style,
                 "depends_on": list(r.depends_on),
+                "app": None,
                 "tasks": [],
             },
         )
@@ -144,6 +196,24 @@ def task_spec(config: Config, task_name: str, version: str | None) -> task_defin
     return spec
 
 
+def _run_picks(entry: dict[str, Any]) -> str:
+    """The ``run picks`` cell of an ``ls`` row: ``yes``, ``k of n tasks``, or ``-`` for an app."""
+    if entry.get("app"):
+        return "-"
+    picked = sum(t["latest"] for t in entry["tasks"])
+    return "yes" if entry["latest"] else f"{picked} of {len(entry['tasks'])} tasks" if picked else ""
+
+
+def _listed_tasks(entry: dict[str, Any]) -> str:
+    """The tasks cell of an ``ls`` row: each task with its source link, or the app."""
+    app = entry.get("app")
+    if app:
+        return f"app {app['name']} (revision {app['revision']})" + (
+            f"\n  {app['source_link']}" if app["source_link"] else ""
+        )
+    return "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in entry["tasks"])
+
+
 def listing(config: Config) -> Listing:
     """The store's deployments for ``ls``, filtered by ``--project``/``--domain`` when given."""
     project, domain = config.options.get("project"), config.options.get("domain")
@@ -151,15 +221,14 @@ def listing(config: Config) -> Listing:
     scope = "/".join(part for part in (project, domain) if part)
     rows = []
     for r in records:
-        picked = sum(t["latest"] for t in r["tasks"])
         rows.append(
             (
                 f"{r['project']}/{r['domain']}",
                 r["environment"],
                 r["version"],
                 r["deployed_at"].replace("T", " ")[:19],
-                "yes" if r["latest"] else f"{picked} of {len(r['tasks'])} tasks" if picked else "",
-                "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in r["tasks"]),
+                _run_picks(r),
+                _listed_tasks(r),
                 r["image"],
                 f"sha256 {r['bundle_digest'][:12]}" if r["bundle_digest"] else r["bundle"] or "none",
             )
@@ -175,12 +244,38 @@ def listing(config: Config) -> Listing:
 def register_in_store(
     session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask], plan: DeployPlan
 ) -> list[Registration]:
-    """The backend's ``register``: the whole plan in one transaction on the first call of a
-    deploy (``register``), then ``tasks``' part of the outcome."""
-    if registered_key not in session.stash:
-        session.stash[registered_key] = register(session.config.store_url, plan)
-    done = session.stash[registered_key]
-    return [done[t.name] for t in tasks]
+    """The backend's ``register``: the whole plan in one transaction on the first
+    registration of a deploy (``register``), then ``tasks``' part of the outcome."""
+    done = _registered(session, plan)
+    return [done["task", t.name] for t in tasks]
+
+
+def register_app_in_store(
+    session: DeploySession, environment: Environment, app: SerializedApp, plan: DeployPlan
+) -> Registration:
+    """The backend's ``register_app``: as ``register_in_store``, ``app``'s part."""
+    return _registered(session, plan)["app", app.name]
+
+
+def app_spec(config: Config, name: str) -> SerializedApp:
+    """The latest revision of the app ``name`` in the configured scope (``configured_scope``);
+    a ``RunError`` (as ``task_spec``) saying where it is deployed when it is not there, or when it is
+    in several projects or domains and none was named."""
+    store = Store.at(config.store_url)
+    project, domain = configured_scope(config)
+    found = store.find_apps(project=project, domain=domain, name=name, with_spec=True)
+    if len(found) == 1:
+        return SerializedApp(environment=found[0].environment, spec=found[0].app())
+    scopes = sorted(f"{r.project}/{r.domain}" for r in (found or store.find_apps(name=name)))
+    if found:
+        raise RunError(
+            f"app {name} is deployed to {', '.join(scopes)} in {store.path}: pass --project and --domain to choose"
+        )
+    where = "/".join(part for part in (project, domain) if part)
+    raise RunError(
+        f"app {name} is not deployed{' to ' + where if where else ''} in {store.path}"
+        + (f" (deployed to {', '.join(scopes)})" if scopes else "")
+    )
 
 
 @hookimpl
@@ -191,6 +286,8 @@ def register_backends() -> list[Backend]:
             register_in_store,
             task_spec=task_spec,
             listing=listing,
+            register_app=register_app_in_store,
+            app_spec=app_spec,
             description="the embedded SQLite store under the project",
         )
     ]

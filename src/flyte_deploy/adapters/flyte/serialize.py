@@ -26,7 +26,7 @@ from .views import FlyteEnvironment
 if TYPE_CHECKING:
     from .views import FlyteTask
 
-#: the SDK's SerializationContext of the session's plan, made at its first flyte task
+#: the SDK's SerializationContext of the session's plan, made at its first flyte task or app
 context_key: StashKey[tuple[DeployPlan, Any]] = StashKey()
 
 
@@ -36,9 +36,9 @@ def _is_uri(image: Any) -> bool:
 
 
 def serialization_context(session: DeploySession, plan: DeployPlan, project: str, domain: str, org: str) -> Any:
-    """The SDK's ``SerializationContext`` for every flyte task of ``plan``: made once per plan
-    (every task is serialized after the version, bundle URI and images are fixed) and kept in
-    the session, never across deploys."""
+    """The SDK's ``SerializationContext`` for every flyte task and app of ``plan``: made once
+    per plan (every task and app is serialized after the version, bundle URI and images are
+    fixed) and kept in the session, never across deploys."""
     made = session.stash.get(context_key)
     context = made[1] if made is not None and made[0] is plan else None
     if context is None:
@@ -116,18 +116,19 @@ _NOT_HASHED = frozenset(
         "_declaring_file",
         "ref",
         "_call_as_synchronous",
+        "_caller_frame",
     }
 )
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
-def _settings(obj: Any) -> dict[str, str]:
-    """The dataclass fields of ``obj`` (an SDK environment or task) as their reprs, without
-    memory addresses."""
+def settings(obj: Any, exclude: tuple[str, ...] = ()) -> dict[str, str]:
+    """The dataclass fields of ``obj`` (an SDK environment, app or task) as their reprs,
+    without memory addresses, except those not hashed directly and ``exclude``."""
     return {
         f.name: _ADDRESS.sub("", repr(getattr(obj, f.name, None)))
         for f in dataclasses.fields(obj)
-        if f.name not in _NOT_HASHED
+        if f.name not in _NOT_HASHED and f.name not in exclude
     }
 
 
@@ -146,7 +147,7 @@ def identity(environment: FlyteEnvironment, root_dir: Path) -> dict[str, Any]:
         except OSError:
             source = task.func.__code__.co_code.hex()
         tasks[name] = {
-            "settings": _settings(task.native),
+            "settings": settings(task.native),
             "source": source,
             "module": _relative(task, root_dir),
             "interface": _ADDRESS.sub("", repr(task.native.interface)),
@@ -154,7 +155,7 @@ def identity(environment: FlyteEnvironment, root_dir: Path) -> dict[str, Any]:
     return {
         "sdk": "flyte",
         "flyte": sdk_internals.sdk_version(),
-        "settings": _settings(environment.native),
+        "settings": settings(environment.native),
         "depends_on": sorted(d.name for d in environment.depends_on),
         "tasks": tasks,
         "sys_paths": sdk_internals.local_sys_paths(root_dir),
@@ -168,4 +169,4 @@ def _relative(task: FlyteTask, root_dir: Path) -> str:
         return task.module
 
 
-__all__ = ["identity", "serialization_context", "serialize"]
+__all__ = ["identity", "serialization_context", "serialize", "settings"]
