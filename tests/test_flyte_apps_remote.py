@@ -2,7 +2,9 @@
 AppService of the test control plane (tests/fixtures/flyte_server.py, a real HTTP server on
 127.0.0.1 serving flyteidl2's generated TaskService and AppService). An app is one record
 with revisions: created, unchanged on the same version and spec, updated to a new revision on
-another version, refused on the same version with another spec."""
+another version, refused on the same version with another spec. The CLI and API deploys go
+through the lifecycle's ``register_app`` hook, whose built-in implementation hands each app to
+the remote backend's ``Backend.register_app``."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import pytest
 from flyteidl2.app import app_definition_pb2
 from flyteidl2.task import task_definition_pb2
 
-from flyte_deploy.builtin.remote_backend import app_spec, listing, look_up_apps, register_app
+from flyte_deploy.builtin.remote_backend import app_spec, listing, look_up_apps, register_one_app
 from flyte_deploy.config import Config
 from flyte_deploy.errors import ExitCode, RegistrationError, RunError
 from flyte_deploy.remote import AppServiceConnection, RemoteSettings, TaskServiceConnection
@@ -68,7 +70,7 @@ def apps(flyte_server):
 
 def test_an_app_is_created_then_unchanged_then_updated_to_a_new_revision(flyte_server, apps):
     first = make_app("web", "v1")
-    created = register_app(apps, first, None)
+    created = register_one_app(apps, first, None)
     assert (created.task, created.version, created.status, created.kind) == ("web", "v1", "created", "app")
     stored = flyte_server.apps.apps[("", PROJECT, DOMAIN, "web")]
     assert stored.metadata.revision == 1 and stored.spec.container == first.spec.spec.container
@@ -79,10 +81,10 @@ def test_an_app_is_created_then_unchanged_then_updated_to_a_new_revision(flyte_s
     # the same version and spec (another commit's source link): nothing is sent
     again = make_app("web", "v1")
     again.spec.metadata.source_code.link = "https://github.com/acme/apps/blob/other/apps.py#L3"
-    assert register_app(apps, again, held).status == "unchanged"
+    assert register_one_app(apps, again, held).status == "unchanged"
     assert app_calls(flyte_server) == ["AppService.Create", "AppService.Get"]
 
-    updated = register_app(apps, make_app("web", "v2", image="img:2"), held)
+    updated = register_one_app(apps, make_app("web", "v2", image="img:2"), held)
     assert (updated.version, updated.status, updated.kind) == ("v2", "updated", "app")
     stored = flyte_server.apps.apps[("", PROJECT, DOMAIN, "web")]
     assert stored.metadata.revision == 2
@@ -94,10 +96,10 @@ def test_an_app_is_created_then_unchanged_then_updated_to_a_new_revision(flyte_s
 
 
 def test_the_same_version_with_another_spec_is_refused_naming_the_fields(flyte_server, apps):
-    register_app(apps, make_app("web", "v1"), None)
+    register_one_app(apps, make_app("web", "v1"), None)
     held = apps.get(apps.app_id("web"))
     with pytest.raises(RegistrationError) as info:
-        register_app(apps, make_app("web", "v1", image="img:2", port=9090), held)
+        register_one_app(apps, make_app("web", "v1", image="img:2", port=9090), held)
     assert str(info.value) == (
         "app web version v1 is already deployed with a different spec (differs in spec.container.image,"
         " spec.container.ports); an app's version holds one spec: pass a new --version"
@@ -108,7 +110,7 @@ def test_the_same_version_with_another_spec_is_refused_naming_the_fields(flyte_s
 
 def test_the_look_up_refuses_every_conflicting_app_before_anything_is_registered(flyte_server, apps):
     for name in ("a", "b"):
-        register_app(apps, make_app(name, "v1"), None)
+        register_one_app(apps, make_app(name, "v1"), None)
     plan = [make_app("a", "v1", image="img:2"), make_app("b", "v1", port=1), make_app("c", "v1")]
     with pytest.raises(RegistrationError) as info:
         look_up_apps(apps, plan)
@@ -121,22 +123,22 @@ def test_the_look_up_refuses_every_conflicting_app_before_anything_is_registered
 
 
 def test_an_app_changed_meanwhile_is_looked_up_and_decided_again(flyte_server, apps):
-    register_app(apps, make_app("web", "v1"), None)
+    register_one_app(apps, make_app("web", "v1"), None)
     # the look-up saw nothing, but the app exists: Create answers ALREADY_EXISTS, it is fetched
-    assert register_app(apps, make_app("web", "v1"), None).status == "unchanged"
-    assert register_app(apps, make_app("web", "v2"), None).status == "updated"
+    assert register_one_app(apps, make_app("web", "v1"), None).status == "unchanged"
+    assert register_one_app(apps, make_app("web", "v2"), None).status == "updated"
     # the look-up saw revision 1, someone else updated to 2: Update answers ABORTED, fetched again
     stale = apps.get(apps.app_id("web"))
     assert stale is not None
-    register_app(apps, make_app("web", "v3"), stale)
+    register_one_app(apps, make_app("web", "v3"), stale)
     before = len(flyte_server.service.calls)
-    registration = register_app(apps, make_app("web", "v4"), stale)
+    registration = register_one_app(apps, make_app("web", "v4"), stale)
     assert registration.status == "updated"
     assert app_calls(flyte_server)[-3:] == ["AppService.Update", "AppService.Get", "AppService.Update"]
     assert len(flyte_server.service.calls) == before + 3
     assert flyte_server.apps.apps[("", PROJECT, DOMAIN, "web")].metadata.revision == 4
     with pytest.raises(RegistrationError) as info:  # someone else deployed v4 with another spec meanwhile
-        register_app(apps, make_app("web", "v4", image="img:9"), stale)
+        register_one_app(apps, make_app("web", "v4", image="img:9"), stale)
     assert "app web version v4 is already deployed with a different spec" in str(info.value)
 
 
@@ -144,16 +146,16 @@ def test_a_failed_create_names_the_app_and_says_a_rerun_completes(flyte_server_f
     server = flyte_server_factory(fail_app_create_at=1)
     with AppServiceConnection(settings_for(server), None) as connection:
         with pytest.raises(RegistrationError) as info:
-            register_app(connection, make_app("web", "v1"), None)
+            register_one_app(connection, make_app("web", "v1"), None)
         text = str(info.value)
         assert text.startswith(f"registering app web version v1 failed: AppService.Create at {server.endpoint}")
         assert "internal: injected failure of app Create call 1" in text
         assert text.endswith("run the same command again to register the rest")
-        assert register_app(connection, make_app("web", "v1"), None).status == "created"
+        assert register_one_app(connection, make_app("web", "v1"), None).status == "created"
 
 
 def test_app_spec_returns_the_deployed_app_for_serve(flyte_server, apps, tmp_path, monkeypatch):
-    register_app(apps, make_app("web", "v1"), None)
+    register_one_app(apps, make_app("web", "v1"), None)
     config = config_for(flyte_server, tmp_path, monkeypatch)
     served = app_spec(config, "web")
     assert (served.name, served.environment, served.version) == ("web", "web", "v1")

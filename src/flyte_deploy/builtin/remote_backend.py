@@ -284,7 +284,7 @@ def _app_id(connection: AppServiceConnection, app: SerializedApp) -> app_definit
     return connection.app_id(app.name, app_id.project, app_id.domain)
 
 
-def register_app(
+def register_one_app(
     connection: AppServiceConnection, app: SerializedApp, existing: app_definition_pb2.App | None
 ) -> Registration:
     """Create, leave or update one app (``app_action``) given what the control plane held;
@@ -323,11 +323,11 @@ def register_app(
 def register_app_on_control_plane(
     session: DeploySession, environment: Environment, app: SerializedApp, plan: DeployPlan
 ) -> Registration:
-    """The backend's ``register_app``: creates, leaves or updates ``app`` (``register_app``)
+    """The backend's ``register_app``: creates, leaves or updates ``app`` (``register_one_app``)
     given what the look-up of the plan (``deploy_state``) found."""
     state = deploy_state(session, plan)
     assert state.apps is not None  # the plan has this app
-    return register_app(state.apps, app, state.deployed_apps.get(app.name))
+    return register_one_app(state.apps, app, state.deployed_apps.get(app.name))
 
 
 def app_spec(config: Config, name: str) -> SerializedApp:
