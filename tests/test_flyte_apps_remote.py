@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from flyteidl2.app import app_definition_pb2
+from flyteidl2.app import app_definition_pb2, app_payload_pb2
+from flyteidl2.app.app_service_connect import AppServiceClientSync
 from flyteidl2.task import task_definition_pb2
 
 from flyte_deploy.builtin.remote_backend import app_spec, listing, look_up_apps, register_one_app
@@ -165,6 +166,9 @@ def test_app_spec_returns_the_deployed_app_for_serve(flyte_server, apps, tmp_pat
     assert str(info.value) == (
         f"app nope is not deployed on the control plane at {flyte_server.endpoint} ({PROJECT}/{DOMAIN})"
     )
+    AppServiceClientSync(flyte_server.endpoint).delete(app_payload_pb2.DeleteRequest(app_id=apps.app_id("web")))
+    with pytest.raises(RunError, match="app web is not deployed"):
+        app_spec(config, "web")
 
 
 def test_a_control_plane_without_an_app_service_lists_its_tasks(flyte_server_factory, tmp_path, monkeypatch):
@@ -363,6 +367,21 @@ def test_apps_need_the_bearer_token_which_is_never_printed(
     assert listed.exit_code == 0, listed.stderr
     for output in (refused.stdout, refused.stderr, ok.stdout, ok.stderr, listed.stdout, listed.stderr, caplog.text):
         assert TOKEN not in output
+
+
+def test_apps_on_a_control_plane_without_an_app_service_are_refused_before_any_registration(
+    apps_project, flyte_server_factory, invoke
+):
+    server = flyte_server_factory(serve_apps=False)
+    apps_project(server)
+    refused = invoke("deploy", "--all", "apps.py", "--version", "v1", "-q")
+    assert refused.exit_code == ExitCode.REGISTRATION_FAILED
+    assert refused.stderr.startswith(
+        f"error: looking up the apps failed: the control plane at {server.endpoint} does not offer"
+        " AppService.Get (unimplemented: "
+    )
+    assert "not registered: apps-worker.score, apps-echo, apps-scores" in refused.stderr
+    assert server.service.tasks == {}
 
 
 def test_apps_over_tls_with_a_custom_ca(apps_project, flyte_server_factory, server_certificates, invoke):

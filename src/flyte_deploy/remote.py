@@ -240,6 +240,8 @@ class ConnectConnection:
                 f"the control plane at {address} refused the credentials of {method} ({detail});"
                 f" set {TOKEN_VARIABLE} or token_command"
             )
+        if exc.code == Code.UNIMPLEMENTED:
+            return f"the control plane at {address} does not offer {method} ({exc.code.value}: {detail})"
         return f"{method} at {address} failed{tries}: {exc.code.value}: {detail}"
 
 
