@@ -1,10 +1,10 @@
-"""A client of a Flyte control plane's ``TaskService`` over Connect.
+"""A client of a Flyte control plane's ``TaskService`` and ``AppService`` over Connect.
 
-It wraps flyteidl2's generated synchronous client (``TaskServiceClientSync``) with what a
-deploy needs: the endpoint and TLS settings of the configuration (a custom CA with
-``ca_cert``), a bearer token from ``FLYTE_DEPLOY_TOKEN`` or ``token_command``, a timeout
-per request and retries of transient failures. Every failure becomes a
-``ControlPlaneError`` with a one-line message; the token never appears in one.
+It wraps flyteidl2's generated synchronous clients (``TaskServiceClientSync``,
+``AppServiceClientSync``) with what a deploy needs: the endpoint and TLS settings of the
+configuration (a custom CA with ``ca_cert``), a bearer token from ``FLYTE_DEPLOY_TOKEN`` or
+``token_command``, a timeout per request and retries of transient failures. Every failure
+becomes a ``ControlPlaneError`` with a one-line message; the token never appears in one.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
+from flyteidl2.app import app_definition_pb2, app_payload_pb2
 from flyteidl2.common import identifier_pb2, list_pb2
 from flyteidl2.task import task_definition_pb2, task_service_pb2
 from google.protobuf.message import Message
@@ -145,37 +146,113 @@ def read_token(settings: RemoteSettings, environ: Any) -> str | None:
     return token
 
 
-class TaskServiceConnection:
-    """One connection to a control plane's TaskService (close it when done)."""
+class ConnectConnection:
+    """What a connection to one service of a control plane shares with the others: the HTTP
+    client (TLS, timeouts; ``http`` reuses another connection's), the bearer token, retries
+    of transient failures and one-line errors without the token. Close it when done."""
 
-    def __init__(self, settings: RemoteSettings, token: str | None) -> None:
-        # the client and its HTTP stack load here, not with the module (every CLI start-up)
-        from flyteidl2.task.task_service_connect import TaskServiceClientSync
+    def __init__(self, settings: RemoteSettings, token: str | None, *, http: Any = None) -> None:
+        # the clients and their HTTP stack load here, not with the module (every CLI start-up)
         from pyqwest import SyncClient, SyncHTTPTransport
 
         self.settings = settings
         self._token = token
         self._headers = {"authorization": f"Bearer {token}"} if token else {}
-        transport = SyncHTTPTransport(
-            tls_ca_cert=settings.ca_cert.read_bytes() if settings.ca_cert else None,
-            tls_include_system_certs=True,
-            timeout=settings.timeout,
-            connect_timeout=min(settings.timeout, 10.0),
-        )
-        self._client = TaskServiceClientSync(
-            settings.address, http_client=SyncClient(transport), timeout_ms=int(settings.timeout * 1000)
-        )
+        if http is None:
+            transport = SyncHTTPTransport(
+                tls_ca_cert=settings.ca_cert.read_bytes() if settings.ca_cert else None,
+                tls_include_system_certs=True,
+                timeout=settings.timeout,
+                connect_timeout=min(settings.timeout, 10.0),
+            )
+            http = SyncClient(transport)
+        self.http = http
+        self._client = self._client_class()(settings.address, http_client=http, timeout_ms=int(settings.timeout * 1000))
+
+    @classmethod
+    def sharing(cls, other: ConnectConnection) -> Self:
+        """A connection to this service with ``other``'s settings, token and HTTP client."""
+        return cls(other.settings, other._token, http=other.http)
+
+    @staticmethod
+    def _client_class() -> Any:
+        """The generated synchronous client of the service."""
+        raise NotImplementedError
 
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> TaskServiceConnection:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- calls ------------------------------------------------------------------------
+    def _pages(
+        self,
+        method: str,
+        call: Callable[..., Any],
+        field: str,
+        make: Callable[[list_pb2.ListRequest], Message],
+        *,
+        expect: frozenset[Code] = frozenset(),
+    ) -> Iterator[Any]:
+        token = ""
+        while True:
+            response = self._call(method, call, make(list_pb2.ListRequest(limit=PAGE_SIZE, token=token)), expect=expect)
+            yield from getattr(response, field)
+            token = response.token
+            if not token:
+                return
+
+    def _call(
+        self, method: str, call: Callable[..., R], request: Message, *, expect: frozenset[Code] = frozenset()
+    ) -> R:
+        """``call(request)`` with retries; a code in ``expect`` raises ``Expected`` (for the
+        caller to handle, never retried), any other failure a ``ControlPlaneError``."""
+        attempt = 0
+        while True:
+            try:
+                return call(request, headers=self._headers)
+            except ConnectError as exc:
+                if exc.code in expect:
+                    raise Expected(exc.code) from None
+                if exc.code in TRANSIENT_CODES and not _is_tls_failure(exc) and attempt < self.settings.retries:
+                    time.sleep(RETRY_BASE_DELAY * 2**attempt)
+                    attempt += 1
+                    continue
+                raise ControlPlaneError(self.describe_failure(method, exc, attempt + 1)) from None
+
+    def describe_failure(self, method: str, exc: ConnectError, attempts: int) -> str:
+        """One line saying what failed and what to do, without the token."""
+        address = self.settings.address
+        detail = _redact(_short(exc.message), self._token)
+        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+        if _is_tls_failure(exc):
+            return (
+                f"TLS with the control plane at {address} failed: {detail}; if it uses a private CA,"
+                " set ca_cert (admin.caCertFilePath) to that CA's PEM file"
+            )
+        if exc.code == Code.UNAVAILABLE:
+            return f"cannot reach the control plane at {address}{tries}: {detail}"
+        if exc.code == Code.UNAUTHENTICATED:
+            return (
+                f"the control plane at {address} refused the credentials of {method} ({detail});"
+                f" set {TOKEN_VARIABLE} or token_command"
+            )
+        if exc.code == Code.UNIMPLEMENTED:
+            return f"the control plane at {address} does not offer {method} ({exc.code.value}: {detail})"
+        return f"{method} at {address} failed{tries}: {exc.code.value}: {detail}"
+
+
+class TaskServiceConnection(ConnectConnection):
+    """One connection to a control plane's TaskService."""
+
+    @staticmethod
+    def _client_class() -> Any:
+        from flyteidl2.task.task_service_connect import TaskServiceClientSync
+
+        return TaskServiceClientSync
 
     def task_id(self, spec: task_definition_pb2.TaskSpec) -> task_definition_pb2.TaskIdentifier:
         """The identifier a spec is registered under (its template's id, our org)."""
@@ -191,9 +268,9 @@ class TaskServiceConnection:
                 "GetTaskDetails",
                 self._client.get_task_details,
                 task_service_pb2.GetTaskDetailsRequest(task_id=task_id),
-                absent_ok=True,
+                expect=frozenset({Code.NOT_FOUND}),
             )
-        except _Absent:
+        except Expected:
             return None
         return response.details.spec
 
@@ -204,8 +281,8 @@ class TaskServiceConnection:
         version is already there (the caller compares specs)."""
         request = task_service_pb2.DeployTaskRequest(task_id=self.task_id(spec), spec=spec, triggers=list(triggers))
         try:
-            self._call("DeployTask", self._client.deploy_task, request, exists_ok=True)
-        except _Exists:
+            self._call("DeployTask", self._client.deploy_task, request, expect=frozenset({Code.ALREADY_EXISTS}))
+        except Expected:
             return "exists"
         return "created"
 
@@ -235,61 +312,86 @@ class TaskServiceConnection:
             )
         )
 
-    def _pages(
-        self, method: str, call: Callable[..., Any], field: str, make: Callable[[list_pb2.ListRequest], Message]
-    ) -> Iterator[Any]:
-        token = ""
-        while True:
-            response = self._call(method, call, make(list_pb2.ListRequest(limit=PAGE_SIZE, token=token)))
-            yield from getattr(response, field)
-            token = response.token
-            if not token:
-                return
 
-    def _call(
-        self, method: str, call: Callable[..., R], request: Message, *, absent_ok: bool = False, exists_ok: bool = False
-    ) -> R:
-        attempt = 0
-        while True:
-            try:
-                return call(request, headers=self._headers)
-            except ConnectError as exc:
-                if absent_ok and exc.code == Code.NOT_FOUND:
-                    raise _Absent() from None
-                if exists_ok and exc.code == Code.ALREADY_EXISTS:
-                    raise _Exists() from None
-                if exc.code in TRANSIENT_CODES and not _is_tls_failure(exc) and attempt < self.settings.retries:
-                    time.sleep(RETRY_BASE_DELAY * 2**attempt)
-                    attempt += 1
-                    continue
-                raise ControlPlaneError(self.describe_failure(method, exc, attempt + 1)) from None
+class AppServiceConnection(ConnectConnection):
+    """One connection to a control plane's AppService: an app is one record per (org,
+    project, domain, name), changed by ``Update`` to a new ``metadata.revision``."""
 
-    def describe_failure(self, method: str, exc: ConnectError, attempts: int) -> str:
-        """One line saying what failed and what to do, without the token."""
-        address = self.settings.address
-        detail = _redact(_short(exc.message), self._token)
-        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
-        if _is_tls_failure(exc):
-            return (
-                f"TLS with the control plane at {address} failed: {detail}; if it uses a private CA,"
-                " set ca_cert (admin.caCertFilePath) to that CA's PEM file"
+    @staticmethod
+    def _client_class() -> Any:
+        from flyteidl2.app.app_service_connect import AppServiceClientSync
+
+        return AppServiceClientSync
+
+    def app_id(self, name: str, project: str | None = None, domain: str | None = None) -> app_definition_pb2.Identifier:
+        """The identifier of app ``name`` in ``project``/``domain`` (default: the configured ones), our org."""
+        return app_definition_pb2.Identifier(
+            org=self.settings.org,
+            project=project or self.settings.project,
+            domain=domain or self.settings.domain,
+            name=name,
+        )
+
+    def get(self, app_id: app_definition_pb2.Identifier) -> app_definition_pb2.App | None:
+        """The app stored under ``app_id`` (with its revision and status), or None."""
+        try:
+            response = self._call(
+                "AppService.Get",
+                self._client.get,
+                app_payload_pb2.GetRequest(app_id=app_id),
+                expect=frozenset({Code.NOT_FOUND}),
             )
-        if exc.code == Code.UNAVAILABLE:
-            return f"cannot reach the control plane at {address}{tries}: {detail}"
-        if exc.code == Code.UNAUTHENTICATED:
-            return (
-                f"the control plane at {address} refused the credentials of {method} ({detail});"
-                f" set {TOKEN_VARIABLE} or token_command"
-            )
-        return f"{method} at {address} failed{tries}: {exc.code.value}: {detail}"
+        except Expected:
+            return None
+        return response.app
+
+    def create(self, app: app_definition_pb2.App) -> app_definition_pb2.App | None:
+        """``Create`` of ``app`` under our org; the stored app, or None when one exists already."""
+        request = app_payload_pb2.CreateRequest(app=app)
+        request.app.metadata.id.org = self.settings.org
+        try:
+            return self._call(
+                "AppService.Create", self._client.create, request, expect=frozenset({Code.ALREADY_EXISTS})
+            ).app
+        except Expected:
+            return None
+
+    def update(self, app: app_definition_pb2.App, reason: str) -> app_definition_pb2.App | None:
+        """``Update`` to ``app``, which carries the revision it replaces; the stored app at the
+        next revision, or None when that revision is no longer the current one (``ABORTED``)."""
+        try:
+            return self._call(
+                "AppService.Update",
+                self._client.update,
+                app_payload_pb2.UpdateRequest(app=app, reason=reason),
+                expect=frozenset({Code.ABORTED}),
+            ).app
+        except Expected:
+            return None
+
+    def list_apps(self, project: str, domain: str) -> list[app_definition_pb2.App]:
+        """Every app of ``project``/``domain``, across pages; none from a control plane that
+        serves no AppService (``UNIMPLEMENTED``)."""
+        project_id = identifier_pb2.ProjectIdentifier(organization=self.settings.org, name=project, domain=domain)
+        pages = self._pages(
+            "AppService.List",
+            self._client.list,
+            "apps",
+            lambda page: app_payload_pb2.ListRequest(request=page, org=self.settings.org, project=project_id),
+            expect=frozenset({Code.UNIMPLEMENTED}),
+        )
+        try:
+            return list(pages)
+        except Expected:
+            return []
 
 
-class _Absent(Exception):
-    """NOT_FOUND, expected by the caller."""
+class Expected(Exception):
+    """A failure code the caller of ``ConnectConnection._call`` expects and handles."""
 
-
-class _Exists(Exception):
-    """ALREADY_EXISTS, expected by the caller."""
+    def __init__(self, code: Code) -> None:
+        super().__init__(code.value)
+        self.code = code
 
 
 def _is_tls_failure(exc: ConnectError) -> bool:

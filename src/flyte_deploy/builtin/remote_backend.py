@@ -1,6 +1,7 @@
 """Built-in remote backend (``backend = "remote"``): registers each serialized ``TaskSpec``
-with a Flyte control plane through ``TaskService.DeployTask`` over Connect, and offers
-``run`` the specs it holds and ``ls`` its tasks and versions.
+with a Flyte control plane through ``TaskService.DeployTask`` and each serialized app
+through ``AppService.Create``/``Update`` over Connect, and offers ``run`` the specs it holds,
+``serve`` its apps and ``ls`` its tasks (with their versions) and apps.
 
 Contract (docs/remote.md):
 
@@ -14,7 +15,14 @@ Contract (docs/remote.md):
 * up to ``remote.concurrency`` (default 16) look-ups and registrations are in flight at
   once; if a registration fails, no further one starts, the ones in flight finish, and the
   ``RegistrationError`` names the tasks registered and the ones not registered; running the
-  same command again registers the rest.
+  same command again registers the rest;
+* apps are looked up (``AppService.Get``) right after the tasks, before anything is
+  registered: an app is one mutable record, and the deploy version is its
+  ``APP_VERSION_LABEL`` label. No app: ``Create`` (``created``); the same version with the
+  same spec: nothing sent (``unchanged``); the same version with another spec: the deploy
+  is refused, naming the app and the fields that differ; another version: ``Update`` to
+  the next revision (``updated``). An app created or updated by someone else meanwhile is
+  looked up and decided again.
 """
 
 from __future__ import annotations
@@ -23,41 +31,52 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import Config
 from ..environments import Environment
-from ..errors import ControlPlaneError, RegistrationError, UsageError
+from ..errors import ControlPlaneError, RegistrationError, RunError, UsageError
 from ..hookspecs import hookimpl
 from ..session import DeploySession, StashKey
 from ..task_specs import remote_task_spec
 from ..types import (
+    APP_VERSION_LABEL,
     Backend,
     DeployPlan,
     DeployResult,
     Listing,
     Registration,
+    SerializedApp,
     SerializedTask,
+    same_app_registration,
     same_registration,
+    without_app_revision,
     without_source_link,
 )
 
 if TYPE_CHECKING:  # the Connect client stack is imported only when this backend is used
+    from flyteidl2.app import app_definition_pb2
     from flyteidl2.task import task_definition_pb2
 
-    from ..remote import RemoteSettings, TaskServiceConnection
+    from ..remote import AppServiceConnection, RemoteSettings, TaskServiceConnection
 
 BACKEND = "remote"
 RERUN_HINT = "run the same command again to register the rest"
+#: how often an app changed by someone else during the deploy is looked up and decided again
+APP_ATTEMPTS = 3
 
 
 @dataclass
 class RemoteDeploy:
-    """Per-deploy state: the connection and what the control plane already has."""
+    """Per-deploy state: the connections and what the control plane already has."""
 
     connection: TaskServiceConnection
     #: task name -> "new" or "unchanged", from the look-up before the first registration
     status: dict[str, str] = field(default_factory=dict)
+    #: the AppService on the same HTTP client (None: the plan has no apps)
+    apps: AppServiceConnection | None = None
+    #: app name -> the app the control plane held at the look-up (None: no such app)
+    deployed_apps: dict[str, app_definition_pb2.App | None] = field(default_factory=dict)
 
 
 remote_deploy_key: StashKey[RemoteDeploy] = StashKey()
@@ -168,28 +187,169 @@ def register(state: RemoteDeploy, tasks: Sequence[SerializedTask]) -> list[Regis
     return [done[t.name] for t in tasks]
 
 
+def deploy_state(session: DeploySession, plan: DeployPlan) -> RemoteDeploy:
+    """The deploy's connections, opened on the first registration of a deploy, when every
+    task and then every app of the plan is looked up (a conflict refuses the deploy before
+    anything is registered)."""
+    state = session.stash.get(remote_deploy_key)
+    if state is not None:
+        return state
+    from ..remote import AppServiceConnection, TaskServiceConnection, read_token
+
+    settings = check_settings(session, plan)
+    connection = TaskServiceConnection(settings, read_token(settings, session.config.environ))
+    state = session.stash[remote_deploy_key] = RemoteDeploy(connection)
+    try:
+        state.status = look_up(connection, plan.tasks)
+    except ControlPlaneError as exc:
+        raise RegistrationError(f"looking up the tasks failed: {exc}", hint=RERUN_HINT) from None
+    if plan.apps:
+        state.apps = AppServiceConnection.sharing(connection)
+        try:
+            state.deployed_apps = look_up_apps(state.apps, plan.apps)
+        except ControlPlaneError as exc:
+            raise RegistrationError(f"looking up the apps failed: {exc}", hint=RERUN_HINT) from None
+    return state
+
+
 def register_on_control_plane(
     session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask], plan: DeployPlan
 ) -> list[Registration]:
-    """The backend's ``register``: connects and looks every task of the plan up on the
-    first call of a deploy, then registers ``tasks``."""
-    state = session.stash.get(remote_deploy_key)
-    if state is None:
-        from ..remote import TaskServiceConnection, read_token
+    """The backend's ``register``: registers ``tasks`` (``deploy_state`` looks the plan up first)."""
+    return register(deploy_state(session, plan), tasks)
 
-        settings = check_settings(session, plan)
-        connection = TaskServiceConnection(settings, read_token(settings, session.config.environ))
-        state = session.stash[remote_deploy_key] = RemoteDeploy(connection)
-        try:
-            state.status = look_up(connection, plan.tasks)
-        except ControlPlaneError as exc:
-            raise RegistrationError(f"looking up the tasks failed: {exc}", hint=RERUN_HINT) from None
-    return register(state, tasks)
+
+# -- apps ---------------------------------------------------------------------------------
+
+
+def as_replacement(existing: app_definition_pb2.App, app: app_definition_pb2.App) -> app_definition_pb2.App:
+    """``app`` as the ``Update`` of ``existing`` (what ``flyte.remote.App.replace`` sends): its
+    identifier, revision, creator and status, and its ingress when ``app`` sets none."""
+    replacement = type(app)()
+    replacement.CopyFrom(app)
+    replacement.metadata.id.CopyFrom(existing.metadata.id)
+    replacement.metadata.revision = existing.metadata.revision
+    replacement.spec.creator.CopyFrom(existing.spec.creator)
+    if not app.spec.HasField("ingress"):
+        replacement.spec.ingress.CopyFrom(existing.spec.ingress)
+    replacement.status.CopyFrom(existing.status)
+    return replacement
+
+
+def app_action(
+    existing: app_definition_pb2.App | None, app: SerializedApp
+) -> Literal["create", "unchanged", "update", "refuse"]:
+    """The rule for one app, given what the control plane holds: ``create`` (nothing),
+    ``unchanged`` (this version with this spec), ``update`` (another version) or
+    ``refuse`` (this version with another spec)."""
+    if existing is None:
+        return "create"
+    if existing.metadata.labels.get(APP_VERSION_LABEL, "") != app.version:
+        return "update"
+    return "unchanged" if same_app_registration(existing, as_replacement(existing, app.spec)) else "refuse"
+
+
+def _app_conflict(existing: app_definition_pb2.App, app: SerializedApp) -> str:
+    from ..remote import spec_differences
+
+    fields = spec_differences(without_app_revision(existing), without_app_revision(as_replacement(existing, app.spec)))
+    shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
+    return f"app {app.name} version {app.version} is already deployed with a different spec (differs in {shown})"
+
+
+def _refusal(conflicts: Sequence[str]) -> RegistrationError:
+    return RegistrationError(f"{'; '.join(conflicts)}; an app's version holds one spec: pass a new --version")
+
+
+def look_up_apps(
+    connection: AppServiceConnection, apps: Sequence[SerializedApp]
+) -> dict[str, app_definition_pb2.App | None]:
+    """What the control plane holds for every app (up to ``remote.concurrency`` look-ups at
+    once); refuse (naming each app and the fields that differ) if any holds this version
+    with another spec."""
+    with ThreadPoolExecutor(max_workers=connection.settings.concurrency) as pool:
+        existing = list(pool.map(lambda app: connection.get(_app_id(connection, app)), apps))
+    conflicts = [
+        _app_conflict(held, app)
+        for app, held in zip(apps, existing, strict=True)
+        if held is not None and app_action(held, app) == "refuse"
+    ]
+    if conflicts:
+        raise _refusal(conflicts)
+    return dict(zip((a.name for a in apps), existing, strict=True))
+
+
+def _app_id(connection: AppServiceConnection, app: SerializedApp) -> app_definition_pb2.Identifier:
+    app_id = app.spec.metadata.id
+    return connection.app_id(app.name, app_id.project, app_id.domain)
+
+
+def register_one_app(
+    connection: AppServiceConnection, app: SerializedApp, existing: app_definition_pb2.App | None
+) -> Registration:
+    """Create, leave or update one app (``app_action``) given what the control plane held;
+    if it changed meanwhile (``Create`` finds one, ``Update`` a newer revision) it is looked
+    up and decided again, up to ``APP_ATTEMPTS`` times."""
+    try:
+        for _ in range(APP_ATTEMPTS):
+            action = app_action(existing, app)
+            if action == "refuse":
+                assert existing is not None  # only what exists is refused
+                raise _refusal([_app_conflict(existing, app)])
+            if action == "unchanged":
+                return Registration(task=app.name, version=app.version, status="unchanged", kind="app")
+            if action == "create":
+                stored = connection.create(app.spec)
+            else:
+                assert existing is not None  # app_action updates only what exists
+                stored = connection.update(
+                    as_replacement(existing, app.spec), reason=f"flyte-deploy version {app.version}"
+                )
+            if stored is not None:
+                done: Literal["created", "updated"] = "created" if action == "create" else "updated"
+                return Registration(task=app.name, version=app.version, status=done, kind="app")
+            existing = connection.get(_app_id(connection, app))
+    except ControlPlaneError as exc:
+        raise RegistrationError(
+            f"registering app {app.name} version {app.version} failed: {exc}", hint=RERUN_HINT
+        ) from None
+    raise RegistrationError(
+        f"app {app.name} changed on the control plane {APP_ATTEMPTS} times while version {app.version}"
+        " was being registered",
+        hint=RERUN_HINT,
+    )
+
+
+def register_app_on_control_plane(
+    session: DeploySession, environment: Environment, app: SerializedApp, plan: DeployPlan
+) -> Registration:
+    """The backend's ``register_app``: creates, leaves or updates ``app`` (``register_one_app``)
+    given what the look-up of the plan (``deploy_state``) found."""
+    state = deploy_state(session, plan)
+    assert state.apps is not None  # the plan has this app
+    return register_one_app(state.apps, app, state.deployed_apps.get(app.name))
+
+
+def app_spec(config: Config, name: str) -> SerializedApp:
+    """The app ``name`` the control plane holds in the configured project and domain, for
+    ``serve``; a ``RunError`` when there is none."""
+    from ..remote import AppServiceConnection, RemoteSettings, read_token
+
+    settings = RemoteSettings.from_config(config)
+    with AppServiceConnection(settings, read_token(settings, config.environ)) as connection:
+        app = connection.get(connection.app_id(name))
+    if app is None:
+        raise RunError(
+            f"app {name} is not deployed on the control plane at {settings.address}"
+            f" ({settings.project}/{settings.domain})"
+        )
+    return SerializedApp(environment=name, spec=app)
 
 
 def listing(config: Config) -> Listing:
-    """The tasks of the configured project and domain with their versions, for ``ls``."""
-    from ..remote import RemoteSettings, TaskServiceConnection, read_token
+    """The tasks of the configured project and domain with their versions, then its apps
+    with their version, revision and status, for ``ls``."""
+    from ..remote import AppServiceConnection, RemoteSettings, TaskServiceConnection, read_token
 
     settings = RemoteSettings.from_config(config)
     with TaskServiceConnection(settings, read_token(settings, config.environ)) as connection:
@@ -198,20 +358,18 @@ def listing(config: Config) -> Listing:
             versions = connection.list_versions(task.task_id)
             records.append(
                 {
+                    "kind": "task",
                     "task": task.task_id.name,
                     "environment": task.metadata.environment_name or None,
                     "project": task.task_id.project,
                     "domain": task.task_id.domain,
                     "latest": task.task_id.version,
-                    "versions": [
-                        {
-                            "version": v.version,
-                            "deployed_at": v.deployed_at.ToJsonString() if v.HasField("deployed_at") else None,
-                        }
-                        for v in versions
-                    ],
+                    "versions": [{"version": v.version, "deployed_at": _timestamp(v, "deployed_at")} for v in versions],
                 }
             )
+        with AppServiceConnection.sharing(connection) as apps:
+            deployed = apps.list_apps(settings.project, settings.domain)
+    records += [_app_record(app) for app in sorted(deployed, key=lambda a: a.metadata.id.name)]
     rows = [
         (
             r["task"],
@@ -219,14 +377,50 @@ def listing(config: Config) -> Listing:
             r["latest"],
             "\n".join(f"{v['version']}  {v['deployed_at'] or ''}".rstrip() for v in r["versions"]),
         )
+        if r["kind"] == "task"
+        else (
+            f"{r['app']} (app)",
+            r["environment"],
+            r["latest"] or "-",
+            f"revision {r['revision']}  {r['status']}  {r['updated_at'] or ''}".rstrip(),
+        )
         for r in records
     ]
     return Listing(
         f"on {settings.address} ({settings.project}/{settings.domain})",
         records,
-        ("task", "environment", "latest", "versions"),
+        ("task / app", "environment", "latest", "versions / revision"),
         rows,
     )
+
+
+def _app_record(app: app_definition_pb2.App) -> dict[str, Any]:
+    from flyteidl2.app import app_definition_pb2
+
+    conditions = app.status.conditions
+    status = (
+        app_definition_pb2.Status.DeploymentStatus.Name(conditions[-1].deployment_status)
+        .removeprefix("DEPLOYMENT_STATUS_")
+        .lower()
+        if conditions
+        else "unspecified"
+    )
+    return {
+        "kind": "app",
+        "app": app.metadata.id.name,
+        "environment": app.metadata.id.name,
+        "project": app.metadata.id.project,
+        "domain": app.metadata.id.domain,
+        "latest": app.metadata.labels.get(APP_VERSION_LABEL) or None,
+        "revision": app.metadata.revision,
+        "status": status,
+        "url": app.status.ingress.public_url or None,
+        "updated_at": _timestamp(app.status, "last_updated_at"),
+    }
+
+
+def _timestamp(message: Any, name: str) -> str | None:
+    return getattr(message, name).ToJsonString() if message.HasField(name) else None
 
 
 @hookimpl
@@ -237,7 +431,9 @@ def register_backends() -> list[Backend]:
             register_on_control_plane,
             task_spec=remote_task_spec,
             listing=listing,
-            description="a Flyte control plane (TaskService over Connect)",
+            register_app=register_app_on_control_plane,
+            app_spec=app_spec,
+            description="a Flyte control plane (TaskService and AppService over Connect)",
         )
     ]
 
@@ -253,3 +449,5 @@ def deploy_finish(session: DeploySession, result: DeployResult | None, error: Ba
     state = session.stash.pop(remote_deploy_key, None)
     if state is not None:
         state.connection.close()
+        if state.apps is not None:
+            state.apps.close()
