@@ -1,0 +1,245 @@
+"""``flyte-deploy serve``: run a deployed app from its code bundle, as the app runtime would.
+
+From the stored ``app.App`` only (the user's code is never imported here): its container's
+command and args run in a fresh, empty working directory, ``{{.rawOutputDataPrefix}}``
+filled in, in a clean environment (``local_run.clean_environment`` plus the container's env
+vars). The Flyte SDK's command (``fserve --tgz <bundle URI> --resolver ...``) runs on this
+interpreter's ``fserve``, which fetches and unpacks the bundle and starts the app's server.
+
+The port is the app's declared container port, or ``--port`` (``0``: a free one), passed
+the way the SDK runs an app natively on a host at a port of the host's choosing:
+``AppEnvironment.get_port()`` reports it (FastAPI apps and ``@env.server`` functions that ask
+for it listen there) and ``PORT`` holds it (for command apps). A port already in use on
+127.0.0.1 is refused before anything starts. Once the server accepts connections on
+127.0.0.1 its URL is printed; its output goes to stderr (scrubbed of credentials).
+
+SIGINT (Ctrl-C) and SIGTERM are forwarded to the server's process group; it has
+``STOP_GRACE`` seconds to stop before the group is killed, and ``serve`` then exits 0: a
+server stopped on request ended normally. A server that exits on its own with a non-zero
+code, or that does not listen within the timeout, is a ``RunError`` (exit 14) naming the
+app and its last output line; no process of the group outlives ``serve``.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from .errors import RunError, scrub
+from .local_run import clean_environment, sdk_script, this_interpreter
+from .types import SerializedApp
+
+HOST = "127.0.0.1"
+#: the Flyte SDK's app server, the first word of the command it serializes for an app
+SDK_SERVE = "fserve"
+#: what the Flyte SDK sets to run an app on a host port of the host's choosing (its Apple
+#: Silicon host execution): ``AppEnvironment.get_port()`` then reports ``HOST_PORT_ENV``
+ON_HOST_ENV = "_F_APPLE_SILICON_ON_HOST"
+HOST_PORT_ENV = "_F_APPLE_SILICON_HOST_PORT"
+PORT_ENV = "PORT"
+RAW_DATA_PLACEHOLDER = "{{.rawOutputDataPrefix}}"
+#: seconds a server has to stop after SIGINT/SIGTERM before its process group is killed
+STOP_GRACE = 10.0
+#: seconds between two checks of the server (listening yet? exited?)
+POLL_INTERVAL = 0.1
+#: output lines kept for the error of a server that fails
+TAIL_LINES = 20
+
+
+def declared_port(app: SerializedApp) -> int | None:
+    """The app's first declared container port, None when it declares none."""
+    ports = app.spec.spec.container.ports
+    return ports[0].container_port if ports else None
+
+
+def choose_port(app: SerializedApp, requested: int | None) -> int:
+    """The port to serve on: ``requested`` (``0``: a free one), else the declared port;
+    a port in use on 127.0.0.1 is a ``RunError``."""
+    port = declared_port(app) if requested is None else requested
+    if port is None:
+        raise RunError(f"app {app.name} declares no port; pass --port")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is free
+        try:
+            probe.bind((HOST, port))
+        except OSError as exc:
+            flag = "pass --port (0 picks a free port)" if requested is None else "pass another --port"
+            raise RunError(f"app {app.name}: port {port} on {HOST} is in use ({exc.strerror}); {flag}") from None
+        return int(probe.getsockname()[1])
+
+
+def command_line(app: SerializedApp, raw_data: str) -> list[str]:
+    """The container's command and args, ``{{.rawOutputDataPrefix}}`` filled in, ``fserve``
+    being this interpreter's and ``python`` this interpreter."""
+    spec = app.spec.spec
+    if spec.WhichOneof("app_payload") != "container":
+        raise RunError(f"app {app.name} runs in a pod template; serve runs apps with a container spec")
+    container = spec.container
+    words = [part.replace(RAW_DATA_PLACEHOLDER, raw_data) for part in (*container.command, *container.args)]
+    if not words:
+        raise RunError(f"app {app.name} has no container command to run")
+    if words[0] == SDK_SERVE:
+        found = sdk_script(SDK_SERVE)
+        if not found:
+            raise RunError(
+                f"app {app.name} runs on the Flyte SDK's app server (fserve), which is not installed here:"
+                " pip install 'flyte-deploy[flyte]'"
+            )
+        return [found, *words[1:]]
+    return this_interpreter(words)
+
+
+def serve_environment(app: SerializedApp, port: int, storage: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The server's environment: ``clean_environment`` of the container's env vars, with the
+    port to listen on (module docstring)."""
+    env = clean_environment({kv.key: kv.value for kv in app.spec.spec.container.env}, storage)
+    env.update({ON_HOST_ENV: "1", HOST_PORT_ENV: str(port), PORT_ENV: str(port)})
+    return env
+
+
+class _Output:
+    """Copies the server's output to stderr, scrubbed, keeping its last lines."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            sys.stderr.write(scrub(line))
+            sys.stderr.flush()
+            if line.strip():
+                self.tail.append(scrub(line.rstrip("\n")))
+
+    def last_line(self) -> str:
+        self._thread.join(timeout=2)
+        return self.tail[-1].strip() if self.tail else "no output"
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=POLL_INTERVAL):
+            return True
+    except OSError:
+        return False
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Send ``signum`` to process group ``pgid``; False when no process of it is left."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def serve_app(
+    app: SerializedApp,
+    *,
+    port: int | None = None,
+    timeout: float = 120.0,
+    storage: Mapping[str, Any] | None = None,
+    on_ready: Callable[[str], None] = lambda url: None,
+) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM (then return) or until it exits on its own
+    (``RunError`` unless it exits 0); ``on_ready(url)`` is called once it listens. Must run
+    in the main thread (it installs the signal handlers, restored on return)."""
+    chosen = choose_port(app, port)
+    url = f"http://{HOST}:{chosen}"
+    run_dir = Path(tempfile.mkdtemp(prefix="flyte-deploy-serve-"))
+    work, raw = run_dir / "work", run_dir / "raw"
+    work.mkdir()
+    raw.mkdir()
+    stop: list[int] = []
+    previous: dict[signal.Signals, Any] = {}
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        stop.append(signum)
+        _signal_group(proc.pid, signum if len(stop) == 1 else signal.SIGKILL)
+
+    try:
+        argv = command_line(app, raw.as_uri())
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=work,
+                env=serve_environment(app, chosen, storage),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,  # its own process group: a terminal's Ctrl-C reaches it through us, once
+            )
+        except OSError as exc:
+            raise RunError(f"app {app.name}: cannot start {argv[0]}: {exc.strerror or exc}") from None
+        assert proc.stdout is not None
+        output = _Output(proc.stdout)
+        try:
+            for stopping in (signal.SIGINT, signal.SIGTERM):
+                previous[stopping] = signal.signal(stopping, forward)
+            _wait(app, proc, output, stop, chosen, url, timeout, on_ready)
+        finally:
+            _stop(proc, stop)
+            for stopping, handler in previous.items():
+                signal.signal(stopping, handler)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _wait(
+    app: SerializedApp,
+    proc: subprocess.Popen[str],
+    output: _Output,
+    stop: list[int],
+    port: int,
+    url: str,
+    timeout: float,
+    on_ready: Callable[[str], None],
+) -> None:
+    """Wait for readiness, then for a stop signal or the server's own exit."""
+    deadline = time.monotonic() + timeout
+    ready = False
+    while not stop:
+        code = proc.poll()
+        if code is not None:
+            if ready and code == 0:
+                return
+            when = "stopped" if ready else f"exited before serving on {url}"
+            raise RunError(f"app {app.name} {when} with code {code}: {output.last_line()}")
+        if not ready:
+            if _listening(port):
+                ready = True
+                on_ready(url)
+                continue
+            if time.monotonic() > deadline:
+                raise RunError(
+                    f"app {app.name} did not listen on {HOST}:{port} within {timeout:g}s"
+                    f" (an app that binds a port of its own can be served only there): {output.last_line()}"
+                )
+        time.sleep(POLL_INTERVAL)
+
+
+def _stop(proc: subprocess.Popen[str], stop: list[int]) -> None:
+    """End the server's process group: the forwarded signal (SIGTERM when none was sent),
+    ``STOP_GRACE`` seconds, then SIGKILL to whatever of the group is left."""
+    if proc.poll() is None and not stop:
+        _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        sys.stderr.write(f"the server did not stop within {STOP_GRACE:g}s; killing it\n")
+    _signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
