@@ -1,9 +1,8 @@
 """An app whose server fails as it starts: ``serve`` reports its last error line."""
 
-import flyte
 import flyte.app
 
-broken = flyte.app.AppEnvironment(name="broken", image=flyte.Image.from_debian_base(), port=8094)
+broken = flyte.app.AppEnvironment(name="broken", port=8094)
 
 
 @broken.server

@@ -2,9 +2,7 @@
 answer comes from a sibling module, so it works only when the bundle holds both files."""
 
 import fastapi
-import flyte
 from flyte.app.extras import FastAPIAppEnvironment
-
 from wording import greeting
 
 api = fastapi.FastAPI()
@@ -18,7 +16,6 @@ def greet(name: str) -> dict[str, str]:
 greeter = FastAPIAppEnvironment(
     name="greeter",
     app=api,
-    image=flyte.Image.from_debian_base(),
     port=8093,
     requires_auth=False,
 )
