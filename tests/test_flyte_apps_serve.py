@@ -7,18 +7,27 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
+import select
+import shutil
 import signal
 import socket
+import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from flyte_deploy import ExitCode
 from flyte_deploy.bundle.archive import write_archive
 from flyte_deploy.errors import RunError
 from flyte_deploy.serving import HOST_PORT_ENV, ON_HOST_ENV, choose_port, command_line, serve_app
+from flyte_deploy.testing import AUTOLOAD_VARIABLES
 from flyte_deploy.types import SerializedApp
+
+from .bundle_helpers import cli, cli_env
 
 pytest.importorskip("flyte")
 pytest.importorskip("fastapi")
@@ -107,3 +116,137 @@ def test_serve_app_answers_requests_until_sigint_then_returns(sdk_app, tmp_path,
 def test_a_server_that_fails_as_it_starts_is_a_run_error_with_its_last_line(sdk_app):
     with pytest.raises(RunError, match=r"app broken exited before serving on .* code 1: RuntimeError: the model"):
         serve_app(sdk_app("broken"), port=0)
+
+
+# -- through the command line, from what a deploy put in the embedded store ------------------
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory) -> Path:
+    """tests/flyte_projects/apps_serve deployed to the embedded backend by the CLI, then its
+    sources removed: serve must use the bundle in storage, not the user's tree."""
+    root = tmp_path_factory.mktemp("apps-serve") / "proj"
+    root.mkdir()
+    for source in PROJECT.glob("*.py"):
+        shutil.copy(source, root / source.name)
+    env = {name: "1" for name in AUTOLOAD_VARIABLES}  # as deploy_isolation, which is per test
+    env["FLYTE_DEPLOY_CACHE_DIR"] = str(tmp_path_factory.mktemp("signature-cache"))
+    for file in ("greeter.py", "broken.py"):
+        result = cli(["deploy", "--all", file, "-q"], root, env)
+        assert result.returncode == 0, result.stderr
+    for source in PROJECT.glob("*.py"):
+        (root / source.name).unlink()
+    return root
+
+
+def start_serve(root: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "flyte_deploy", "serve", *args],
+        cwd=root,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def first_line(proc: subprocess.Popen[str], timeout: float = 120) -> str:
+    """The first stdout line of ``proc`` (the URL), or a failure with its stderr."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        proc.kill()
+        pytest.fail(f"serve printed no URL within {timeout}s: {proc.communicate()[1]}")
+    line = proc.stdout.readline().strip()
+    assert line, proc.communicate()[1]
+    return line
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_serve_prints_the_url_answers_http_and_stops_cleanly(deployed, stop):
+    proc = start_serve(deployed, "greeter", "--port", "0")
+    try:
+        url = first_line(proc)
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url), url
+        assert get(f"{url}/greet/Bo") == {"greeting": "Hello, Bo!"}
+        servers = children_of(proc.pid)
+        assert len(servers) == 1 and os.getpgid(servers[0]) == servers[0]  # the server leads its own group
+        proc.send_signal(stop)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out == ""  # the URL was the only line
+    assert "serving app greeter (version " in err and err.rstrip().endswith("stopped app greeter")
+    assert not group_alive(servers[0])  # nothing of the server's process group is left
+    with pytest.raises(urllib.error.URLError):
+        get(f"{url}/greet/Bo")
+
+
+@pytest.mark.servers
+def test_a_server_that_fails_as_it_starts_exits_14_with_its_last_line(deployed):
+    result = cli(["serve", "broken", "--port", "0"], deployed)
+    assert result.returncode == ExitCode.RUN_FAILED, result.stderr
+    assert "Traceback" in result.stderr  # its output, on stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"error: app broken exited before serving on http://127\.0\.0\.1:\d+ with code 1:"
+        r" RuntimeError: the model file is missing",
+        error,
+    ), error
+    assert result.stdout == ""
+
+
+def test_a_port_in_use_or_an_unknown_app_is_one_line_exit_14(deployed):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = cli(["serve", "greeter", "--port", str(port)], deployed)
+    assert busy.returncode == ExitCode.RUN_FAILED
+    assert busy.stderr.startswith(f"error: app greeter: port {port} on 127.0.0.1 is in use")
+    assert len(busy.stderr.splitlines()) == 1
+    unknown = cli(["serve", "nosuch"], deployed)
+    assert unknown.returncode == ExitCode.RUN_FAILED, unknown.stderr
+    assert len(unknown.stderr.splitlines()) == 1 and "nosuch" in unknown.stderr
+
+
+MEMO_BACKEND = """
+import flyte_deploy as fd
+
+@fd.hookimpl
+def register_backends():
+    return [fd.Backend(name="memo", register=lambda *args: [], description="holds no apps")]
+"""
+
+
+def test_a_backend_without_apps_cannot_serve(project, invoke, monkeypatch):
+    root = project({"deployconf.py": MEMO_BACKEND})
+    monkeypatch.chdir(root)
+    result = invoke("serve", "greeter", "--backend", "memo")
+    assert result.exit_code == ExitCode.USAGE_ERROR
+    assert result.stderr == "error: backend 'memo' (command line) cannot serve apps: it holds none\n"
