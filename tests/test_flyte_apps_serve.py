@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -163,25 +164,26 @@ def first_line(proc: subprocess.Popen[str], timeout: float = 120) -> str:
     return line
 
 
-def children_of(pid: int) -> list[int]:
-    """The pids whose parent is ``pid`` (from /proc)."""
+def processes() -> list[tuple[int, str, int, int]]:
+    """Every live process as (pid, state, parent pid, process group), from /proc; zombies
+    (exited, not yet reaped) left out."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            state, ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
+        if state != "Z":
+            found.append((int(stat.parent.name), state, int(ppid), int(pgrp)))
     return found
 
 
+def children_of(pid: int) -> list[int]:
+    return [child for child, _, parent, _ in processes() if parent == pid]
+
+
 def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return any(group == pgid for _, _, _, group in processes())
 
 
 @pytest.mark.servers
@@ -250,3 +252,23 @@ def test_a_backend_without_apps_cannot_serve(project, invoke, monkeypatch):
     result = invoke("serve", "greeter", "--backend", "memo")
     assert result.exit_code == ExitCode.USAGE_ERROR
     assert result.stderr == "error: backend 'memo' (command line) cannot serve apps: it holds none\n"
+
+
+@pytest.mark.servers
+@pytest.mark.skipif(sys.platform != "linux", reason="the server ends with serve through Linux's PR_SET_PDEATHSIG")
+def test_a_killed_serve_takes_its_server_with_it(deployed):
+    proc = start_serve(deployed, "greeter", "--port", "0")
+    try:
+        url = first_line(proc)
+        [server] = children_of(proc.pid)
+        proc.kill()  # SIGKILL: serve forwards nothing
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while group_alive(server) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not group_alive(server)
+        with pytest.raises(urllib.error.URLError):
+            get(f"{url}/greet/Bo")
+    finally:
+        if proc.poll() is None:
+            proc.kill()

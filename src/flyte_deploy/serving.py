@@ -17,12 +17,14 @@ SIGINT (Ctrl-C) and SIGTERM are forwarded to the server's process group; it has
 ``STOP_GRACE`` seconds to stop before the group is killed, and ``serve`` then exits 0: a
 server stopped on request ended normally. A server that exits on its own with a non-zero
 code, or that does not listen within the timeout, is a ``RunError`` (exit 14) naming the
-app and its last output line; no process of the group outlives ``serve``.
+app and its last output line; no process of the group outlives ``serve`` (on Linux, the
+server is sent SIGTERM even when ``serve`` itself is killed).
 """
 
 from __future__ import annotations
 
 import collections
+import ctypes
 import os
 import shutil
 import signal
@@ -129,6 +131,17 @@ class _Output:
         return self.tail[-1].strip() if self.tail else "no output"
 
 
+#: Linux's prctl option: the signal a process gets when the thread that started it ends
+PR_SET_PDEATHSIG = 1
+
+
+def _end_with_serve() -> None:
+    """Run in the server's process before its command (Linux): SIGTERM it when ``serve``
+    ends, even by SIGKILL, so that no server outlives it."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _listening(port: int) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=POLL_INTERVAL):
@@ -182,6 +195,7 @@ def serve_app(
                 stderr=subprocess.STDOUT,
                 text=True,
                 start_new_session=True,  # its own process group: a terminal's Ctrl-C reaches it through us, once
+                preexec_fn=_end_with_serve,
             )
         except OSError as exc:
             raise RunError(f"app {app.name}: cannot start {argv[0]}: {exc.strerror or exc}") from None
