@@ -114,6 +114,12 @@ def test_serve_app_answers_requests_until_sigint_then_returns(sdk_app, tmp_path,
 
 
 @pytest.mark.servers
+def test_a_server_that_does_not_listen_in_time_is_stopped_and_a_run_error(sdk_app):
+    with pytest.raises(RunError, match=r"app greeter did not listen on 127\.0\.0\.1:\d+ within 0\.01s"):
+        serve_app(sdk_app("greeter"), port=0, timeout=0.01)
+
+
+@pytest.mark.servers
 def test_a_server_that_fails_as_it_starts_is_a_run_error_with_its_last_line(sdk_app):
     with pytest.raises(RunError, match=r"app broken exited before serving on .* code 1: RuntimeError: the model"):
         serve_app(sdk_app("broken"), port=0)
@@ -203,7 +209,9 @@ def test_serve_prints_the_url_answers_http_and_stops_cleanly(deployed, stop):
             proc.kill()
     assert proc.returncode == 0, err
     assert out == ""  # the URL was the only line
-    assert "serving app greeter (version " in err and err.rstrip().endswith("stopped app greeter")
+    assert re.search(
+        r"^serving app greeter \(version [\w.-]+\); Ctrl-C stops it$", err, re.MULTILINE
+    ) and err.rstrip().endswith("stopped app greeter")
     assert not group_alive(servers[0])  # nothing of the server's process group is left
     with pytest.raises(urllib.error.URLError):
         get(f"{url}/greet/Bo")

@@ -462,7 +462,8 @@ def serve_command(
 
     def ready(url: str) -> None:
         click.echo(url)
-        click.echo(f"serving app {deployed.name} (version {deployed.version or 'unknown'}); Ctrl-C stops it", err=True)
+        version = f" (version {deployed.version})" if deployed.version else ""
+        click.echo(f"serving app {deployed.name}{version}; Ctrl-C stops it", err=True)
 
     serve_app(deployed, port=port, timeout=timeout, storage=storage, on_ready=ready)
     click.echo(f"stopped app {deployed.name}", err=True)
