@@ -209,9 +209,8 @@ def test_serve_prints_the_url_answers_http_and_stops_cleanly(deployed, stop):
             proc.kill()
     assert proc.returncode == 0, err
     assert out == ""  # the URL was the only line
-    assert re.search(
-        r"^serving app greeter \(version [\w.-]+\); Ctrl-C stops it$", err, re.MULTILINE
-    ) and err.rstrip().endswith("stopped app greeter")
+    assert re.search(r"^serving app greeter \(version [\w.-]+\); Ctrl-C stops it$", err, re.MULTILINE), err
+    assert err.rstrip().endswith("stopped app greeter")
     assert not group_alive(servers[0])  # nothing of the server's process group is left
     with pytest.raises(urllib.error.URLError):
         get(f"{url}/greet/Bo")
