@@ -126,8 +126,10 @@ class _Output:
             if line.strip():
                 self.tail.append(scrub(line.rstrip("\n")))
 
-    def last_line(self) -> str:
-        self._thread.join(timeout=2)
+    def last_line(self, exited: bool) -> str:
+        """The last non-empty line, after reading to the end when the server has ``exited``."""
+        if exited:
+            self._thread.join(timeout=2)
         return self.tail[-1].strip() if self.tail else "no output"
 
 
@@ -135,11 +137,14 @@ class _Output:
 PR_SET_PDEATHSIG = 1
 
 
-def _end_with_serve() -> None:
-    """Run in the server's process before its command (Linux): SIGTERM it when ``serve``
-    ends, even by SIGKILL, so that no server outlives it."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _ending_with_serve() -> Callable[[], None] | None:
+    """For the server's process, to run before its command (Linux; None elsewhere): SIGTERM
+    it when ``serve`` ends, even by SIGKILL, so that no server outlives it. libc is looked
+    up here, before the fork."""
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None).prctl
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _listening(port: int) -> bool:
@@ -195,7 +200,7 @@ def serve_app(
                 stderr=subprocess.STDOUT,
                 text=True,
                 start_new_session=True,  # its own process group: a terminal's Ctrl-C reaches it through us, once
-                preexec_fn=_end_with_serve,
+                preexec_fn=_ending_with_serve(),
             )
         except OSError as exc:
             raise RunError(f"app {app.name}: cannot start {argv[0]}: {exc.strerror or exc}") from None
@@ -232,16 +237,17 @@ def _wait(
             if ready and code == 0:
                 return
             when = "stopped" if ready else f"exited before serving on {url}"
-            raise RunError(f"app {app.name} {when} with code {code}: {output.last_line()}")
+            raise RunError(f"app {app.name} {when} with code {code}: {output.last_line(exited=True)}")
         if not ready:
             if _listening(port):
                 ready = True
                 on_ready(url)
                 continue
             if time.monotonic() > deadline:
+                hint = "" if port == declared_port(app) else " (an app that binds a port of its own serves only there)"
                 raise RunError(
-                    f"app {app.name} did not listen on {HOST}:{port} within {timeout:g}s"
-                    f" (an app that binds a port of its own can be served only there): {output.last_line()}"
+                    f"app {app.name} did not listen on {HOST}:{port} within {timeout:g}s{hint}:"
+                    f" {output.last_line(exited=False)}"
                 )
         time.sleep(POLL_INTERVAL)
 
