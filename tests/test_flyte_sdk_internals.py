@@ -124,3 +124,42 @@ def test_every_layer_kind_maps_to_ours_or_is_named_as_unbuildable(tmp_path):
     problems = {kind: problem for kind, _, problem in layers[-len(expected) :] if problem}
     assert set(problems) == {"pip", "UVProject"} and "pip options" in problems["pip"]
     assert dict(layers[-len(expected) :][4][1]) == {"A": "1"}
+
+
+def test_the_app_translation_and_the_app_fields_read_are_the_ones_used(tmp_path, capsys):
+    import dataclasses
+
+    import flyte.app
+    from flyte.app._runtime import translate_app_env_to_idl
+    from flyte.models import CodeBundle, SerializationContext
+    from flyteidl2.app import app_definition_pb2
+
+    assert list(inspect.signature(translate_app_env_to_idl).parameters) == [
+        "app_env",
+        "serialization_context",
+        "parameter_overrides",
+        "desired_state",
+    ]
+    fields = {f.name for f in dataclasses.fields(flyte.app.AppEnvironment)}
+    assert {"_server", "_on_startup", "_on_shutdown", "_caller_frame", "_declaring_file"} <= fields
+    app = flyte.app.AppEnvironment(name="internals-app", port=8089)
+    line = inspect.currentframe().f_lineno - 1
+    assert sdk_internals.app_declaring_line(app) == line
+    context = SerializationContext(
+        version="v9",
+        project="p",
+        domain="d",
+        code_bundle=CodeBundle(tgz="file:///b.tgz", destination=".", computed_version="v9"),
+        image_cache=sdk_internals.image_cache({"internals-app": "acme/app:1"}),
+        root_dir=tmp_path,
+    )
+    capsys.readouterr()
+    spec = sdk_internals.translate_app(app, context)
+    assert capsys.readouterr().out == ""  # the SDK prints "VERSION: v9"; it never reaches stdout
+    assert isinstance(spec, app_definition_pb2.App) and spec.metadata.id.name == "internals-app"
+    command = list(spec.spec.container.command)
+    assert command[:3] == ["fserve", "--version", "v9"] and command[command.index("--tgz") + 1] == "file:///b.tgz"
+    assert spec.spec.container.image == "acme/app:1" and spec.spec.container.ports[0].container_port == 8089
+    sdk_internals.add_app_local_sys_paths(spec, tmp_path)
+    env = {e.key: e.value for e in spec.spec.container.env}
+    assert set(sdk_internals.local_sys_paths(tmp_path)) <= set(env)

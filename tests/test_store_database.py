@@ -176,7 +176,8 @@ def test_a_foreign_or_newer_database_is_refused(store: Store) -> None:
     store.register([record()])
     with sqlite3.connect(store.path) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(StoreError, match=r"written by a newer flyte-deploy \(schema 2, this release reads 1\)"):
+    newer = rf"written by a newer flyte-deploy \(schema {SCHEMA_VERSION + 1}, this release reads {SCHEMA_VERSION}\)"
+    with pytest.raises(StoreError, match=newer):
         store.register([record(version="v2")])
 
 

@@ -5,11 +5,14 @@ needed.
 * ``deploy_start`` checks, writing nothing, that the store is a local directory holding a
   sound database of this schema (or nothing yet, or an old file layout it can migrate), so
   a deploy into an unusable store fails before anything is built;
-* the backend's ``register``, called per environment, commits every task of the plan in
-  one transaction on its first call of a deploy; the later calls return their
-  environment's part of the result. A version already holding a different spec refuses the
-  whole deploy (versions are immutable);
-* ``task_spec`` (for ``run``) and ``listing`` (for ``ls``) read the store.
+* the backend's ``register`` (per task environment) and ``register_app`` (per app), whichever
+  is called first in a deploy, commit every task and app of the plan in one transaction;
+  the later calls return their part of the result. A task version already holding a
+  different spec, or an app revision holding this version with a different spec, refuses
+  the whole deploy (versions are immutable); an app at another version gets a new revision
+  (``updated``);
+* ``task_spec`` (for ``run``), ``app_spec`` (the latest revision of an app, for ``serve``)
+  and ``listing`` (for ``ls``) read the store.
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ from ..environments import Environment
 from ..errors import RegistrationError, RunError
 from ..hookspecs import hookimpl
 from ..session import DeploySession, StashKey
-from ..store import Store, TaskRecord
-from ..types import Backend, DeployPlan, DeployResult, Listing, Registration, SerializedTask
+from ..store import AppRecord, Store, TaskRecord
+from ..types import Backend, DeployPlan, DeployResult, Listing, Registration, SerializedApp, SerializedTask
 
 BACKEND = "local"
 
-#: this deploy's registrations by task name, set by the first register_environment
-registered_key = StashKey[dict[str, Registration]]()
+#: this deploy's registrations by (kind, task or app name), set by its first registration
+registered_key = StashKey[dict[tuple[str, str], Registration]]()
 
 
 def task_records(plan: DeployPlan) -> list[TaskRecord]:
@@ -58,11 +61,45 @@ def task_records(plan: DeployPlan) -> list[TaskRecord]:
     return records
 
 
-def register(store_url: str, plan: DeployPlan) -> dict[str, Registration]:
-    """Register every task of ``plan`` in one transaction; the outcome by task name."""
-    records = task_records(plan)
-    statuses = Store.at(store_url).register(records)
-    return {r.name: Registration(task=r.name, version=r.version, status=statuses[r.key]) for r in records}
+def app_records(plan: DeployPlan) -> list[AppRecord]:
+    """What the store records for each app of ``plan``, keyed by its identifier."""
+    return [
+        AppRecord(
+            project=app.spec.metadata.id.project,
+            domain=app.spec.metadata.id.domain,
+            name=app.name,
+            version=app.version,
+            environment=app.environment,
+            image=plan.images[app.environment].uri,
+            bundle_uri=plan.bundle_uri,
+            bundle_digest=plan.bundle.digest if plan.bundle else None,
+            source_link=app.source_link or None,
+            spec=app.spec.SerializeToString(deterministic=True),
+        )
+        for app in plan.apps
+    ]
+
+
+def register(store_url: str, plan: DeployPlan) -> dict[tuple[str, str], Registration]:
+    """Register every task and app of ``plan`` in one transaction; the outcome by (kind,
+    name)."""
+    tasks, apps = task_records(plan), app_records(plan)
+    statuses = Store.at(store_url).register(tasks, apps)
+    done: dict[tuple[str, str], Registration] = {}
+    for t in tasks:
+        status = statuses[t.key]
+        assert status != "updated"  # a task version is immutable
+        done["task", t.name] = Registration(task=t.name, version=t.version, status=status)
+    for a in apps:
+        done["app", a.name] = Registration(task=a.name, version=a.version, status=statuses[a.key], kind="app")
+    return done
+
+
+def _registered(session: DeploySession, plan: DeployPlan) -> dict[tuple[str, str], Registration]:
+    """This deploy's registrations: the whole plan committed at the first call."""
+    if registered_key not in session.stash:
+        session.stash[registered_key] = register(session.config.store_url, plan)
+    return session.stash[registered_key]
 
 
 def list_deployments(store_url: str, project: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
@@ -175,12 +212,38 @@ def listing(config: Config) -> Listing:
 def register_in_store(
     session: DeploySession, environment: Environment, tasks: Sequence[SerializedTask], plan: DeployPlan
 ) -> list[Registration]:
-    """The backend's ``register``: the whole plan in one transaction on the first call of a
-    deploy (``register``), then ``tasks``' part of the outcome."""
-    if registered_key not in session.stash:
-        session.stash[registered_key] = register(session.config.store_url, plan)
-    done = session.stash[registered_key]
-    return [done[t.name] for t in tasks]
+    """The backend's ``register``: the whole plan in one transaction on the first
+    registration of a deploy (``register``), then ``tasks``' part of the outcome."""
+    done = _registered(session, plan)
+    return [done["task", t.name] for t in tasks]
+
+
+def register_app_in_store(
+    session: DeploySession, environment: Environment, app: SerializedApp, plan: DeployPlan
+) -> Registration:
+    """The backend's ``register_app``: as ``register_in_store``, ``app``'s part."""
+    return _registered(session, plan)["app", app.name]
+
+
+def app_spec(config: Config, name: str) -> SerializedApp:
+    """The latest revision of the app ``name`` in the configured scope (``configured_scope``);
+    a ``RegistrationError`` saying where it is deployed when it is not there, or when it is
+    in several projects or domains and none was named."""
+    store = Store.at(config.store_url)
+    project, domain = configured_scope(config)
+    found = store.find_apps(project=project, domain=domain, name=name, with_spec=True)
+    if len(found) == 1:
+        return SerializedApp(environment=found[0].environment, spec=found[0].app())
+    scopes = sorted(f"{r.project}/{r.domain}" for r in (found or store.find_apps(name=name)))
+    if found:
+        raise RegistrationError(
+            f"app {name} is deployed to {', '.join(scopes)} in {store.path}: pass --project and --domain to choose"
+        )
+    where = "/".join(part for part in (project, domain) if part)
+    raise RegistrationError(
+        f"app {name} is not deployed{' to ' + where if where else ''} in {store.path}"
+        + (f" (deployed to {', '.join(scopes)})" if scopes else "")
+    )
 
 
 @hookimpl
@@ -191,6 +254,8 @@ def register_backends() -> list[Backend]:
             register_in_store,
             task_spec=task_spec,
             listing=listing,
+            register_app=register_app_in_store,
+            app_spec=app_spec,
             description="the embedded SQLite store under the project",
         )
     ]

@@ -23,13 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flyteidl2.app import app_definition_pb2
 from flyteidl2.task import task_definition_pb2
 
 from ..errors import DiskFull, EnvironmentFailure, FlyteDeployError, RegistrationError, StoreError, UsageError
 from ..storage import local_path, redact_url
-from ..types import same_registration
+from ..types import same_app_registration, same_registration
 from . import migration
-from .records import Status, TaskRecord
+from .records import AppRecord, AppStatus, TaskRecord
 
 DATABASE_FILE = "deployments.db"
 #: seconds a writer waits for another one to commit before giving up
@@ -37,7 +38,28 @@ BUSY_TIMEOUT = 30.0
 #: seconds after which a draft database left by a killed creator is removed
 STALE_DRAFT = 3600
 #: ``PRAGMA user_version`` of the current schema; a store with a greater one is refused
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the apps table
+#: older schemas a write upgrades in its own transaction (a read leaves them as they are)
+UPGRADES = {1: ("apps table added",)}
+#: the ``store_info`` key saying when a store was upgraded from schema N: f"{UPGRADED_KEY}{N}"
+UPGRADED_KEY = "upgraded_from_schema_"
+
+APPS_TABLE = """CREATE TABLE apps (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- commit order
+        project TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,                  -- the deploy version this revision runs
+        environment TEXT NOT NULL,
+        image TEXT NOT NULL,
+        bundle_uri TEXT,
+        bundle_digest TEXT,
+        source_link TEXT,
+        deployed_at TEXT NOT NULL,              -- UTC, YYYY-MM-DDTHH:MM:SS.ffffffZ
+        revision INTEGER NOT NULL,              -- 1, 2, ... per (project, domain, name)
+        spec BLOB NOT NULL,                     -- serialized flyteidl2 app.App
+        UNIQUE (project, domain, name, revision)
+    )"""
 
 SCHEMA = (
     """CREATE TABLE tasks (
@@ -58,11 +80,25 @@ SCHEMA = (
         UNIQUE (project, domain, name, version)
     )""",
     "CREATE TABLE store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    APPS_TABLE,
 )
 
 #: the order that makes a version the latest of its task: the rule ``run`` and ``ls`` share
 LATEST_FIRST = "deployed_at DESC, seq DESC"
 
+_APP_COLUMNS = (
+    "project",
+    "domain",
+    "name",
+    "version",
+    "environment",
+    "image",
+    "bundle_uri",
+    "bundle_digest",
+    "source_link",
+    "deployed_at",
+    "revision",
+)
 _COLUMNS = (
     "project",
     "domain",
@@ -124,12 +160,20 @@ class Store:
                 problems = " ".join(str(r[0]) for r in result[:3]).split()
                 raise self._damaged(" ".join(problems[:40]))
 
-    def register(self, records: Sequence[TaskRecord]) -> dict[tuple[str, str, str, str], Status]:
-        """Commit ``records`` in one transaction: a new key is ``created``, a key already
-        holding the same spec (source link aside) is ``unchanged``. If any key holds a
-        different spec, nothing is written and a ``RegistrationError`` names the tasks
-        (versions are immutable)."""
-        statuses: dict[tuple[str, str, str, str], Status] = {}
+    def register(
+        self, records: Sequence[TaskRecord], apps: Sequence[AppRecord] = ()
+    ) -> dict[tuple[str, ...], AppStatus]:
+        """Commit ``records`` and ``apps`` in one transaction; the status by record key
+        (a task's and an app's keys differ in length).
+
+        A task key that is new is ``created``; one already holding the same spec (source
+        link aside) is ``unchanged``. An app with no revision yet is ``created`` (revision
+        1); one whose latest revision is this version with the same spec (revision and
+        source link aside) is ``unchanged``; one at another version is ``updated`` (a new
+        revision). If any task key holds a different spec, or any revision of an app holds
+        this version with a different spec, nothing is written and a ``RegistrationError``
+        names them (versions are immutable)."""
+        statuses: dict[tuple[str, ...], AppStatus] = {}
         conflicts: list[str] = []
         self._remove_stale_drafts()
         with self._translated(writing=True), self._transaction() as conn:
@@ -145,6 +189,14 @@ class Store:
                     statuses[record.key] = "unchanged"
                 else:
                     conflicts.append(_conflict(record, row[0]))
+            for app in apps:
+                status = _app_status(conn, app)
+                if isinstance(status, bytes):
+                    conflicts.append(_app_conflict(app, status))
+                    continue
+                statuses[app.key] = status
+                if status != "unchanged":
+                    insert_app(conn, app, deployed_at)
             if conflicts:
                 more = len(conflicts) - _SHOWN_CONFLICTS
                 raise RegistrationError(
@@ -186,6 +238,33 @@ class Store:
             rows = conn.execute(query, params).fetchall()
         return [_record(row, with_spec) for row in rows]
 
+    def find_apps(
+        self, *, project: str | None = None, domain: str | None = None, name: str | None = None, with_spec: bool = False
+    ) -> list[AppRecord]:
+        """The latest revision of each app matching every given filter, ordered by project,
+        domain and name; an empty list when the store does not exist yet or predates apps."""
+        if not self.path.exists() and not migration.old_layout_present(self.directory):
+            return []
+        columns = ", ".join(_APP_COLUMNS) + (", spec" if with_spec else "")
+        query = (
+            f"SELECT {columns} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY project, domain, name"
+            " ORDER BY revision DESC) AS rank FROM apps)"
+            " WHERE rank = 1 AND (:project IS NULL OR project = :project) AND (:domain IS NULL OR domain = :domain)"
+            " AND (:name IS NULL OR name = :name) ORDER BY project, domain, name"
+        )
+        params = {"project": project, "domain": domain, "name": name}
+        with self._translated(writing=False), self._connection() as conn:
+            if int(conn.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
+                return []  # written before apps: a write upgrades it
+            rows = conn.execute(query, params).fetchall()
+        return [
+            AppRecord(
+                **dict(zip(_APP_COLUMNS, row[: len(_APP_COLUMNS)], strict=True)),
+                spec=bytes(row[-1]) if with_spec else b"",
+            )
+            for row in rows
+        ]
+
     # -- connections, transactions, errors ----------------------------------------------
 
     @contextmanager
@@ -205,7 +284,10 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on a store of the current schema: an older one is upgraded
+        inside it (so with the write, or not at all)."""
         with self._connection() as conn, _immediate(conn):
+            _upgrade(conn)
             yield conn
 
     def _create(self) -> None:
@@ -251,7 +333,7 @@ class Store:
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         """Refuse a file that is not a database of this schema (before anything writes to it)."""
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version == SCHEMA_VERSION:
+        if version == SCHEMA_VERSION or version in UPGRADES:
             return
         if version > SCHEMA_VERSION:
             raise StoreError(
@@ -335,6 +417,65 @@ def insert(conn: sqlite3.Connection, record: TaskRecord, deployed_at: str) -> No
     )
 
 
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a store of an older schema (``UPGRADES``) to this one, within the caller's
+    transaction, noting it in ``store_info``; its tasks are kept as they are."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version == SCHEMA_VERSION:
+        return
+    conn.execute(APPS_TABLE)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    conn.execute(
+        "INSERT INTO store_info (key, value) VALUES (?, ?)",
+        (f"{UPGRADED_KEY}{version}", f"{utc_now()}: {'; '.join(UPGRADES[version])}"),
+    )
+
+
+def _app_status(conn: sqlite3.Connection, app: AppRecord) -> AppStatus | bytes:
+    """What registering ``app`` does (see ``Store.register``), or the spec of a revision
+    already holding its version with a different spec."""
+    new = app.app()
+    for (spec,) in conn.execute(
+        "SELECT spec FROM apps WHERE project = ? AND domain = ? AND name = ? AND version = ?", (*app.key, app.version)
+    ):
+        if not same_app_registration(app_definition_pb2.App.FromString(spec), new):
+            return bytes(spec)
+    latest = conn.execute(
+        "SELECT version FROM apps WHERE project = ? AND domain = ? AND name = ? ORDER BY revision DESC LIMIT 1", app.key
+    ).fetchone()
+    if latest is None:
+        return "created"
+    return "unchanged" if latest[0] == app.version else "updated"
+
+
+def insert_app(conn: sqlite3.Connection, record: AppRecord, deployed_at: str) -> None:
+    """Insert ``record`` as the app's next revision (its spec's ``metadata.revision`` set to it)."""
+    revision = int(
+        conn.execute(
+            "SELECT COALESCE(MAX(revision), 0) + 1 FROM apps WHERE project = ? AND domain = ? AND name = ?", record.key
+        ).fetchone()[0]
+    )
+    spec = record.app()
+    spec.metadata.revision = revision
+    conn.execute(
+        f"INSERT INTO apps ({', '.join(_APP_COLUMNS)}, spec) VALUES ({', '.join('?' * (len(_APP_COLUMNS) + 1))})",
+        (
+            record.project,
+            record.domain,
+            record.name,
+            record.version,
+            record.environment,
+            record.image,
+            record.bundle_uri,
+            record.bundle_digest,
+            record.source_link,
+            deployed_at,
+            revision,
+            spec.SerializeToString(deterministic=True),
+        ),
+    )
+
+
 @contextmanager
 def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
     """``BEGIN IMMEDIATE`` (the write lock, waiting up to the busy timeout) ... ``COMMIT``;
@@ -393,5 +534,19 @@ def _conflict(record: TaskRecord, existing: bytes) -> str:
     shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
     return (
         f"task {record.name} version {record.version} is already deployed with a different spec"
+        f" in {record.project}/{record.domain} (differs in {shown})"
+    )
+
+
+def _app_conflict(record: AppRecord, existing: bytes) -> str:
+    from ..remote import spec_differences  # the connect client is imported only for this message
+    from ..types import without_app_revision
+
+    fields = spec_differences(
+        without_app_revision(app_definition_pb2.App.FromString(existing)), without_app_revision(record.app())
+    )
+    shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
+    return (
+        f"app {record.name} version {record.version} is already deployed with a different spec"
         f" in {record.project}/{record.domain} (differs in {shown})"
     )

@@ -1,13 +1,17 @@
-"""What the store holds: one ``TaskRecord`` per task version."""
+"""What the store holds: one ``TaskRecord`` per task version, one ``AppRecord`` per app
+revision."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
+from flyteidl2.app import app_definition_pb2
 from flyteidl2.task import task_definition_pb2
 
 Status = Literal["created", "unchanged"]
+#: what registering an app did: ``updated`` is a new revision of an app at another version
+AppStatus = Literal["created", "unchanged", "updated"]
 
 
 @dataclass(frozen=True)
@@ -40,3 +44,33 @@ class TaskRecord:
 
     def task_spec(self) -> task_definition_pb2.TaskSpec:
         return task_definition_pb2.TaskSpec.FromString(self.spec)
+
+
+@dataclass(frozen=True)
+class AppRecord:
+    """One revision of an app, keyed by ``(project, domain, name)`` and its ``revision``
+    (1, 2, ... in deploy order); ``version`` is the deploy version it runs.
+
+    ``spec`` is the deterministic serialization of the ``app.App`` (its
+    ``metadata.revision`` set to ``revision``); ``deployed_at`` and ``revision`` are set by
+    the store when the revision is committed."""
+
+    project: str
+    domain: str
+    name: str
+    version: str
+    environment: str
+    image: str
+    bundle_uri: str | None
+    bundle_digest: str | None
+    source_link: str | None
+    spec: bytes = b""
+    deployed_at: str = ""
+    revision: int = 0
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.project, self.domain, self.name
+
+    def app(self) -> app_definition_pb2.App:
+        return app_definition_pb2.App.FromString(self.spec)

@@ -107,6 +107,55 @@ def task_triggers(task: Any, spec: Any) -> list[Any]:
     return asyncio.run(convert())
 
 
+# -- apps: the SDK has no public app serializer ---------------------------------------------
+
+
+def app_declaring_line(app: Any) -> int | None:
+    """The line of the user's code that constructed the ``AppEnvironment`` ``app`` (the
+    frame the SDK records for its resolver), or None when it recorded none."""
+    frame = app._caller_frame
+    return int(frame.lineno) if frame is not None else None
+
+
+def translate_app(app: Any, context: Any) -> Any:
+    """The flyteidl2 ``app.App`` of ``app`` under the ``SerializationContext`` ``context``,
+    from the SDK's own translation (what ``flyte deploy`` sends to ``CreateApp``). The SDK
+    prints ``VERSION: ...`` to stdout while doing it; that line is swallowed, so stdout
+    stays the command's own (``--output json``). Its warnings about the git repository of
+    the current directory are dropped too: they concern the tree link it puts in
+    ``metadata.source_code``, which the adapter replaces."""
+    import contextlib
+    import io
+    import logging
+
+    from flyte.app._runtime import translate_app_env_to_idl
+
+    def not_about_git(record: logging.LogRecord) -> bool:
+        return Path(record.pathname).parent.name != "git"
+
+    sdk_logger = logging.getLogger("flyte")
+    sdk_logger.addFilter(not_about_git)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return translate_app_env_to_idl(app, context)
+    finally:
+        sdk_logger.removeFilter(not_about_git)
+
+
+def add_app_local_sys_paths(spec: Any, root_dir: Path) -> None:
+    """What ``flyte deploy`` (whose ``flyte.init`` syncs local sys paths by default) adds to
+    an app's container env: the ``local_sys_paths`` entry, set in place when the app
+    declares the variable itself, else appended (the SDK's ``dict.update`` order)."""
+    if not spec.spec.HasField("container"):
+        return
+    env = spec.spec.container.env
+    for key, value in local_sys_paths(root_dir).items():
+        entry = next((e for e in env if e.key == key), None)
+        if entry is None:
+            entry = env.add(key=key)
+        entry.value = value
+
+
 # -- reading an image spec ----------------------------------------------------------------
 
 
@@ -161,7 +210,9 @@ def _pip_options(layer: Any) -> str | None:
 
 __all__ = [
     "SUPPORTED_RANGE",
+    "add_app_local_sys_paths",
     "add_deploy_documentation",
+    "app_declaring_line",
     "image_cache",
     "image_is_built",
     "image_layers",
@@ -169,6 +220,7 @@ __all__ = [
     "local_sys_paths",
     "sdk_version",
     "task_triggers",
+    "translate_app",
     "unsupported_version",
     "with_local_sys_paths",
 ]

@@ -116,18 +116,19 @@ _NOT_HASHED = frozenset(
         "_declaring_file",
         "ref",
         "_call_as_synchronous",
+        "_caller_frame",
     }
 )
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
-def _settings(obj: Any) -> dict[str, str]:
-    """The dataclass fields of ``obj`` (an SDK environment or task) as their reprs, without
-    memory addresses."""
+def settings(obj: Any, exclude: tuple[str, ...] = ()) -> dict[str, str]:
+    """The dataclass fields of ``obj`` (an SDK environment, app or task) as their reprs,
+    without memory addresses, except those not hashed directly and ``exclude``."""
     return {
         f.name: _ADDRESS.sub("", repr(getattr(obj, f.name, None)))
         for f in dataclasses.fields(obj)
-        if f.name not in _NOT_HASHED
+        if f.name not in _NOT_HASHED and f.name not in exclude
     }
 
 
@@ -146,7 +147,7 @@ def identity(environment: FlyteEnvironment, root_dir: Path) -> dict[str, Any]:
         except OSError:
             source = task.func.__code__.co_code.hex()
         tasks[name] = {
-            "settings": _settings(task.native),
+            "settings": settings(task.native),
             "source": source,
             "module": _relative(task, root_dir),
             "interface": _ADDRESS.sub("", repr(task.native.interface)),
@@ -154,7 +155,7 @@ def identity(environment: FlyteEnvironment, root_dir: Path) -> dict[str, Any]:
     return {
         "sdk": "flyte",
         "flyte": sdk_internals.sdk_version(),
-        "settings": _settings(environment.native),
+        "settings": settings(environment.native),
         "depends_on": sorted(d.name for d in environment.depends_on),
         "tasks": tasks,
         "sys_paths": sdk_internals.local_sys_paths(root_dir),
@@ -168,4 +169,4 @@ def _relative(task: FlyteTask, root_dir: Path) -> str:
         return task.module
 
 
-__all__ = ["identity", "serialization_context", "serialize"]
+__all__ = ["identity", "serialization_context", "serialize", "settings"]

@@ -1,5 +1,8 @@
-"""Views of ``flyte.TaskEnvironment`` objects and their tasks that satisfy the core's
-``environments.Environment`` and ``Task`` protocols; ``native`` is the SDK's object.
+"""Views of ``flyte.TaskEnvironment`` objects and their tasks, and of
+``flyte.app.AppEnvironment`` objects (and subclasses such as
+``flyte.app.extras.FastAPIAppEnvironment``), that satisfy the core's
+``environments.Environment`` and ``Task`` protocols; ``native`` is the SDK's object. An app's
+view has ``is_app = True`` and no tasks (``environments.is_app``).
 
 One SDK object has one view (``view_of``), so discovery's identity checks (an environment
 found twice is one environment; two objects with one name are an error) hold for views.
@@ -8,12 +11,14 @@ found twice is one environment; two objects with one name are an error) hold for
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ...errors import DiscoveryError
 from ...image import Image
+from . import sdk_internals
 from .images import image_spec
 
 SDK = "flyte"
@@ -24,17 +29,29 @@ _VIEWS: dict[int, tuple[Any, FlyteEnvironment]] = {}
 def is_task_environment(obj: object) -> bool:
     """Whether ``obj`` is a ``flyte.TaskEnvironment`` (or a subclass), without importing flyte
     when the user's code did not."""
-    import sys
-
     flyte = sys.modules.get("flyte")
     return flyte is not None and isinstance(obj, flyte.TaskEnvironment)
 
 
+def is_app_environment(obj: object) -> bool:
+    """Whether ``obj`` is a ``flyte.app.AppEnvironment`` (or a subclass), without importing
+    ``flyte.app`` when the user's code did not."""
+    module = sys.modules.get("flyte.app._app_environment")
+    return module is not None and isinstance(obj, module.AppEnvironment)
+
+
+def is_flyte_environment(obj: object) -> bool:
+    """Whether the flyte adapter deploys ``obj``: a task environment or an app environment."""
+    return is_task_environment(obj) or is_app_environment(obj)
+
+
 def view_of(native: Any) -> FlyteEnvironment:
-    """The one view of the ``flyte.TaskEnvironment`` ``native``."""
+    """The one view of the ``flyte.TaskEnvironment`` or ``flyte.app.AppEnvironment``
+    ``native`` (a ``FlyteApp`` for an app)."""
     entry = _VIEWS.get(id(native))
     if entry is None or entry[0] is not native:
-        entry = _VIEWS[id(native)] = (native, FlyteEnvironment(native))
+        view = FlyteApp(native) if is_app_environment(native) else FlyteEnvironment(native)
+        entry = _VIEWS[id(native)] = (native, view)
     return entry[1]
 
 
@@ -104,9 +121,12 @@ class FlyteEnvironment:
         self.secrets = tuple(secrets if isinstance(secrets, (list, tuple)) else [secrets] if secrets else [])
         file = native._declaring_file
         self.source_file: str | None = os.path.abspath(file) if file else None
-        self._line = _definition_line(self.source_file, self.name)
+        self._line = self._declaring_line()
         self._image: Image | None = None
         self._tasks: dict[str, FlyteTask] = {}
+
+    def _declaring_line(self) -> int:
+        return _definition_line(self.source_file, self.name)
 
     @property
     def location(self) -> str:
@@ -135,10 +155,10 @@ class FlyteEnvironment:
     def depends_on(self) -> tuple[FlyteEnvironment, ...]:
         deps = []
         for dep in self.native.depends_on:
-            if not is_task_environment(dep):
+            if not is_flyte_environment(dep):
                 raise DiscoveryError(
                     f"{self.location}: environment {self.name} depends on {dep.name!r}, a"
-                    f" {type(dep).__name__}; flyte-deploy deploys task environments only"
+                    f" {type(dep).__name__}; flyte-deploy deploys task and app environments only"
                 )
             deps.append(view_of(dep))
         return tuple(deps)
@@ -165,4 +185,37 @@ class FlyteEnvironment:
         return f"<flyte TaskEnvironment {self.name!r} tasks={list(self.tasks)}>"
 
 
-__all__ = ["FlyteEnvironment", "FlyteTask", "is_task_environment", "view_of"]
+class FlyteApp(FlyteEnvironment):
+    """A ``flyte.app.AppEnvironment`` (or a subclass) seen through the core's ``Environment``
+    protocol: one app, no tasks; its location is the line that constructs it (the SDK's
+    caller frame). ``serialize_app`` serializes it (``apps``)."""
+
+    is_app = True
+
+    def _declaring_line(self) -> int:
+        line = sdk_internals.app_declaring_line(self.native)
+        return line if line is not None else super()._declaring_line()
+
+    @property
+    def tasks(self) -> dict[str, FlyteTask]:
+        return {}
+
+    def identity(self, root_dir: Path) -> dict[str, Any]:
+        """What its deployed version depends on (see ``apps.app_identity``)."""
+        from .apps import app_identity
+
+        return app_identity(self, root_dir)
+
+    def __repr__(self) -> str:
+        return f"<flyte {type(self.native).__name__} {self.name!r}>"
+
+
+__all__ = [
+    "FlyteApp",
+    "FlyteEnvironment",
+    "FlyteTask",
+    "is_app_environment",
+    "is_flyte_environment",
+    "is_task_environment",
+    "view_of",
+]
