@@ -308,7 +308,7 @@ def test_the_same_version_with_another_app_spec_is_refused_and_nothing_is_writte
 def test_an_app_not_deployed_is_named_by_app_spec(apps_project):
     with fd.open_session(apps_project, options={"quiet": True}) as session:
         assert session.backend.app_spec is not None
-        with pytest.raises(fd.RegistrationError, match=r"app nowhere is not deployed in .*deployments.db$"):
+        with pytest.raises(fd.RunError, match=r"app nowhere is not deployed in .*deployments.db$"):
             session.backend.app_spec(session.config, "nowhere")
 
 

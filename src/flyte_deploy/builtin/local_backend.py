@@ -227,7 +227,7 @@ def register_app_in_store(
 
 def app_spec(config: Config, name: str) -> SerializedApp:
     """The latest revision of the app ``name`` in the configured scope (``configured_scope``);
-    a ``RegistrationError`` saying where it is deployed when it is not there, or when it is
+    a ``RunError`` (as ``task_spec``) saying where it is deployed when it is not there, or when it is
     in several projects or domains and none was named."""
     store = Store.at(config.store_url)
     project, domain = configured_scope(config)
@@ -236,11 +236,11 @@ def app_spec(config: Config, name: str) -> SerializedApp:
         return SerializedApp(environment=found[0].environment, spec=found[0].app())
     scopes = sorted(f"{r.project}/{r.domain}" for r in (found or store.find_apps(name=name)))
     if found:
-        raise RegistrationError(
+        raise RunError(
             f"app {name} is deployed to {', '.join(scopes)} in {store.path}: pass --project and --domain to choose"
         )
     where = "/".join(part for part in (project, domain) if part)
-    raise RegistrationError(
+    raise RunError(
         f"app {name} is not deployed{' to ' + where if where else ''} in {store.path}"
         + (f" (deployed to {', '.join(scopes)})" if scopes else "")
     )
