@@ -4,7 +4,6 @@ real HTTP requests until SIGINT/SIGTERM stops it and its whole process group."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -21,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+import flyte_deploy as fd
 from flyte_deploy import ExitCode
-from flyte_deploy.bundle.archive import write_archive
 from flyte_deploy.errors import RunError
 from flyte_deploy.serving import HOST_PORT_ENV, ON_HOST_ENV, choose_port, command_line, serve_app
 from flyte_deploy.testing import AUTOLOAD_VARIABLES
@@ -41,43 +40,49 @@ def get(url: str) -> dict:
         return json.loads(response.read())
 
 
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory) -> Path:
+    """tests/flyte_projects/apps_serve deployed to the embedded backend by the CLI, then its
+    sources removed: serve must use the bundle in storage, not the user's tree."""
+    root = tmp_path_factory.mktemp("apps-serve") / "proj"
+    root.mkdir()
+    for source in PROJECT.glob("*.py"):
+        shutil.copy(source, root / source.name)
+    env = {name: "1" for name in AUTOLOAD_VARIABLES}  # as deploy_isolation, which is per test
+    env["FLYTE_DEPLOY_CACHE_DIR"] = str(tmp_path_factory.mktemp("signature-cache"))
+    for file in ("greeter.py", "broken.py"):
+        result = cli(["deploy", "--all", file, "-q"], root, env)
+        assert result.returncode == 0, result.stderr
+    for source in PROJECT.glob("*.py"):
+        (root / source.name).unlink()
+    return root
+
+
 @pytest.fixture
-def sdk_app(tmp_path, monkeypatch):
-    """The ``SerializedApp`` the Flyte SDK's own translation makes of an app env of
-    tests/flyte_projects/apps_serve, its bundle a real archive of that directory."""
+def deployed_app(deployed):
+    """The ``SerializedApp`` the embedded store holds for an app of ``deployed``."""
 
-    def make(name: str) -> SerializedApp:
-        from flyte.app._runtime.app_serde import translate_app_env_to_idl
-        from flyte.models import CodeBundle, SerializationContext
+    def find(name: str) -> SerializedApp:
+        with fd.open_session(deployed) as session:
+            assert session.backend.app_spec is not None
+            return session.backend.app_spec(session.config, name)
 
-        bundle = tmp_path / "bundle.tar.gz"
-        write_archive({p.name: str(p) for p in PROJECT.glob("*.py")}, bundle)
-        monkeypatch.syspath_prepend(str(PROJECT))
-        env = getattr(importlib.import_module(name), name)
-        context = SerializationContext(
-            version="v1",
-            project="flytesnacks",
-            domain="development",
-            code_bundle=CodeBundle(tgz=bundle.as_uri(), destination=".", computed_version="v1"),
-            root_dir=PROJECT,
-        )
-        return SerializedApp(name, translate_app_env_to_idl(env, context))
-
-    return make
+    return find
 
 
-def test_the_command_is_the_containers_own_fserve_with_the_raw_data_prefix_filled_in(sdk_app):
-    app = sdk_app("greeter")
+def test_the_command_is_the_containers_own_fserve_with_the_raw_data_prefix_filled_in(deployed_app):
+    app = deployed_app("greeter")
     argv = command_line(app, "file:///raw")
     assert Path(argv[0]).name == "fserve" and Path(argv[0]).parent == Path(sys.executable).parent
     assert argv[argv.index("--raw-data-path") + 1] == "file:///raw"
     assert argv[argv.index("--resolver-args") + 1] == "greeter:greeter"
     assert argv[argv.index("--tgz") + 1] == app.spec.metadata.code_bundle_uri
+    assert argv[argv.index("--version") + 1] == app.version
     assert not [arg for arg in argv if "{{" in arg]
 
 
-def test_a_port_in_use_is_refused_before_anything_starts(sdk_app):
-    app = sdk_app("greeter")
+def test_a_port_in_use_is_refused_before_anything_starts(deployed_app):
+    app = deployed_app("greeter")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -100,50 +105,34 @@ def test_the_sdk_reports_the_port_serve_passes_to_an_app(monkeypatch):
 
 
 @pytest.mark.servers
-def test_serve_app_answers_requests_until_sigint_then_returns(sdk_app, tmp_path, monkeypatch):
+def test_serve_app_answers_on_the_declared_port_until_sigint_then_returns(deployed_app, tmp_path, monkeypatch):
+    app = deployed_app("greeter")
+    try:
+        choose_port(app, None)
+    except RunError:
+        pytest.skip("the app's declared port 8093 is taken on this machine")
     monkeypatch.chdir(tmp_path)  # the server must not depend on the caller's directory
-    answers: list[dict] = []
+    answers: list[tuple[str, dict]] = []
 
     def ready(url: str) -> None:
-        answers.append(get(f"{url}/greet/Ann"))
+        answers.append((url, get(f"{url}/greet/Ann")))
         os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends; serve_app forwards it
 
-    serve_app(sdk_app("greeter"), port=0, on_ready=ready)
-    assert answers == [{"greeting": "Hello, Ann!"}]
+    serve_app(app, on_ready=ready)
+    assert answers == [("http://127.0.0.1:8093", {"greeting": "Hello, Ann!"})]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
 @pytest.mark.servers
-def test_a_server_that_does_not_listen_in_time_is_stopped_and_a_run_error(sdk_app):
+def test_a_server_that_does_not_listen_in_time_is_stopped_and_a_run_error(deployed_app):
     with pytest.raises(RunError, match=r"app greeter did not listen on 127\.0\.0\.1:\d+ within 0\.01s"):
-        serve_app(sdk_app("greeter"), port=0, timeout=0.01)
+        serve_app(deployed_app("greeter"), port=0, timeout=0.01)
 
 
 @pytest.mark.servers
-def test_a_server_that_fails_as_it_starts_is_a_run_error_with_its_last_line(sdk_app):
+def test_a_server_that_fails_as_it_starts_is_a_run_error_with_its_last_line(deployed_app):
     with pytest.raises(RunError, match=r"app broken exited before serving on .* code 1: RuntimeError: the model"):
-        serve_app(sdk_app("broken"), port=0)
-
-
-# -- through the command line, from what a deploy put in the embedded store ------------------
-
-
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory) -> Path:
-    """tests/flyte_projects/apps_serve deployed to the embedded backend by the CLI, then its
-    sources removed: serve must use the bundle in storage, not the user's tree."""
-    root = tmp_path_factory.mktemp("apps-serve") / "proj"
-    root.mkdir()
-    for source in PROJECT.glob("*.py"):
-        shutil.copy(source, root / source.name)
-    env = {name: "1" for name in AUTOLOAD_VARIABLES}  # as deploy_isolation, which is per test
-    env["FLYTE_DEPLOY_CACHE_DIR"] = str(tmp_path_factory.mktemp("signature-cache"))
-    for file in ("greeter.py", "broken.py"):
-        result = cli(["deploy", "--all", file, "-q"], root, env)
-        assert result.returncode == 0, result.stderr
-    for source in PROJECT.glob("*.py"):
-        (root / source.name).unlink()
-    return root
+        serve_app(deployed_app("broken"), port=0)
 
 
 def start_serve(root: Path, *args: str) -> subprocess.Popen[str]:
