@@ -50,7 +50,7 @@ def deployed(tmp_path_factory) -> Path:
         shutil.copy(source, root / source.name)
     env = {name: "1" for name in AUTOLOAD_VARIABLES}  # as deploy_isolation, which is per test
     env["FLYTE_DEPLOY_CACHE_DIR"] = str(tmp_path_factory.mktemp("signature-cache"))
-    for file in ("greeter.py", "broken.py"):
+    for file in ("greeter.py", "broken.py", "files.py"):
         result = cli(["deploy", "--all", file, "-q"], root, env)
         assert result.returncode == 0, result.stderr
     for source in PROJECT.glob("*.py"):
@@ -135,7 +135,9 @@ def test_a_server_that_fails_as_it_starts_is_a_run_error_with_its_last_line(depl
         serve_app(deployed_app("broken"), port=0)
 
 
-def start_serve(root: Path, *args: str) -> subprocess.Popen[str]:
+def start_serve(root: Path, *args: str, background: bool = False) -> subprocess.Popen[str]:
+    """``flyte-deploy serve ARGS``; ``background``: with SIGINT ignored, as a shell starts
+    ``cmd &`` (and as the server would inherit it, but for serve)."""
     return subprocess.Popen(
         [sys.executable, "-m", "flyte_deploy", "serve", *args],
         cwd=root,
@@ -144,6 +146,7 @@ def start_serve(root: Path, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None,
     )
 
 
@@ -203,6 +206,26 @@ def test_serve_prints_the_url_answers_http_and_stops_cleanly(deployed, stop):
     assert not group_alive(servers[0])  # nothing of the server's process group is left
     with pytest.raises(urllib.error.URLError):
         get(f"{url}/greet/Bo")
+
+
+@pytest.mark.servers
+def test_a_command_app_runs_in_its_unpacked_bundle_and_its_whole_group_stops(deployed):
+    proc = start_serve(deployed, "files", "--port", "0", background=True)
+    try:
+        url = first_line(proc)
+        with urllib.request.urlopen(f"{url}/files.py", timeout=10) as response:
+            assert response.read() == (PROJECT / "files.py").read_bytes()  # from the bundle: the tree has none
+        [server] = children_of(proc.pid)
+        group = [pid for pid, _, _, pgid in processes() if pgid == server]
+        assert len(group) >= 2  # fserve and the shell (and http.server) it runs the command in
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "did not stop" not in err  # SIGINT reached the server, though serve's own was ignored at start
+    assert not group_alive(server)
 
 
 @pytest.mark.servers

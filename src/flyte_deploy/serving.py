@@ -137,14 +137,20 @@ class _Output:
 PR_SET_PDEATHSIG = 1
 
 
-def _ending_with_serve() -> Callable[[], None] | None:
-    """For the server's process, to run before its command (Linux; None elsewhere): SIGTERM
-    it when ``serve`` ends, even by SIGKILL, so that no server outlives it. libc is looked
-    up here, before the fork."""
-    if sys.platform != "linux":
-        return None
-    prctl = ctypes.CDLL(None).prctl
-    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _server_setup() -> Callable[[], None]:
+    """What the server's process runs before its command: SIGINT and SIGTERM at their
+    default action (a ``serve`` started in the background, ``cmd &``, ignores SIGINT, and
+    an ignored signal stays ignored across exec), and on Linux a SIGTERM when ``serve`` ends,
+    even by SIGKILL, so that no server outlives it. libc is looked up here, before the fork."""
+    prctl = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
+
+    def setup() -> None:
+        for stopping in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stopping, signal.SIG_DFL)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return setup
 
 
 def _listening(port: int) -> bool:
@@ -200,7 +206,7 @@ def serve_app(
                 stderr=subprocess.STDOUT,
                 text=True,
                 start_new_session=True,  # its own process group: a terminal's Ctrl-C reaches it through us, once
-                preexec_fn=_ending_with_serve(),
+                preexec_fn=_server_setup(),
             )
         except OSError as exc:
             raise RunError(f"app {app.name}: cannot start {argv[0]}: {exc.strerror or exc}") from None
