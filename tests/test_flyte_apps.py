@@ -78,7 +78,8 @@ def test_apps_are_discovered_in_every_mode_and_their_task_dependency_comes_first
     assert names(dry(invoke, "apps.py", "scores_app")) == ["apps-worker", "apps-scores"]
     everything = dry(invoke, "--all", "apps.py")
     assert names(everything) == ["apps-worker", "apps-echo", "apps-scores"]
-    assert names(dry(invoke, "--recursive", ".")) == names(everything)
+    assert names(dry(invoke, "extras.py", "dashboard_app")) == ["apps-echo", "apps-dashboard"]  # an app on an app
+    assert names(dry(invoke, "--recursive", ".")) == [*names(everything), "apps-dashboard", "apps-proxy"]
     by_name = {e["name"]: e for e in everything["environments"]}
     assert by_name["apps-echo"]["tasks"] == [] and by_name["apps-echo"]["app"] == {
         "name": "apps-echo",
@@ -366,3 +367,84 @@ def test_a_backend_without_apps_refuses_a_plan_with_an_app_before_anything_is_bu
         in result.stderr
     )
     assert not (apps_project / ".flyte-deploy").exists()
+
+
+# -- what is shown: ls, the summary table, JSON ------------------------------------------
+
+
+def test_ls_and_the_summary_show_apps_with_their_status_version_and_image(apps_project, invoke, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")
+    done = invoke("deploy", "--all", "apps.py", "-q")
+    assert done.exit_code == 0, done.stderr
+    assert "app apps-echo (created)" in done.stdout and "apps-worker.score (created)" in done.stdout
+    edit(apps_project, "replicas=(1, 2)", "replicas=(2, 2)")
+    again = invoke("deploy", "--all", "apps.py", "-q")
+    assert "app apps-scores (updated)" in again.stdout and "app apps-echo (updated)" in again.stdout
+    listed = invoke("ls", "--output", "json")
+    assert listed.exit_code == 0, listed.stderr
+    apps = {e["app"]["name"]: e for e in listed.json() if e["app"]}
+    assert sorted(apps) == ["apps-echo", "apps-scores"]
+    assert apps["apps-scores"]["app"]["revision"] == 2 and apps["apps-scores"]["tasks"] == []
+    assert apps["apps-scores"]["image"] == flyte.Image.from_debian_base().uri
+    versions = {e["environment"]: e["version"] for e in listed.json() if e["latest"]}
+    assert versions["apps-scores"] == versions["apps-worker"]  # one version for the deploy
+    table = invoke("ls")
+    assert "app apps-scores (revision 2)" in table.stdout and "app apps-echo (revision 2)" in table.stdout
+
+
+def test_the_image_phase_resolves_the_apps_own_image_at_the_sdks_uri(project, invoke):
+    root = project(
+        {
+            "apps.py": """
+                import flyte
+                import flyte.app
+
+                base = flyte.Image.from_debian_base(registry="registry.acme.test/apps", name="served")
+                image = base.with_pip_packages("six")
+                app = flyte.app.AppEnvironment(name="built-app", image=image)
+            """
+        }
+    )
+    out = dry(invoke, "--all", root / "apps.py")
+    import importlib
+
+    sys.path.insert(0, str(root))
+    try:
+        expected = importlib.import_module("apps").app.image.uri
+    finally:
+        sys.path.remove(str(root))
+    assert expected.startswith("registry.acme.test/apps/served:")
+    assert out["environments"][0]["image"] == expected
+    result = api_deploy(root, dry_run=True)
+    assert result.apps[0].spec.spec.container.image == expected
+    from flyte._internal.image_cache import ImageCache
+
+    command = list(result.apps[0].spec.spec.container.command)
+    cache = ImageCache.from_transport(command[command.index("--image-cache") + 1])
+    assert cache.image_lookup == {"built-app": expected}  # what the app's runtime resolves images with
+
+
+def test_an_app_links_to_the_line_constructing_it(git_repos):
+    import subprocess
+
+    from tests.fixtures.gitrepos import deploy_env
+
+    files = {path.name: path.read_text() for path in PROJECT.glob("*.py")}
+    repo = git_repos.init("served", files, remote="git@github.com:acme/served.git")
+    sha = git_repos.head(repo)
+    done = subprocess.run(
+        [sys.executable, "-m", "flyte_deploy", "deploy", "--all", "apps.py", "--output", "json", "-q"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=deploy_env(),
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    apps = {e["name"]: e["app"] for e in json.loads(done.stdout)["environments"] if e["app"]}
+    assert apps["apps-echo"]["source_link"] == f"https://github.com/acme/served/blob/{sha}/apps.py#L24"
+    assert apps["apps-scores"]["source_link"] == f"https://github.com/acme/served/blob/{sha}/apps.py#L60"
+    stored = {r.name: r for r in Store.at(str(repo / ".flyte-deploy")).find_apps(with_spec=True)}
+    assert stored["apps-echo"].app().metadata.source_code.link == apps["apps-echo"]["source_link"]
+    assert stored["apps-echo"].source_link == apps["apps-echo"]["source_link"]

@@ -11,6 +11,10 @@ existence checks find no ``docker`` on its ``PATH``, so it assumes the images ex
 builds none, as it does without a daemon. Both sides read ``FLYTE_IMAGE_REGISTRY``.
 
     PYTHONPATH=src:. python -m tests.tools.flyte_parity tests/flyte_projects/*.py
+
+Flyte apps are compared the same way (``sdk_apps``/``our_apps``, ``compare_apps``): the
+SDK's side is the ``app.App`` its ``flyte.deploy(*apps, dry_run=True)`` returns, cut into
+``APP_SECTIONS``.
 """
 
 from __future__ import annotations
@@ -220,6 +224,121 @@ def compare(ours: dict[str, list[dict[str, Any]]], theirs: dict[str, list[dict[s
             continue
         a, b = sections(ours[name][-1]), sections(theirs[name][-1])
         report[name] = [s for s in SECTIONS if a[s] != b[s]]
+    return report
+
+
+# -- apps ------------------------------------------------------------------------------------
+
+#: every section of an app.App the comparison looks at, in report order
+APP_SECTIONS = (
+    "metadata.id",
+    "metadata.labels",
+    "metadata.code_bundle_uri",
+    "metadata.source_code",
+    "container.image",
+    "container.command",
+    "container.args",
+    "container.env",
+    "container.ports",
+    "container.resources",
+    "container.other",
+    "pod",
+    "autoscaling",
+    "ingress",
+    "security_context",
+    "profile",
+    "links",
+    "timeouts",
+    "inputs",
+    "spec.other",
+)
+
+SDK_APPS_SCRIPT = r"""
+import importlib, json, pathlib, sys
+from google.protobuf import json_format
+root = pathlib.Path(sys.argv[1]); modules = sys.argv[2].split(","); version = sys.argv[3]
+project, domain = sys.argv[4], sys.argv[5]
+import flyte, flyte.app
+flyte.init(endpoint="dns:///localhost:1", insecure=True, project=project, domain=domain, root_dir=root)
+apps = {}
+for name in modules:
+    module = importlib.import_module(name)
+    envs = [v for v in vars(module).values() if isinstance(v, flyte.app.AppEnvironment)]
+    for deployment in flyte.deploy(*envs, dry_run=True, version=version):
+        for denv in deployment.envs.values():
+            if isinstance(denv, flyte.app.DeployedAppEnvironment):
+                apps[denv.env.name] = json_format.MessageToDict(denv.deployed_app.pb2)
+print("@@JSON@@" + json.dumps({"apps": apps}))
+"""
+
+OURS_APPS_SCRIPT = r"""
+import json, pathlib, sys
+from google.protobuf import json_format
+root = pathlib.Path(sys.argv[1]); files = sys.argv[2].split(","); version = sys.argv[3]
+project, domain = sys.argv[4], sys.argv[5]
+from flyte_deploy.api import open_session
+from flyte_deploy.lifecycle import deploy
+from flyte_deploy.types import DeployRequest
+apps = {}
+with open_session(root, options={"project": project, "domain": domain, "quiet": True}, dry_run=True) as session:
+    for file in files:
+        for app in deploy(session, DeployRequest(mode="all", path=root / file), version=version).apps:
+            apps[app.name] = json_format.MessageToDict(app.spec)
+print("@@JSON@@" + json.dumps({"apps": apps}))
+"""
+
+
+def sdk_apps(root: Path, files: list[str], version: str = VERSION) -> dict[str, Any]:
+    """``{"apps": {app: App dict}}`` from ``flyte.deploy(dry_run=True)`` of each file's apps."""
+    modules = [".".join(Path(f).with_suffix("").parts) for f in files]
+    return _run(SDK_APPS_SCRIPT, root, modules, version, {})
+
+
+def our_apps(root: Path, files: list[str], version: str = VERSION) -> dict[str, Any]:
+    return _run(OURS_APPS_SCRIPT, root, files, version, {"PYTHONPATH": f"{REPO / 'src'}"})
+
+
+def app_sections(app: dict[str, Any]) -> dict[str, Any]:
+    """``app`` (an app.App as JSON) cut into the comparison's sections; the bundle's location
+    (a local path in the SDK's dry run, the uploaded URI in ours) is a marker and the image
+    cache is decoded, in the command as in task args."""
+    metadata = app.get("metadata", {})
+    spec = dict(app.get("spec", {}))
+    container = dict(spec.pop("container", {}))
+    return {
+        "metadata.id": metadata.get("id"),
+        "metadata.labels": metadata.get("labels"),
+        "metadata.code_bundle_uri": "<bundle>" if metadata.get("codeBundleUri") else None,
+        "metadata.source_code": metadata.get("sourceCode"),
+        "container.image": container.pop("image", None),
+        "container.command": _args(container.pop("command", [])),
+        "container.args": container.pop("args", None),
+        "container.env": container.pop("env", None),
+        "container.ports": container.pop("ports", None),
+        "container.resources": container.pop("resources", None),
+        "container.other": container or None,
+        "pod": spec.pop("pod", None),
+        "autoscaling": spec.pop("autoscaling", None),
+        "ingress": spec.pop("ingress", None),
+        "security_context": spec.pop("securityContext", None),
+        "profile": spec.pop("profile", None),
+        "links": spec.pop("links", None),
+        "timeouts": spec.pop("timeouts", None),
+        "inputs": spec.pop("inputs", None),
+        "spec.other": spec or None,
+    }
+
+
+def compare_apps(ours: dict[str, dict[str, Any]], theirs: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Per app, the sections where our app differs from the SDK's (``["missing ..."]`` when
+    one side lacks it)."""
+    report: dict[str, list[str]] = {}
+    for name in sorted(set(ours) | set(theirs)):
+        if name not in ours or name not in theirs:
+            report[name] = ["missing in " + ("the SDK" if name in ours else "flyte-deploy")]
+            continue
+        a, b = app_sections(ours[name]), app_sections(theirs[name])
+        report[name] = [s for s in APP_SECTIONS if a[s] != b[s]]
     return report
 
 

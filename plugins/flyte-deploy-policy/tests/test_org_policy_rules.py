@@ -380,3 +380,33 @@ def test_the_policy_cannot_be_disabled(project):
     project({"app.py": GOOD})
     run = project.deploy("app.py", "env", "-p", "no:org_policy").assert_exit(4)
     assert "'org_policy' is a policy plugin and cannot be disabled" in run.stderr
+
+
+# -- flyte apps -------------------------------------------------------------------------------
+
+APPS = """
+import flyte
+import flyte.app
+
+limits = flyte.Resources(cpu=(1, 2), memory=("1Gi", "2Gi"))
+good = flyte.app.AppEnvironment(name="good-app", resources=limits, image="ghcr.io/acme/app:1",
+                                env_vars={"LOG_LEVEL": "info"}, secrets=flyte.Secret(key="api", as_env_var="API_KEY"))
+bare = flyte.app.AppEnvironment(name="bare-app", resources=flyte.Resources(cpu=1), image="python:3.11-slim",
+                                env_vars={"API_TOKEN": "s3cr3t-literal-value"})
+"""
+
+
+def test_apps_are_policed_like_tasks_for_limits_images_and_secret_values(project):
+    pytest.importorskip("flyte")
+    project({"apps.py": APPS, "pyproject.toml": settings(allowed_registries='["ghcr.io/acme"]')})
+    run = project.check("--all", "apps.py").assert_exit(6)
+    assert rules(run) == [("env.secret", "bare-app"), ("image.registry", "bare-app"), ("resources.limits", "bare-app")]
+    messages = {v["rule"]: v["message"] for v in run.violations}
+    assert messages["resources.limits"] == (
+        "app declares no cpu or memory limit (defined at apps.py:7); set"
+        " resources=Resources(cpu=(request, limit), memory=(request, limit)) on the app"
+    )
+    assert messages["image.registry"].startswith("image python:3.11-slim is not from an allowed registry")
+    assert messages["env.secret"].startswith("environment variable API_TOKEN (set on the app) holds")
+    assert "s3cr3t" not in str(run.violations)
+    project.check("apps.py", "good").assert_ok()

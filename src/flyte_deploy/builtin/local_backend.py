@@ -105,9 +105,25 @@ def _registered(session: DeploySession, plan: DeployPlan) -> dict[tuple[str, str
 def list_deployments(store_url: str, project: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
     """One entry per (project, domain, environment, version), oldest deployed first within
     an environment: its image, bundle, tasks, ``deployed_at`` (the latest of its tasks') and
-    ``latest`` (every task of it is the version ``run`` picks)."""
+    ``latest`` (every task of it is the version ``run`` picks); an app environment's entry
+    is its app's latest revision (``app``: name, revision, source link; no tasks)."""
+    store = Store.at(store_url)
     entries: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    for r in Store.at(store_url).find(project=project, domain=domain):
+    for a in store.find_apps(project=project, domain=domain):
+        entries[a.project, a.domain, a.environment, a.version] = {
+            "project": a.project,
+            "domain": a.domain,
+            "environment": a.environment,
+            "version": a.version,
+            "deployed_at": a.deployed_at,
+            "latest": True,
+            "image": a.image,
+            "bundle": a.bundle_uri,
+            "bundle_digest": a.bundle_digest,
+            "app": {"name": a.name, "revision": a.revision, "source_link": a.source_link},
+            "tasks": [],
+        }
+    for r in store.find(project=project, domain=domain):
         entry = entries.setdefault(
             (r.project, r.domain, r.environment, r.version),
             {
@@ -122,6 +138,7 @@ def list_deployments(store_url: str, project: str | None = None, domain: str | N
                 "bundle_digest": r.bundle_digest,
                 "copy_style": r.copy_style,
                 "depends_on": list(r.depends_on),
+                "app": None,
                 "tasks": [],
             },
         )
@@ -181,6 +198,16 @@ def task_spec(config: Config, task_name: str, version: str | None) -> task_defin
     return spec
 
 
+def _listed_tasks(entry: dict[str, Any]) -> str:
+    """The tasks cell of an ``ls`` row: each task with its source link, or the app."""
+    app = entry.get("app")
+    if app:
+        return f"app {app['name']} (revision {app['revision']})" + (
+            f"\n  {app['source_link']}" if app["source_link"] else ""
+        )
+    return "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in entry["tasks"])
+
+
 def listing(config: Config) -> Listing:
     """The store's deployments for ``ls``, filtered by ``--project``/``--domain`` when given."""
     project, domain = config.options.get("project"), config.options.get("domain")
@@ -195,8 +222,14 @@ def listing(config: Config) -> Listing:
                 r["environment"],
                 r["version"],
                 r["deployed_at"].replace("T", " ")[:19],
-                "yes" if r["latest"] else f"{picked} of {len(r['tasks'])} tasks" if picked else "",
-                "\n".join(t["name"] + (f"\n  {t['source_link']}" if t.get("source_link") else "") for t in r["tasks"]),
+                "-"
+                if r.get("app")
+                else "yes"
+                if r["latest"]
+                else f"{picked} of {len(r['tasks'])} tasks"
+                if picked
+                else "",
+                _listed_tasks(r),
                 r["image"],
                 f"sha256 {r['bundle_digest'][:12]}" if r["bundle_digest"] else r["bundle"] or "none",
             )

@@ -23,7 +23,8 @@ def phase_finished(session: DeploySession, report: PhaseReport) -> None:
 
 
 def render_summary(result: DeployResult, console: Console) -> None:
-    """Environments in deploy order with their tasks, version, image and bundle."""
+    """Environments in deploy order with their tasks (or their app), version, image and
+    bundle; each task and app with its registration status once registered."""
     title = f"{'Dry run' if result.dry_run else 'Deployed'} version {result.version} ({result.backend} backend)"
     bundle = result.bundle.summary if result.bundle else "no bundle"
     caption = f"bundle: {result.bundle_uri or 'none'}\n{bundle}"
@@ -31,14 +32,15 @@ def render_summary(result: DeployResult, console: Console) -> None:
     for column in ("environment", "tasks", "image"):
         table.add_column(column, overflow="fold")
     images = {i.environment: i for i in result.images}
-    status = {r.task: r.status for r in result.registrations}
+    status: dict[tuple[str, str], str] = {(r.kind, r.task): r.status for r in result.registrations}
     for env in result.environments:
-        tasks = [t for t in result.tasks if t.environment == env]
+        entries = [("task", t.name, t.source_link) for t in result.tasks if t.environment == env]
+        entries += [("app", a.name, a.source_link) for a in result.apps if a.environment == env]
         lines = []
-        for t in tasks:
-            suffix = f" [dim]({status[t.name]})[/]" if t.name in status else ""
-            link = f"\n  [dim]{t.source_link}[/]" if t.source_link else ""
-            lines.append(f"{t.name}{suffix}{link}")
+        for kind, name, source_link in entries:
+            suffix = f" [dim]({status[kind, name]})[/]" if (kind, name) in status else ""
+            link = f"\n  [dim]{source_link}[/]" if source_link else ""
+            lines.append(f"{'app ' if kind == 'app' else ''}{name}{suffix}{link}")
         image = images.get(env)
         image_text = "-" if image is None else image.uri + (f"\n[dim]{image.note}[/]" if image.note else "")
         table.add_row(env, "\n".join(lines) or "-", image_text)

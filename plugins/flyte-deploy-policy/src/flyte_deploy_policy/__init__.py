@@ -4,15 +4,17 @@ Installed, it registers through the ``flyte_deploy.policy`` entry point group as
 ``org_policy``: it loads after every other plugin, cannot be disabled with ``-p no:``, and
 its ``check_plan`` sees the whole plan before anything is built, uploaded or registered.
 
-Rules (ids as reported), configured in ``[tool.flyte-deploy.plugin.org_policy]``:
+Rules (ids as reported), configured in ``[tool.flyte-deploy.plugin.org_policy]``. Flyte
+apps (``plan.apps``) are policed as tasks are: their container's limits, image and
+environment variables.
 
-* ``resources.limits``: every task's container sets a limit for each of ``require_limits``
-  (default ``["cpu", "memory"]``; ``[]`` turns the rule off). A single value in
-  ``Resources`` is a request; ``(request, limit)`` sets the limit.
-* ``image.registry``: every image a task runs comes from one of ``allowed_registries``
-  (``"host"`` or ``"host/path"`` prefixes; unset: any registry).
-* ``env.secret``: no environment variable (environment, task, container or image) holds a
-  secret-looking value; names in ``allowed_env_vars`` are exempt, ``secret_patterns`` adds
+* ``resources.limits``: every task's and app's container sets a limit for each of
+  ``require_limits`` (default ``["cpu", "memory"]``; ``[]`` turns the rule off). A single
+  value in ``Resources`` is a request; ``(request, limit)`` sets the limit.
+* ``image.registry``: every image a task or app runs comes from one of
+  ``allowed_registries`` (``"host"`` or ``"host/path"`` prefixes; unset: any registry).
+* ``env.secret``: no environment variable (environment, app, task, container or image)
+  holds a secret-looking value; names in ``allowed_env_vars`` are exempt, ``secret_patterns`` adds
   regular expressions. Values are never printed.
 * ``bundle.forbidden-file``: no bundled file matches ``forbidden_files`` (globs on the name
   or the relative path; default: ``.env`` files, private keys, credential files), unless it
@@ -35,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from flyte_deploy import DeployPlan, DeploySession, SerializedTask, Task, UsageError, Violation, hookimpl
+from flyte_deploy.environments import Environment, is_app
+from flyte_deploy.types import SerializedApp
 
 __version__ = "0.1.0"
 
@@ -200,20 +204,36 @@ def _where(task: Task, root: Path) -> str:
     return f"{path}:{task.func.__code__.co_firstlineno}"
 
 
-def container_limits(serialized: SerializedTask) -> set[str]:
-    """Names of the resources the serialized container sets a limit for."""
+def _container(serialized: SerializedTask | SerializedApp) -> Any | None:
+    """The container a serialized task or app runs, or None (e.g. a pod template)."""
+    if isinstance(serialized, SerializedApp):
+        return serialized.spec.spec.container if serialized.spec.spec.HasField("container") else None
     template = serialized.spec.task_template
-    if not template.HasField("container"):
+    return template.container if template.HasField("container") else None
+
+
+def container_limits(serialized: SerializedTask | SerializedApp) -> set[str]:
+    """Names of the resources the serialized task's or app's container sets a limit for."""
+    container = _container(serialized)
+    if container is None:
         return set()
-    resources = template.container.resources
-    names = type(resources).ResourceName
-    return {LIMIT_NAMES.get(names.Name(entry.name), names.Name(entry.name).lower()) for entry in resources.limits}
+    names = type(container.resources).ResourceName
+    return {LIMIT_NAMES.get(names.Name(e.name), names.Name(e.name).lower()) for e in container.resources.limits}
+
+
+def _app_where(env: Environment, root: Path) -> str:
+    file, _, line = env.location.rpartition(":")
+    path = Path(file)
+    with contextlib.suppress(ValueError):
+        path = path.resolve().relative_to(root)
+    return f"{path}:{line}"
 
 
 def check_limits(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violation]:
-    """``resources.limits``: each task's serialized container (what is registered) sets a
-    limit for every resource in ``require_limits``. A request alone is not a limit: in
-    ``Resources(cpu=1)`` the 1 is a request; ``Resources(cpu=(1, 2))`` also limits it."""
+    """``resources.limits``: each task's and app's serialized container (what is
+    registered) sets a limit for every resource in ``require_limits``. A request alone is
+    not a limit: in ``Resources(cpu=1)`` the 1 is a request; ``Resources(cpu=(1, 2))`` also
+    limits it."""
     if not config.require_limits:
         return
     tasks = {task.name: (env, task) for env in plan.environments for task in env.tasks.values()}
@@ -231,6 +251,18 @@ def check_limits(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violation]:
             f"declares no {' or '.join(missing)} limit{where}; set"
             f" resources=Resources({', '.join(f'{m}=(request, limit)' for m in missing)}) on the task{owner}",
         )
+    environments = {env.name: env for env in plan.environments}
+    for app in plan.apps:
+        missing = [name for name in config.require_limits if name not in container_limits(app)]
+        if missing:
+            app_env = environments.get(app.environment)
+            where = f" (defined at {_app_where(app_env, plan.root_dir)})" if app_env is not None else ""
+            yield Violation(
+                "resources.limits",
+                app.name,
+                f"app declares no {' or '.join(missing)} limit{where}; set"
+                f" resources=Resources({', '.join(f'{m}=(request, limit)' for m in missing)}) on the app",
+            )
 
 
 def image_repository(uri: str) -> str | None:
@@ -245,8 +277,8 @@ def image_repository(uri: str) -> str | None:
 
 
 def check_registries(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violation]:
-    """``image.registry``: each environment's image, and each serialized container's image,
-    lies under one of ``allowed_registries``."""
+    """``image.registry``: each environment's (and app's) image, and each serialized task's
+    or app's container image, lies under one of ``allowed_registries``."""
     if config.allowed_registries is None:
         return
     allowed = ", ".join(config.allowed_registries) or "none"
@@ -260,14 +292,15 @@ def check_registries(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violati
             )
             continue
         subjects.setdefault(image.uri, env_name)
-    for task in plan.tasks:
-        container = task.spec.task_template.container
+    for serialized in (*plan.tasks, *plan.apps):
+        container = _container(serialized)
         if (
-            container.image
+            container is not None
+            and container.image
             and container.image not in subjects
             and container.image not in (i.uri for i in plan.images.values())
         ):
-            subjects.setdefault(container.image, task.name)
+            subjects.setdefault(container.image, serialized.name)
     for uri, subject in subjects.items():
         repository = image_repository(uri) or uri
         if not any(repository == r or repository.startswith(r + "/") for r in config.allowed_registries):
@@ -294,7 +327,7 @@ def secret_reason(name: str, value: str, config: PolicyConfig) -> str | None:
 def _env_sources(plan: DeployPlan) -> Iterator[tuple[str, str, Iterable[tuple[str, str]]]]:
     """(subject, where, pairs) for every place the plan sets environment variables."""
     for env in plan.environments:
-        yield env.name, "environment", env.env_vars.items()
+        yield env.name, "app" if is_app(env) else "environment", env.env_vars.items()
         image = plan.images.get(env.name)
         if image is not None:
             yield (
@@ -304,8 +337,10 @@ def _env_sources(plan: DeployPlan) -> Iterator[tuple[str, str, Iterable[tuple[st
             )
         for task in env.tasks.values():
             yield task.name, "task", task.env_vars.items()
-    for task in plan.tasks:
-        yield task.name, "container", [(kv.key, kv.value) for kv in task.spec.task_template.container.env]
+    for serialized in (*plan.tasks, *plan.apps):
+        container = _container(serialized)
+        if container is not None:
+            yield serialized.name, "container", [(kv.key, kv.value) for kv in container.env]
 
 
 def check_env_secrets(plan: DeployPlan, config: PolicyConfig) -> Iterator[Violation]:
