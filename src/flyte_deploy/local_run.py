@@ -114,6 +114,8 @@ def runtime_environment(spec: task_definition_pb2.TaskSpec, storage: Mapping[str
 
 #: the Flyte SDK's runtime entrypoint, the first container arg of the specs it serializes
 SDK_ENTRYPOINT = "a0"
+#: where a control plane puts the raw data prefix of a run (tasks) or an app (its ``fserve``)
+RAW_DATA_PLACEHOLDER = "{{.rawOutputDataPrefix}}"
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def command_line(spec: task_definition_pb2.TaskSpec, paths: RunPaths, run_name: 
     values = {
         INPUT_PLACEHOLDER: paths.inputs,
         OUTPUT_PLACEHOLDER: paths.outputs,
-        "{{.rawOutputDataPrefix}}": paths.raw_data,
+        RAW_DATA_PLACEHOLDER: paths.raw_data,
         "{{.checkpointOutputPrefix}}": paths.checkpoint,
         "{{.prevCheckpointPrefix}}": "",
         "{{.runName}}": run_name,

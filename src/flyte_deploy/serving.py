@@ -23,7 +23,7 @@ server is sent SIGTERM even when ``serve`` itself is killed).
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import ctypes
 import os
 import shutil
@@ -40,7 +40,7 @@ from types import FrameType
 from typing import IO, Any
 
 from .errors import RunError, scrub
-from .local_run import clean_environment, sdk_script, this_interpreter
+from .local_run import RAW_DATA_PLACEHOLDER, clean_environment, sdk_script, this_interpreter
 from .types import SerializedApp
 
 HOST = "127.0.0.1"
@@ -51,13 +51,10 @@ SDK_SERVE = "fserve"
 ON_HOST_ENV = "_F_APPLE_SILICON_ON_HOST"
 HOST_PORT_ENV = "_F_APPLE_SILICON_HOST_PORT"
 PORT_ENV = "PORT"
-RAW_DATA_PLACEHOLDER = "{{.rawOutputDataPrefix}}"
 #: seconds a server has to stop after SIGINT/SIGTERM before its process group is killed
 STOP_GRACE = 10.0
 #: seconds between two checks of the server (listening yet? exited?)
 POLL_INTERVAL = 0.1
-#: output lines kept for the error of a server that fails
-TAIL_LINES = 20
 
 
 def declared_port(app: SerializedApp) -> int | None:
@@ -112,10 +109,10 @@ def serve_environment(app: SerializedApp, port: int, storage: Mapping[str, Any] 
 
 
 class _Output:
-    """Copies the server's output to stderr, scrubbed, keeping its last lines."""
+    """Copies the server's output to stderr, scrubbed, keeping its last non-empty line."""
 
     def __init__(self, stream: IO[str]) -> None:
-        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.last = "no output"
         self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
         self._thread.start()
 
@@ -124,13 +121,13 @@ class _Output:
             sys.stderr.write(scrub(line))
             sys.stderr.flush()
             if line.strip():
-                self.tail.append(scrub(line.rstrip("\n")))
+                self.last = scrub(line.strip())
 
     def last_line(self, exited: bool) -> str:
         """The last non-empty line, after reading to the end when the server has ``exited``."""
         if exited:
             self._thread.join(timeout=2)
-        return self.tail[-1].strip() if self.tail else "no output"
+        return self.last
 
 
 #: Linux's prctl option: the signal a process gets when the thread that started it ends
@@ -161,13 +158,10 @@ def _listening(port: int) -> bool:
         return False
 
 
-def _signal_group(pgid: int, signum: int) -> bool:
-    """Send ``signum`` to process group ``pgid``; False when no process of it is left."""
-    try:
+def _signal_group(pgid: int, signum: int) -> None:
+    """Send ``signum`` to process group ``pgid``, if any process of it is left."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signum)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def serve_app(
