@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,25 @@ def test_an_app_view_satisfies_the_environment_protocol(apps_project):
     assert view.location == f"{apps_project / 'apps.py'}:60"
     assert view.env_vars == {"SCORER": "apps-worker.score"} and len(view.secrets) == 1
     assert view.image.uri == flyte.Image.from_debian_base().uri  # "auto", as in the SDK
+
+
+def test_the_python_api_deploys_app_objects_with_their_dependencies(apps_project):
+    import importlib
+
+    sys.path.insert(0, str(apps_project))
+    try:
+        module = importlib.import_module("apps")
+    finally:
+        sys.path.remove(str(apps_project))
+    result = fd.deploy(module.scores_app, root_dir=apps_project, dry_run=True, options={"quiet": True})
+    assert list(result.environments) == ["apps-worker", "apps-scores"]
+    assert [a.name for a in result.apps] == ["apps-scores"] and [t.name for t in result.tasks] == ["apps-worker.score"]
+    done = fd.deploy(module.scores_app, module.echo_app, root_dir=apps_project, options={"quiet": True})
+    assert [(r.kind, r.task, r.status) for r in done.registrations] == [
+        ("task", "apps-worker.score", "created"),
+        ("app", "apps-scores", "created"),
+        ("app", "apps-echo", "created"),
+    ]
 
 
 def test_apps_share_the_plans_bundle_and_version_and_any_app_setting_changes_the_version(apps_project):
@@ -336,11 +356,18 @@ def test_a_store_of_the_previous_schema_keeps_its_tasks_and_gains_apps(apps_proj
             spec=b"",
         )
         store_database.insert(conn, old, "2026-01-01T00:00:00.000000Z")
+        taken = replace(old, project="flytesnacks", name="apps-worker.score", version="v1", environment="apps-worker")
+        store_database.insert(conn, taken, "2026-01-01T00:00:00.000000Z")
     listed = invoke("ls", "--output", "json")
     assert listed.exit_code == 0, listed.stderr
-    assert [e["environment"] for e in listed.json()] == ["old-env"]  # a read leaves the schema as it is
+    assert [e["environment"] for e in listed.json()] == ["old-env", "apps-worker"]  # a read keeps the schema
+    refused = invoke("deploy", "--all", "apps.py", "--version", "v1", "-q")  # v1 of the task is another spec
+    assert refused.exit_code == ExitCode.REGISTRATION_FAILED, refused.stderr
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1  # the upgrade went with the refused deploy
     deploy_json(invoke)
-    assert [r.name for r in store.find()] == ["old-env.task", "apps-worker.score"]
+    found = [(r.name, r.version) for r in store.find()]
+    assert len(found) == 3 and {("old-env.task", "v0"), ("apps-worker.score", "v1")} < set(found)
     assert [r.name for r in store.find_apps()] == ["apps-echo", "apps-scores"]
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == store_database.SCHEMA_VERSION
@@ -448,3 +475,104 @@ def test_an_app_links_to_the_line_constructing_it(git_repos):
     stored = {r.name: r for r in Store.at(str(repo / ".flyte-deploy")).find_apps(with_spec=True)}
     assert stored["apps-echo"].app().metadata.source_code.link == apps["apps-echo"]["source_link"]
     assert stored["apps-echo"].source_link == apps["apps-echo"]["source_link"]
+
+
+@pytest.mark.servers
+def test_an_apps_image_is_built_and_pushed_at_the_sdks_uri_and_the_app_runs_that_image(
+    base_registry, project, invoke, monkeypatch
+):
+    from tests.fixtures.base_image import BASE_REPOSITORY, BASE_TAG
+    from tests.imaging import pull_back
+
+    addr = base_registry.address
+    root = project(
+        {
+            "apps.py": f"""
+                import flyte
+                import flyte.app
+
+                base = flyte.Image.from_base("{addr}/{BASE_REPOSITORY}:{BASE_TAG}").clone(
+                    name="served", registry="{addr}/apps", extendable=True)
+                app = flyte.app.AppEnvironment(name="built-app", image=base.with_env_vars({{"STAGE": "app"}}))
+            """
+        }
+    )
+    import importlib
+
+    sys.path.insert(0, str(root))
+    try:
+        expected = importlib.import_module("apps").app.image.uri
+    finally:
+        sys.path.remove(str(root))
+    forget(root)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # the daemonless builder
+    done = invoke("deploy", "--all", "apps.py", "--output", "json")
+    assert done.exit_code == 0, done.stderr
+    out = done.json()["environments"][0]
+    assert out["image"] == expected and out["image_built"]
+    assert f"building {expected} (oci)" in done.stderr
+    pulled = pull_back(expected, root.parent / "pulled")
+    assert "STAGE=app" in pulled.config["config"]["Env"]
+    stored = Store.at(str(root / ".flyte-deploy")).find_apps(with_spec=True)
+    assert stored[0].image == expected and stored[0].app().spec.container.image == expected
+
+
+@pytest.mark.servers
+def test_the_stored_apps_command_serves_the_app_from_the_bundle(project, invoke, monkeypatch, tmp_path):
+    """The container contract: the registered command (``fserve`` with our bundle, version
+    and resolver args) starts the app's server function from the uploaded bundle in an empty
+    directory, as the app's container would."""
+    import os
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = project(
+        {
+            "served.py": f"""
+                import flyte.app
+
+                app = flyte.app.AppEnvironment(name="served-app", port={port}, env_vars={{"REPLY": "pong"}})
+
+
+                @app.server
+                def serve() -> None:
+                    import http.server
+                    import os
+
+                    class Reply(http.server.BaseHTTPRequestHandler):
+                        def do_GET(self) -> None:
+                            self.send_response(200)
+                            self.end_headers()
+                            self.wfile.write(os.environ["REPLY"].encode())
+
+                    http.server.HTTPServer(("127.0.0.1", {port}), Reply).serve_forever()
+            """
+        }
+    )
+    monkeypatch.chdir(root)
+    done = invoke("deploy", "--all", "served.py", "-q")
+    assert done.exit_code == 0, done.stderr
+    served = Store.at(str(root / ".flyte-deploy")).find_apps(with_spec=True)[0].app().spec.container
+    workdir = tmp_path / "container"
+    workdir.mkdir()
+    command = [part.replace("{{.rawOutputDataPrefix}}", str(workdir / "raw")) for part in served.command]
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {e.key: e.value for e in served.env}
+    server = subprocess.Popen(command, cwd=workdir, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        reply = None
+        deadline = time.monotonic() + 60
+        while reply is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                reply = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+            except OSError:
+                time.sleep(0.3)
+        assert reply == b"pong", server.stdout.read().decode() if server.poll() is not None else "no answer"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

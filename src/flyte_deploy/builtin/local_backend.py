@@ -87,9 +87,7 @@ def register(store_url: str, plan: DeployPlan) -> dict[tuple[str, str], Registra
     statuses = Store.at(store_url).register(tasks, apps)
     done: dict[tuple[str, str], Registration] = {}
     for t in tasks:
-        status = statuses[t.key]
-        assert status != "updated"  # a task version is immutable
-        done["task", t.name] = Registration(task=t.name, version=t.version, status=status)
+        done["task", t.name] = Registration(task=t.name, version=t.version, status=statuses[t.key])
     for a in apps:
         done["app", a.name] = Registration(task=a.name, version=a.version, status=statuses[a.key], kind="app")
     return done
@@ -198,6 +196,14 @@ def task_spec(config: Config, task_name: str, version: str | None) -> task_defin
     return spec
 
 
+def _run_picks(entry: dict[str, Any]) -> str:
+    """The ``run picks`` cell of an ``ls`` row: ``yes``, ``k of n tasks``, or ``-`` for an app."""
+    if entry.get("app"):
+        return "-"
+    picked = sum(t["latest"] for t in entry["tasks"])
+    return "yes" if entry["latest"] else f"{picked} of {len(entry['tasks'])} tasks" if picked else ""
+
+
 def _listed_tasks(entry: dict[str, Any]) -> str:
     """The tasks cell of an ``ls`` row: each task with its source link, or the app."""
     app = entry.get("app")
@@ -215,20 +221,13 @@ def listing(config: Config) -> Listing:
     scope = "/".join(part for part in (project, domain) if part)
     rows = []
     for r in records:
-        picked = sum(t["latest"] for t in r["tasks"])
         rows.append(
             (
                 f"{r['project']}/{r['domain']}",
                 r["environment"],
                 r["version"],
                 r["deployed_at"].replace("T", " ")[:19],
-                "-"
-                if r.get("app")
-                else "yes"
-                if r["latest"]
-                else f"{picked} of {len(r['tasks'])} tasks"
-                if picked
-                else "",
+                _run_picks(r),
                 _listed_tasks(r),
                 r["image"],
                 f"sha256 {r['bundle_digest'][:12]}" if r["bundle_digest"] else r["bundle"] or "none",

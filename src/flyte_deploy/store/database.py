@@ -39,8 +39,6 @@ BUSY_TIMEOUT = 30.0
 STALE_DRAFT = 3600
 #: ``PRAGMA user_version`` of the current schema; a store with a greater one is refused
 SCHEMA_VERSION = 2  # 2: the apps table
-#: older schemas a write upgrades in its own transaction (a read leaves them as they are)
-UPGRADES = {1: ("apps table added",)}
 #: the ``store_info`` key saying when a store was upgraded from schema N: f"{UPGRADED_KEY}{N}"
 UPGRADED_KEY = "upgraded_from_schema_"
 
@@ -60,6 +58,10 @@ APPS_TABLE = """CREATE TABLE apps (
         spec BLOB NOT NULL,                     -- serialized flyteidl2 app.App
         UNIQUE (project, domain, name, revision)
     )"""
+
+#: schema N -> (what upgrading it to N + 1 does, its statements); a write upgrades an older
+#: store in its own transaction, a read leaves it as it is
+UPGRADES = {1: ("apps table added", (APPS_TABLE,))}
 
 SCHEMA = (
     """CREATE TABLE tasks (
@@ -421,14 +423,15 @@ def _upgrade(conn: sqlite3.Connection) -> None:
     """Bring a store of an older schema (``UPGRADES``) to this one, within the caller's
     transaction, noting it in ``store_info``; its tasks are kept as they are."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version == SCHEMA_VERSION:
-        return
-    conn.execute(APPS_TABLE)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    conn.execute(
-        "INSERT INTO store_info (key, value) VALUES (?, ?)",
-        (f"{UPGRADED_KEY}{version}", f"{utc_now()}: {'; '.join(UPGRADES[version])}"),
-    )
+    while version < SCHEMA_VERSION:
+        note, statements = UPGRADES[version]
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO store_info (key, value) VALUES (?, ?)", (f"{UPGRADED_KEY}{version}", f"{utc_now()}: {note}")
+        )
+        version += 1
+        conn.execute(f"PRAGMA user_version = {version}")
 
 
 def _app_status(conn: sqlite3.Connection, app: AppRecord) -> AppStatus | bytes:

@@ -41,7 +41,7 @@ def source_link(session: DeploySession, app: FlyteApp) -> str | None:
     status, path = found
     if status.remote is None or status.remote.host not in PUBLIC_FORGES:
         return None
-    return status.build_url(path, int(app.location.rsplit(":", 1)[1]))
+    return status.build_url(path, app.line)
 
 
 def serialize_app(session: DeploySession, app: FlyteApp, plan: DeployPlan) -> SerializedApp:

@@ -26,7 +26,7 @@ from .views import FlyteEnvironment
 if TYPE_CHECKING:
     from .views import FlyteTask
 
-#: the SDK's SerializationContext of the session's plan, made at its first flyte task
+#: the SDK's SerializationContext of the session's plan, made at its first flyte task or app
 context_key: StashKey[tuple[DeployPlan, Any]] = StashKey()
 
 
@@ -36,9 +36,9 @@ def _is_uri(image: Any) -> bool:
 
 
 def serialization_context(session: DeploySession, plan: DeployPlan, project: str, domain: str, org: str) -> Any:
-    """The SDK's ``SerializationContext`` for every flyte task of ``plan``: made once per plan
-    (every task is serialized after the version, bundle URI and images are fixed) and kept in
-    the session, never across deploys."""
+    """The SDK's ``SerializationContext`` for every flyte task and app of ``plan``: made once
+    per plan (every task and app is serialized after the version, bundle URI and images are
+    fixed) and kept in the session, never across deploys."""
     made = session.stash.get(context_key)
     context = made[1] if made is not None and made[0] is plan else None
     if context is None:

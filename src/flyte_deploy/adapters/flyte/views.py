@@ -129,6 +129,11 @@ class FlyteEnvironment:
         return _definition_line(self.source_file, self.name)
 
     @property
+    def line(self) -> int:
+        """The line defining it: naming it, or for an app the one constructing it."""
+        return self._line
+
+    @property
     def location(self) -> str:
         return f"{self.source_file or '<unknown>'}:{self._line}"
 
