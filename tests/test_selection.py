@@ -24,6 +24,7 @@ COMMANDS = {
     "check": ("check", "envs.py", "env", "-q"),
     "ls": ("ls",),
     "run": ("run", "solo.hello"),
+    "serve": ("serve", "solo-app"),
 }
 
 #: a deployconf.py whose discovery would record that it ran

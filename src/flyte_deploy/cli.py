@@ -406,6 +406,69 @@ def run_command(
             click.echo(f"{name} = {json.dumps(value)}")
 
 
+@cli.command("serve")
+@click.argument("app")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port on 127.0.0.1 (default: the app's declared port; 0: a free one).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Seconds the server has to start listening.",
+)
+@root_option
+@click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
+@project_option
+@domain_option
+@backend_option
+@config_option
+@plugin_option
+def serve_command(
+    app: str,
+    port: int | None,
+    timeout: float,
+    root_dir: Path | None,
+    store: str | None,
+    project: str | None,
+    domain: str | None,
+    backend: str | None,
+    config_file: Path | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """Serve a deployed app APP from its code bundle on 127.0.0.1, as the app runtime would.
+
+    The app comes from the configured backend, as for deploy and run. Its container command
+    runs in a fresh directory with a clean environment; the bundle is fetched from storage.
+    Once the server listens, its URL is printed on stdout; the server's output goes to
+    stderr. Ctrl-C (or SIGTERM) stops it, and serve exits 0.
+    """
+    from .serving import serve_app
+    from .storage import storage_options
+
+    options = {"store": store, "project": project, "domain": domain, "backend": backend, "config": config_file}
+    with open_session(root_dir, options=options, plugins=plugins) as session:
+        chosen = session.backend
+        if chosen.app_spec is None:
+            raise UsageError(
+                f"backend {chosen.name!r} ({session.config.source_of('backend')}) cannot serve apps: it holds none"
+            )
+        deployed = chosen.app_spec(session.config, app)
+        storage = storage_options(session.config)
+
+    def ready(url: str) -> None:
+        click.echo(url)
+        version = f" (version {deployed.version})" if deployed.version else ""
+        click.echo(f"serving app {deployed.name}{version}; Ctrl-C stops it", err=True)
+
+    serve_app(deployed, port=port, timeout=timeout, storage=storage, on_ready=ready)
+    click.echo(f"stopped app {deployed.name}", err=True)
+
+
 def _raised_at(exc: BaseException) -> str:
     """``file:line`` of the innermost frame outside flyte-deploy and the libraries it runs on."""
     where = "unknown location"

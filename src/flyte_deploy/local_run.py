@@ -90,23 +90,32 @@ def build_inputs(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str]) -
     return literals
 
 
-def runtime_environment(spec: task_definition_pb2.TaskSpec, storage: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """The subprocess environment: ours without Python path settings, plus the template's
-    env vars, with flyte-deploy's own location as the only ``PYTHONPATH`` entry, and the
-    project's storage options (the runtime fetches the bundle with them)."""
+def clean_environment(declared: Mapping[str, str], storage: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The environment of a process that must see only its bundle and the installed packages
+    (``run`` and ``serve``): ours without Python path settings, plus the spec's ``declared``
+    env vars, with flyte-deploy's own location as the only ``PYTHONPATH`` entry, safe-path
+    mode, and the project's storage options (the runtime fetches the bundle with them)."""
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
-    env.update({kv.key: kv.value for kv in spec.task_template.container.env})
+    env.update(declared)
     if storage:
         env[OPTIONS_ENV] = json.dumps(dict(storage))
     env["PYTHONPATH"] = str(PACKAGE_PARENT)
     env["PYTHONSAFEPATH"] = "1"
     env["PYTHONNOUSERSITE"] = "1"
+    return env
+
+
+def runtime_environment(spec: task_definition_pb2.TaskSpec, storage: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The task's subprocess environment: ``clean_environment`` of the template's env vars."""
+    env = clean_environment({kv.key: kv.value for kv in spec.task_template.container.env}, storage)
     env[CLUSTERED_WORKER] = "1"  # the Flyte SDK's runtime then starts no controller (no control plane)
     return env
 
 
 #: the Flyte SDK's runtime entrypoint, the first container arg of the specs it serializes
 SDK_ENTRYPOINT = "a0"
+#: where a control plane puts the raw data prefix of a run (tasks) or an app (its ``fserve``)
+RAW_DATA_PLACEHOLDER = "{{.rawOutputDataPrefix}}"
 
 
 @dataclass(frozen=True)
@@ -121,10 +130,16 @@ class RunPaths:
     run_base: str
 
 
+def sdk_script(name: str) -> str | None:
+    """The path of the Flyte SDK's console script ``name`` (``a0``, ``fserve``) installed
+    beside this interpreter, else on ``PATH``; None when it is not installed."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else shutil.which(name)
+
+
 def _sdk_entrypoint() -> str:
     """The ``a0`` script of the Flyte SDK installed beside this interpreter."""
-    beside = Path(sys.executable).parent / SDK_ENTRYPOINT
-    found = str(beside) if beside.is_file() else shutil.which(SDK_ENTRYPOINT)
+    found = sdk_script(SDK_ENTRYPOINT)
     if not found:
         raise RunError(
             "this task runs on the Flyte SDK's runtime (a0), which is not installed here:"
@@ -145,7 +160,7 @@ def command_line(spec: task_definition_pb2.TaskSpec, paths: RunPaths, run_name: 
     values = {
         INPUT_PLACEHOLDER: paths.inputs,
         OUTPUT_PLACEHOLDER: paths.outputs,
-        "{{.rawOutputDataPrefix}}": paths.raw_data,
+        RAW_DATA_PLACEHOLDER: paths.raw_data,
         "{{.checkpointOutputPrefix}}": paths.checkpoint,
         "{{.prevCheckpointPrefix}}": "",
         "{{.runName}}": run_name,
@@ -172,8 +187,12 @@ def command_line(spec: task_definition_pb2.TaskSpec, paths: RunPaths, run_name: 
             paths.run_base,
             *args[1:],
         ]
-    command = [sys.executable if part == "python" else part for part in container.command]
-    return command + args
+    return this_interpreter(container.command) + args
+
+
+def this_interpreter(command: Sequence[str]) -> list[str]:
+    """``command`` with each ``python`` word replaced by this interpreter."""
+    return [sys.executable if part == "python" else part for part in command]
 
 
 def sdk_runtime_error(path: Path, task: str) -> str | None:
