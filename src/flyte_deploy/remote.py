@@ -306,22 +306,48 @@ def _redact(text: str, token: str | None) -> str:
     return text.replace(token, "***") if token else text
 
 
-def spec_differences(old: Message, new: Message, prefix: str = "") -> list[str]:
-    """Dotted paths of the fields that differ between two messages of one type."""
-    paths: list[str] = []
-    names = sorted({f.name for f, _ in old.ListFields()} | {f.name for f, _ in new.ListFields()})
-    for name in names:
-        a, b = getattr(old, name), getattr(new, name)
-        if a == b:
-            continue
-        field = old.DESCRIPTOR.fields_by_name[name]
-        if field.message_type is not None and not _is_repeated(field) and not field.message_type.GetOptions().map_entry:
-            paths += spec_differences(a, b, f"{prefix}{name}.") or [f"{prefix}{name}"]
-        else:
-            paths.append(f"{prefix}{name}")
-    return paths
+# -- reads for diff and history (flyte_deploy.diffing) ---------------------------------------
 
 
-def _is_repeated(field: Any) -> bool:
-    flag = getattr(field, "is_repeated", None)
-    return bool(flag) if flag is not None else field.label == field.LABEL_REPEATED
+def task_details(
+    connection: TaskServiceConnection, task_id: task_definition_pb2.TaskIdentifier
+) -> task_definition_pb2.TaskDetails | None:
+    """``GetTaskDetails``: the spec and metadata (``deployed_at``) of one version, or None."""
+    try:
+        response = connection._call(
+            "GetTaskDetails",
+            connection._client.get_task_details,
+            task_service_pb2.GetTaskDetailsRequest(task_id=task_id),
+            absent_ok=True,
+        )
+    except _Absent:
+        return None
+    details: task_definition_pb2.TaskDetails = response.details
+    return details
+
+
+def environment_task_names(
+    connection: TaskServiceConnection, project: str, domain: str, environments: Sequence[str]
+) -> list[str]:
+    """The names of the tasks of ``environments`` in ``project``/``domain`` (``ListTasks``)."""
+    wanted = set(environments)
+    return sorted(
+        task.task_id.name
+        for task in connection.list_tasks(project, domain)
+        if (task.metadata.environment_name or task.task_id.name.partition(".")[0]) in wanted
+    )
+
+
+def ranked_versions(
+    connection: TaskServiceConnection, project: str, domain: str, name: str
+) -> list[task_definition_pb2.TaskIdentifier]:
+    """The identifiers of every deployed version of task ``name`` (``ListVersions``), first
+    deployed first in the order ``task_specs.version_rank`` defines (the latest last)."""
+    from .task_specs import version_rank
+
+    org = connection.settings.org
+    task_id = task_definition_pb2.TaskIdentifier(org=org, project=project, domain=domain, name=name)
+    return [
+        task_definition_pb2.TaskIdentifier(org=org, project=project, domain=domain, name=name, version=row.version)
+        for row in sorted(connection.list_versions(task_id), key=version_rank)
+    ]

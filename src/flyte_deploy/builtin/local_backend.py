@@ -20,6 +20,7 @@ from typing import Any
 from flyteidl2.task import task_definition_pb2
 
 from ..config import Config
+from ..diffing import local_deployed_tasks, local_task_history
 from ..environments import Environment
 from ..errors import RegistrationError, RunError
 from ..hookspecs import hookimpl
@@ -192,6 +193,8 @@ def register_backends() -> list[Backend]:
             task_spec=task_spec,
             listing=listing,
             description="the embedded SQLite store under the project",
+            deployed_tasks=local_deployed_tasks,
+            task_history=local_task_history,
         )
     ]
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..config import Config
+from ..diffing import remote_deployed_tasks, remote_task_history
 from ..environments import Environment
 from ..errors import ControlPlaneError, RegistrationError, UsageError
 from ..hookspecs import hookimpl
@@ -98,7 +99,7 @@ def look_up(connection: TaskServiceConnection, tasks: Sequence[SerializedTask]) 
 
 
 def _conflict(task: SerializedTask, existing: task_definition_pb2.TaskSpec) -> str:
-    from ..remote import spec_differences
+    from ..diffing import spec_differences
 
     fields = spec_differences(without_source_link(existing), without_source_link(task.spec))
     shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
@@ -238,6 +239,8 @@ def register_backends() -> list[Backend]:
             task_spec=remote_task_spec,
             listing=listing,
             description="a Flyte control plane (TaskService over Connect)",
+            deployed_tasks=remote_deployed_tasks,
+            task_history=remote_task_history,
         )
     ]
 
