@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 import sysconfig
 import traceback
@@ -305,12 +306,17 @@ def render_diff(diff: Any, console: Console) -> None:
             table.add_row(
                 entry.name,
                 entry.status,
-                entry.deployed_version or "-",
-                entry.planned_version or "-",
-                "\n".join(f"{c.field}: {c.before} -> {c.after}" for c in entry.changes) or "-",
+                _short(entry.deployed_version or "-"),
+                _short(entry.planned_version or "-"),
+                "\n".join(f"{c.field}: {_short(c.before)} -> {_short(c.after)}" for c in entry.changes) or "-",
             )
         console.print(table)
     click.echo(f"{diff.summary}" + ("" if diff.pending else f": nothing to deploy to {where}"))
+
+
+def _short(text: str) -> str:
+    """``text`` with each long hex digest cut to its first 12 characters (tables only)."""
+    return re.sub(r"\b([0-9a-f]{12})[0-9a-f]{20,}\b", r"\1…", text)
 
 
 cli.add_command(

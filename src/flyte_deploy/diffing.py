@@ -275,11 +275,26 @@ def changes(deployed: TaskSpec, planned: TaskSpec) -> tuple[FieldChange, ...]:
     for spec_field in FIELDS:
         covered = tuple(p for p in paths if spec_field.covers(p))
         if covered:
-            found.append(FieldChange(spec_field.name, covered, spec_field.show(deployed), spec_field.show(planned)))
+            before, after = spec_field.show(deployed), spec_field.show(planned)
+            if before == after:  # the difference is in a detail its rendering leaves out
+                before, after = _raw(deployed, covered), _raw(planned, covered)
+            found.append(FieldChange(spec_field.name, covered, before, after))
     if _arg(deployed, "--image-cache") != _arg(planned, "--image-cache"):
         found.append(FieldChange("image lookup", args, _image_lookup(deployed), _image_lookup(planned)))
     found += [FieldChange(p, (p,), "", "") for p in paths if not any(f.covers(p) for f in FIELDS)]
     return tuple(found)
+
+
+def _raw(spec: TaskSpec, paths: Sequence[str]) -> str:
+    """``path=value`` of each of ``paths`` in ``spec`` (messages on one line)."""
+    shown = []
+    for path in paths:
+        value: Any = spec
+        for name in path.split("."):
+            value = getattr(value, name)
+        text = _one_line(value) if hasattr(value, "ListFields") else str(value)
+        shown.append(f"{path}={text}")
+    return "; ".join(shown)
 
 
 def _image_lookup(spec: TaskSpec) -> str:
