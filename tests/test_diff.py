@@ -228,6 +228,8 @@ def test_a_flyte_project_diff_names_each_changed_field(request, deploy_project, 
     target.run("deploy", "basics.py", "top_env").assert_ok()
     same = target.run("diff", "basics.py", "top_env").assert_ok()
     assert {t["status"] for t in same.json["tasks"]} == {"unchanged"} and len(same.json["tasks"]) == 5
+    other = target.run("diff", "basics.py", "top_env", "--version", "other").assert_ok()  # the version aside
+    assert {t["planned_version"] for t in other.json["tasks"]} == {"other"}
 
     source = (PROJECTS / "basics.py").read_text()
     changed = source.replace("retries=3,", "retries=4,").replace('"MODE": "test"', '"MODE": "prod"')

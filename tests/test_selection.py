@@ -140,7 +140,8 @@ def test_a_plugin_backend_is_deployed_to_by_name(project, invoke, monkeypatch):
 
     listed = invoke("plugins", "--json").json()
     assert {"name": "memo", "plugin": "deployconf", "capabilities": []} in listed["backends"]
-    assert {"name": "local", "plugin": "local_backend", "capabilities": ["list", "run"]} in listed["backends"]
+    local = {"name": "local", "plugin": "local_backend", "capabilities": ["list", "run", "diff", "history"]}
+    assert local in listed["backends"]
 
     cannot_list = invoke("ls", "--backend", "memo")
     assert cannot_list.exit_code == ExitCode.USAGE_ERROR

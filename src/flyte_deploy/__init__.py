@@ -23,6 +23,7 @@ from .session import DeploySession, StashKey
 from .types import (
     Backend,
     Bundle,
+    DeployedTask,
     DeployPlan,
     DeployRequest,
     DeployResult,
@@ -43,6 +44,7 @@ __all__ = [
     "BundleError",
     "Cache",
     "DependencyError",
+    "DeployedTask",
     "DeployPlan",
     "DeployRequest",
     "DeployResult",

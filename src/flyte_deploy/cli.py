@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pluggy
@@ -29,6 +29,9 @@ from .lifecycle import deploy as run_lifecycle
 from .lifecycle import dry_run_result
 from .pluginmanager import hook_names
 from .types import DeployPlan, DeployRequest, Violation
+
+if TYPE_CHECKING:
+    from .diffing import Diff
 
 plugin_option = click.option(
     "-p", "plugins", multiple=True, metavar="NAME", help="Load plugin NAME early; `-p no:NAME` disables a plugin."
@@ -294,7 +297,7 @@ def diff_command(**params: Any) -> None:
         raise click.exceptions.Exit(int(ExitCode.CHANGES_PENDING))
 
 
-def render_diff(diff: Any, console: Console) -> None:
+def render_diff(diff: Diff, console: Console) -> None:
     """The diff as a table: one row per task that is not unchanged, one line per changed field."""
     where = f"backend {diff.backend} ({diff.project}/{diff.domain})"
     shown = [e for e in diff.entries if e.status != "unchanged"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -353,7 +353,7 @@ class Diff:
     domain: str
     version: str
     entries: tuple[DiffEntry, ...]
-    violations: tuple[Violation, ...] = field(default=())
+    violations: tuple[Violation, ...] = ()
 
     @property
     def pending(self) -> bool:
@@ -433,8 +433,7 @@ def run_diff(
     deployed = backend.deployed_tasks(session.config, result.environments)
     project, domain = scope(session.config)
     diff = Diff(backend.name, project, domain, result.version, diff_tasks(result.tasks, result.environments, deployed))
-    violations = session.calls.check_diff(session, diff)
-    return Diff(diff.backend, diff.project, diff.domain, diff.version, diff.entries, tuple(violations))
+    return replace(diff, violations=tuple(session.calls.check_diff(session, diff)))
 
 
 def task_history(session: DeploySession, task_name: str) -> Sequence[DeployedTask]:
