@@ -181,16 +181,22 @@ def test_a_check_plan_violation_stops_the_diff_before_the_backend_is_read(target
     assert "2 policy violation(s)" in run.stderr
 
 
-def test_the_api_diffs_through_a_dry_run_session(target):
+def test_the_api_diffs_environment_objects(target):
     target.deploy()
     target.settings(timeout=60)
-    with open_session(target.project.root, options={"quiet": True}, dry_run=True) as session:
-        request = DeployRequest(mode="file", path=target.project.root / "app.py", env_names=("env",))
-        diff = run_diff(session, request)
-    assert diff.pending and [e.fields for e in diff.entries] == [("timeout",), ()]
+    diff = fd.diff(target.project.environment("app.py:env"), root_dir=target.project.root, options={"quiet": True})
+    assert diff.backend == target.backend and diff.pending
+    assert [(e.name, e.fields) for e in diff.entries] == [("svc.ping", ("timeout",)), ("svc.pong", ())]
     assert diff.entries[0].changes[0].paths == ("task_template.metadata.timeout.seconds",)
+    assert diff.to_json()["summary"] == {"new": 0, "changed": 1, "removed": 0, "unchanged": 1}
+
+
+def test_run_diff_needs_a_dry_run_session(target):
+    request = DeployRequest(mode="file", path=target.project.root / "app.py", env_names=("env",))
     with open_session(target.project.root, options={"quiet": True}) as session, pytest.raises(fd.UsageError):
         run_diff(session, request)  # a diff never runs a real deploy
+    with open_session(target.project.root, options={"quiet": True}, dry_run=True) as session:
+        assert run_diff(session, request).count("new") == 2
 
 
 def test_a_backend_that_cannot_diff_is_a_usage_error(deploy_project, register_plugin):

@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 import pytest
 
 import flyte_deploy as fd
-from flyte_deploy.api import open_session
-from flyte_deploy.diffing import task_history
 from flyte_deploy.errors import ExitCode
 from tests.diffing_helpers import APP, make_target
 
@@ -59,8 +57,7 @@ def test_history_after_three_deploys(target):
 
 def test_history_through_the_api(target):
     deploys = three_deploys(target)
-    with open_session(target.project.root) as session:
-        versions = task_history(session, "svc.pong")
+    versions = fd.history("svc.pong", root_dir=target.project.root)
     assert [v.version for v in versions] == [d["version"] for _, d in deploys]
     assert all(v.spec.task_template.id.name == "svc.pong" for v in versions)
     assert all(v.deployed_at is not None and v.deployed_at.tzinfo is not None for v in versions)

@@ -383,11 +383,9 @@ class Diff:
         }
 
 
-def diff_tasks(
-    planned: Sequence[SerializedTask], environments: Sequence[str], deployed: Mapping[str, DeployedTask]
-) -> tuple[DiffEntry, ...]:
-    """Each planned task against its latest deployed version, then the deployed tasks of
-    ``environments`` the plan no longer has."""
+def diff_tasks(planned: Sequence[SerializedTask], deployed: Mapping[str, DeployedTask]) -> tuple[DiffEntry, ...]:
+    """Each planned task against its latest deployed version (``deployed``: those of the
+    plan's environments, by name), then the deployed tasks the plan no longer has."""
     entries = []
     for task in planned:
         version = task.spec.task_template.id.version
@@ -400,11 +398,10 @@ def diff_tasks(
             DiffEntry(task.name, task.environment, "changed" if found else "unchanged", old.version, version, found)
         )
     names = {t.name for t in planned}
-    wanted = set(environments)
     entries += [
         DiffEntry(old.name, old.environment, "removed", old.version, None)
         for name, old in sorted(deployed.items())
-        if name not in names and old.environment in wanted
+        if name not in names
     ]
     return tuple(entries)
 
@@ -432,7 +429,7 @@ def run_diff(
     result = deploy(session, request, version=version, copy_style=copy_style, image_overrides=image_overrides)
     deployed = backend.deployed_tasks(session.config, result.environments)
     project, domain = scope(session.config)
-    diff = Diff(backend.name, project, domain, result.version, diff_tasks(result.tasks, result.environments, deployed))
+    diff = Diff(backend.name, project, domain, result.version, diff_tasks(result.tasks, deployed))
     return replace(diff, violations=tuple(session.calls.check_diff(session, diff)))
 
 
