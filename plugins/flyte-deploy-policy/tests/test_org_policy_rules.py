@@ -380,3 +380,30 @@ def test_the_policy_cannot_be_disabled(project):
     project({"app.py": GOOD})
     run = project.deploy("app.py", "env", "-p", "no:org_policy").assert_exit(4)
     assert "'org_policy' is a policy plugin and cannot be disabled" in run.stderr
+
+
+FROZEN = """
+import flyte_deploy as fd
+
+env = fd.TaskEnvironment(name="good", resources=fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi")))
+
+@env.task
+def work(x: int) -> int:
+    return x
+"""
+
+
+def test_an_interface_change_in_a_frozen_domain_is_refused_by_diff(project):
+    project({"app.py": FROZEN, "pyproject.toml": settings(frozen_interface_domains='["production"]')})
+    for domain in ("development", "production"):
+        project.deploy("app.py", "env", "--domain", domain).assert_ok()
+    project({"app.py": FROZEN.replace("x: int) -> int", "x: str) -> int")})
+    assert project.run_cli("diff", "app.py", "env", "--root-dir", str(project.root), "-q").exit_code == 20
+    run = project.run_cli(
+        "diff", "app.py", "env", "--domain", "production", "--output", "json", "--root-dir", str(project.root), "-q"
+    ).assert_exit(6)
+    assert rules(run) == [("interface.frozen", "good.work")]
+    assert run.violations[0]["message"] == (
+        "changes the interface of a task deployed to flytesnacks/production from (x: INTEGER) -> (o0: INTEGER)"
+        " to (x: STRING) -> (o0: INTEGER); deploy it under a new task name"
+    )
