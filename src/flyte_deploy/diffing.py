@@ -29,7 +29,7 @@ from .errors import UsageError
 from .types import DeployedTask, DeployRequest, SerializedTask, Violation, without_source_link
 
 if TYPE_CHECKING:
-    from flyteidl2.task.task_definition_pb2 import TaskDetails, TaskSpec
+    from flyteidl2.task.task_definition_pb2 import TaskSpec
     from google.protobuf.message import Message
 
     from .config import Config
@@ -493,44 +493,68 @@ def local_task_history(config: Config, task_name: str) -> list[DeployedTask]:
     return [_from_record(r) for r in task_versions(Store.at(config.store_url), project, domain, task_name)]
 
 
-def _from_details(details: TaskDetails) -> DeployedTask:
-    spec = details.spec
-    stamp = details.metadata.deployed_at if details.metadata.HasField("deployed_at") else None
+def _deployed_version(connection: TaskServiceConnection, name: str, row: Any) -> DeployedTask | None:
+    """One ``ListVersions`` row of task ``name`` with its spec (``GetTaskDetails``), or None
+    when the version is gone meanwhile."""
+    from flyteidl2.task.task_definition_pb2 import TaskIdentifier
+
+    settings = connection.settings
+    spec = connection.get_spec(
+        TaskIdentifier(
+            org=settings.org, project=settings.project, domain=settings.domain, name=name, version=row.version
+        )
+    )
+    if spec is None:
+        return None
     return DeployedTask(
-        name=details.task_id.name,
-        environment=details.metadata.environment_name or spec.environment.name,
-        version=details.task_id.version,
+        name=name,
+        environment=spec.environment.name,
+        version=row.version,
         spec=spec,
-        deployed_at=stamp.ToDatetime(tzinfo=UTC) if stamp is not None else None,
+        deployed_at=row.deployed_at.ToDatetime(tzinfo=UTC) if row.HasField("deployed_at") else None,
         bundle_digest=bundle_digest(spec),
         source_link=spec.documentation.source_code.link,
     )
 
 
+def _ranked_versions(connection: TaskServiceConnection, name: str) -> list[Any]:
+    """The ``ListVersions`` rows of task ``name``, first deployed first, in the order
+    ``task_specs.version_rank`` defines (the latest, the one ``run`` picks, last)."""
+    from flyteidl2.task.task_definition_pb2 import TaskIdentifier
+
+    from .task_specs import version_rank
+
+    settings = connection.settings
+    task_id = TaskIdentifier(org=settings.org, project=settings.project, domain=settings.domain, name=name)
+    return sorted(connection.list_versions(task_id), key=version_rank)
+
+
 def remote_deployed_tasks(config: Config, environments: Sequence[str]) -> dict[str, DeployedTask]:
     """The remote backend's ``deployed_tasks``: ``ListTasks``, then the latest version of
-    each task of ``environments`` (the version ``run`` picks), ``remote.concurrency`` at once."""
-    from .remote import environment_task_names, ranked_versions, task_details
+    each task of ``environments``, ``remote.concurrency`` tasks at once."""
+    wanted = set(environments)
 
-    def latest(connection: TaskServiceConnection, name: str) -> TaskDetails | None:
-        ids = ranked_versions(connection, connection.settings.project, connection.settings.domain, name)
-        return task_details(connection, ids[-1]) if ids else None
+    def latest(connection: TaskServiceConnection, name: str) -> DeployedTask | None:
+        rows = _ranked_versions(connection, name)
+        return _deployed_version(connection, name, rows[-1]) if rows else None
 
     with _connect(config) as connection:
         settings = connection.settings
-        names = environment_task_names(connection, settings.project, settings.domain, environments)
+        names = sorted(
+            task.task_id.name
+            for task in connection.list_tasks(settings.project, settings.domain)
+            if (task.metadata.environment_name or task.task_id.name.partition(".")[0]) in wanted
+        )
         found = _concurrently(connection, lambda name: latest(connection, name), names)
-    return {t.name: t for t in map(_from_details, filter(None, found))}
+    return {t.name: t for t in found if t is not None}
 
 
 def remote_task_history(config: Config, task_name: str) -> list[DeployedTask]:
-    """The remote backend's ``task_history``: ``ListVersions``, then each version's details."""
-    from .remote import ranked_versions, task_details
-
+    """The remote backend's ``task_history``: ``ListVersions``, then each version's spec."""
     with _connect(config) as connection:
-        ids = ranked_versions(connection, connection.settings.project, connection.settings.domain, task_name)
-        found = _concurrently(connection, lambda task_id: task_details(connection, task_id), ids)
-    return [_from_details(d) for d in found if d is not None]
+        rows = _ranked_versions(connection, task_name)
+        found = _concurrently(connection, lambda row: _deployed_version(connection, task_name, row), rows)
+    return [t for t in found if t is not None]
 
 
 def _connect(config: Config) -> TaskServiceConnection:
