@@ -263,3 +263,27 @@ def test_changes_compare_the_bundle_by_its_digest():
     new.task_template.container.args.extend(["--tgz", f"s3://b/{digest}.tar.gz"])
     assert bundle_digest(old) == digest
     assert [c.field for c in changes(old, new)] == ["bundle location"]
+
+
+def test_a_path_no_field_covers_is_named_by_its_path():
+    from flyteidl2.task.task_definition_pb2 import TaskSpec
+
+    old, new = TaskSpec(), TaskSpec()
+    new.task_template.metadata.debuggable = True
+    (change,) = changes(old, new)
+    assert (change.field, change.before, change.after) == (
+        "task_template.metadata.debuggable",
+        "task_template.metadata.debuggable=False",
+        "task_template.metadata.debuggable=True",
+    )
+
+
+def test_an_unreachable_control_plane_is_one_line_and_exit_15(request, deploy_project, tmp_path):
+    deploy_project({"app.py": APP})
+    target = make_target(request, deploy_project, "remote", tmp_path).settings()
+    target.deploy()
+    target.server.stop()
+    for run in (target.diff(), target.history("svc.ping")):
+        assert run.exit_code == ExitCode.CONTROL_PLANE_FAILED, run.stderr
+        assert run.stderr.startswith("error: cannot reach the control plane at http://127.0.0.1:")
+        assert run.stderr.count("\n") == 1

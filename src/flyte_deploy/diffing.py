@@ -281,7 +281,11 @@ def changes(deployed: TaskSpec, planned: TaskSpec) -> tuple[FieldChange, ...]:
             found.append(FieldChange(spec_field.name, covered, before, after))
     if _arg(deployed, "--image-cache") != _arg(planned, "--image-cache"):
         found.append(FieldChange("image lookup", args, _image_lookup(deployed), _image_lookup(planned)))
-    found += [FieldChange(p, (p,), "", "") for p in paths if not any(f.covers(p) for f in FIELDS)]
+    found += [
+        FieldChange(p, (p,), _raw(deployed, [p]), _raw(planned, [p]))
+        for p in paths
+        if not any(f.covers(p) for f in FIELDS)
+    ]
     return tuple(found)
 
 
