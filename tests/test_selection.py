@@ -141,7 +141,11 @@ def test_a_plugin_backend_is_deployed_to_by_name(project, invoke, monkeypatch):
 
     listed = invoke("plugins", "--json").json()
     assert {"name": "memo", "plugin": "deployconf", "capabilities": []} in listed["backends"]
-    local = {"name": "local", "plugin": "local_backend", "capabilities": ["list", "run", "apps", "serve"]}
+    local = {
+        "name": "local",
+        "plugin": "local_backend",
+        "capabilities": ["list", "run", "apps", "serve", "diff", "history"],
+    }
     assert local in listed["backends"]
 
     cannot_list = invoke("ls", "--backend", "memo")

@@ -1,6 +1,6 @@
 """flyte-deploy: deploy Flyte task environments; every phase is a pluggy hook."""
 
-from .api import deploy, open_session
+from .api import deploy, diff, history, open_session
 from .errors import (
     BundleError,
     DependencyError,
@@ -23,6 +23,7 @@ from .session import DeploySession, StashKey
 from .types import (
     Backend,
     Bundle,
+    DeployedTask,
     DeployPlan,
     DeployRequest,
     DeployResult,
@@ -43,6 +44,7 @@ __all__ = [
     "BundleError",
     "Cache",
     "DependencyError",
+    "DeployedTask",
     "DeployPlan",
     "DeployRequest",
     "DeployResult",
@@ -76,7 +78,9 @@ __all__ = [
     "UsageError",
     "Violation",
     "deploy",
+    "diff",
     "hookimpl",
+    "history",
     "hookspec",
     "open_session",
 ]

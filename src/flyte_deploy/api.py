@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -16,7 +16,10 @@ from .lifecycle import deploy as run_lifecycle
 from .pluginmanager import build_plugin_manager
 from .selection import select
 from .session import DeploySession
-from .types import DeployRequest, DeployResult
+from .types import DeployedTask, DeployRequest, DeployResult
+
+if TYPE_CHECKING:
+    from .diffing import Diff
 
 
 @contextmanager
@@ -70,3 +73,39 @@ def deploy(
     ) as session:
         request = DeployRequest(mode="objects", objects=tuple(envs))
         return run_lifecycle(session, request, version=version, copy_style=copy_style, image_overrides=images)
+
+
+def diff(
+    *envs: object,
+    version: str | None = None,
+    copy_style: str | None = None,
+    root_dir: str | os.PathLike[str] | None = None,
+    plugins: Sequence[str] = (),
+    options: Mapping[str, Any] | None = None,
+    images: Mapping[str, str] | None = None,
+) -> Diff:
+    """What deploying ``envs`` (as ``deploy`` takes them) would change on the configured
+    backend (``flyte_deploy.diffing``); ``Diff.pending`` says whether anything would, and
+    ``Diff.violations`` holds what ``check_diff`` plugins reported."""
+    from .diffing import run_diff
+
+    if not envs:
+        raise UsageError("diff() needs at least one TaskEnvironment")
+    with open_session(Path(root_dir) if root_dir else None, options=options, plugins=plugins, dry_run=True) as session:
+        request = DeployRequest(mode="objects", objects=tuple(envs))
+        return run_diff(session, request, version=version, copy_style=copy_style, image_overrides=images)
+
+
+def history(
+    task: str,
+    *,
+    root_dir: str | os.PathLike[str] | None = None,
+    plugins: Sequence[str] = (),
+    options: Mapping[str, Any] | None = None,
+) -> Sequence[DeployedTask]:
+    """Every deployed version of ``task`` (``ENV.TASK``) on the configured backend, first
+    deployed first; a task never deployed is a ``UsageError``."""
+    from .diffing import task_history
+
+    with open_session(Path(root_dir) if root_dir else None, options=options, plugins=plugins) as session:
+        return task_history(session, task)

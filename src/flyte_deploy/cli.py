@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 import sysconfig
 import traceback
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pluggy
@@ -27,6 +29,9 @@ from .lifecycle import deploy as run_lifecycle
 from .lifecycle import dry_run_result
 from .pluginmanager import hook_names
 from .types import DeployPlan, DeployRequest, Violation
+
+if TYPE_CHECKING:
+    from .diffing import Diff
 
 plugin_option = click.option(
     "-p", "plugins", multiple=True, metavar="NAME", help="Load plugin NAME early; `-p no:NAME` disables a plugin."
@@ -170,25 +175,54 @@ def deploy_command(
         render_summary(result, Console())
 
 
+@dataclass(frozen=True)
+class PlanArguments:
+    """The deploy arguments of a command that plans without deploying (``check``, ``diff``)."""
+
+    request: DeployRequest
+    root_dir: Path | None
+    version: str | None
+    copy_style: str | None
+    overrides: dict[str, str]
+    output: str
+    plugins: tuple[str, ...]
+    options: dict[str, Any]
+
+    @classmethod
+    def parse(cls, command: str, params: dict[str, Any]) -> PlanArguments:
+        """From the click parameters of ``deploy`` (less ``--dry-run``); one it does not know
+        is a ``TypeError`` rather than ignored."""
+        params = dict(params)
+        arguments = cls(
+            request=_deploy_request(
+                params.pop("path"), params.pop("env_vars"), params.pop("all_envs"), params.pop("recursive")
+            ),
+            root_dir=params.pop("root_dir"),
+            version=params.pop("version"),
+            copy_style=params.pop("copy_style"),
+            overrides=_parse_pairs(params.pop("images"), "--image"),
+            output=params.pop("output"),
+            plugins=params.pop("plugins"),
+            options={
+                "project": params.pop("project"),
+                "domain": params.pop("domain"),
+                "backend": params.pop("backend"),
+                "store": params.pop("store"),
+                "quiet": params.pop("quiet") or None,
+                "config": params.pop("config_file"),
+            },
+        )
+        if params:
+            raise TypeError(f"{command} does not handle the deploy option(s) {', '.join(sorted(params))}")
+        return arguments
+
+
 def check_command(**params: Any) -> None:
     """Check a deploy without doing it: every phase up to the policies, nothing uploaded,
     pushed, registered or stored. Exits 6 when a policy plugin reports a violation."""
-    request = _deploy_request(
-        params.pop("path"), params.pop("env_vars"), params.pop("all_envs"), params.pop("recursive")
-    )
-    root_dir, version, copy_style = params.pop("root_dir"), params.pop("version"), params.pop("copy_style")
-    overrides = _parse_pairs(params.pop("images"), "--image")
-    output, plugins = params.pop("output"), params.pop("plugins")
-    options = {
-        "project": params.pop("project"),
-        "domain": params.pop("domain"),
-        "backend": params.pop("backend"),
-        "store": params.pop("store"),
-        "quiet": params.pop("quiet") or None,
-        "config": params.pop("config_file"),
-    }
-    if params:  # a deploy option check does not know yet: fail loudly rather than ignore it
-        raise TypeError(f"check does not handle the deploy option(s) {', '.join(sorted(params))}")
+    given = PlanArguments.parse("check", params)
+    request, root_dir, version, copy_style = given.request, given.root_dir, given.version, given.copy_style
+    overrides, output, plugins, options = given.overrides, given.output, given.plugins, given.options
     violations: list[Violation] = []
     with stdout_for(output), open_session(root_dir, options=options, plugins=plugins, dry_run=True) as session:
         try:
@@ -216,9 +250,14 @@ def check_command(**params: Any) -> None:
             else "no violations"
         )
     if violations:
-        plugins_at_fault = ", ".join(sorted({v.plugin for v in violations if v.plugin})) or "unknown plugin"
-        click.echo(f"error: {len(violations)} policy violation(s) reported by {plugins_at_fault}", err=True)
-        raise click.exceptions.Exit(int(ExitCode.POLICY_VIOLATION))
+        _exit_for_violations(violations)
+
+
+def _exit_for_violations(violations: Sequence[Violation]) -> None:
+    """The error line naming the plugins at fault, and exit 6."""
+    plugins_at_fault = ", ".join(sorted({v.plugin for v in violations if v.plugin})) or "unknown plugin"
+    click.echo(f"error: {len(violations)} policy violation(s) reported by {plugins_at_fault}", err=True)
+    raise click.exceptions.Exit(int(ExitCode.POLICY_VIOLATION))
 
 
 cli.add_command(
@@ -229,6 +268,124 @@ cli.add_command(
         params=[param for param in deploy_command.params if param.name != "dry_run"],
     )
 )
+
+
+def diff_command(**params: Any) -> None:
+    """Show what deploying would change on the backend: each task new, unchanged, changed (and
+    in which fields) or removed from an environment of the plan. Plans as `check` does;
+    exits 0 when nothing would change, 20 when changes are pending, 6 on a policy violation."""
+    from .diffing import run_diff
+
+    given = PlanArguments.parse("diff", params)
+    with (
+        stdout_for(given.output),
+        open_session(given.root_dir, options=given.options, plugins=given.plugins, dry_run=True) as session,
+    ):
+        diff = run_diff(
+            session, given.request, version=given.version, copy_style=given.copy_style, image_overrides=given.overrides
+        )
+    if given.output == "json":
+        echo_json(diff.to_json())
+    else:
+        render_diff(diff, Console())
+        if diff.violations:
+            lines = [f"{len(diff.violations)} policy violation(s):"] + [f"  {v}" for v in diff.violations]
+            click.echo("\n".join(lines))
+    if diff.violations:
+        _exit_for_violations(diff.violations)
+    if diff.pending:
+        raise click.exceptions.Exit(int(ExitCode.CHANGES_PENDING))
+
+
+def render_diff(diff: Diff, console: Console) -> None:
+    """The diff as a table: one row per task that is not unchanged, one line per changed field."""
+    where = f"backend {diff.backend} ({diff.project}/{diff.domain})"
+    shown = [e for e in diff.entries if e.status != "unchanged"]
+    if shown:
+        table = Table(title=f"Diff of version {diff.version} against {where}", title_justify="left")
+        for column in ("task", "status", "deployed", "planned", "changes"):
+            table.add_column(column, overflow="fold")
+        for entry in shown:
+            table.add_row(
+                entry.name,
+                entry.status,
+                _short(entry.deployed_version or "-"),
+                _short(entry.planned_version or "-"),
+                "\n".join(f"{c.field}: {_short(c.before)} -> {_short(c.after)}" for c in entry.changes) or "-",
+            )
+        console.print(table)
+    click.echo(f"{diff.summary}" + ("" if diff.pending else f": nothing to deploy to {where}"))
+
+
+def _short(text: str) -> str:
+    """``text`` with each long hex digest cut to its first 12 characters (tables only)."""
+    return re.sub(r"\b([0-9a-f]{12})[0-9a-f]{20,}\b", r"\1…", text)
+
+
+cli.add_command(
+    click.Command(
+        "diff",
+        callback=diff_command,
+        help=diff_command.__doc__,
+        params=[param for param in deploy_command.params if param.name != "dry_run"],
+    )
+)
+
+
+@cli.command("history")
+@click.argument("task")
+@root_option
+@click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table")
+@project_option
+@domain_option
+@backend_option
+@config_option
+@plugin_option
+def history_command(
+    task: str,
+    root_dir: Path | None,
+    store: str | None,
+    output: str,
+    project: str | None,
+    domain: str | None,
+    backend: str | None,
+    config_file: Path | None,
+    plugins: tuple[str, ...],
+) -> None:
+    """List the deployed versions of task ENV.TASK, first deployed first: when, from which
+    commit (its source link) and with which code bundle, on the configured backend."""
+    from .diffing import task_history
+
+    options = {"store": store, "project": project, "domain": domain, "backend": backend, "config": config_file}
+    with stdout_for(output), open_session(root_dir, options=options, plugins=plugins) as session:
+        versions = task_history(session, task)
+        where = f"backend {session.backend.name} ({session.config.get('project')}/{session.config.get('domain')})"
+    records = [
+        {
+            "task": v.name,
+            "environment": v.environment,
+            "version": v.version,
+            "deployed_at": v.deployed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if v.deployed_at else None,
+            "source_link": v.source_link or None,
+            "bundle_digest": v.bundle_digest,
+        }
+        for v in versions
+    ]
+    if output == "json":
+        echo_json(records)
+        return
+    table = Table(title=f"History of {task} on {where}", title_justify="left")
+    for column in ("version", "deployed (UTC)", "source link", "bundle"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        table.add_row(
+            r["version"],
+            (r["deployed_at"] or "-").replace("T", " ")[:19],
+            r["source_link"] or "-",
+            f"sha256 {r['bundle_digest'][:12]}" if r["bundle_digest"] else "none",
+        )
+    Console().print(table)
 
 
 @cli.command("plugins")

@@ -62,6 +62,8 @@ class ExitCode(IntEnum):
     DISK_FULL = 18
     #: the local backend's store is damaged, unreadable or cannot be migrated
     STORE_FAILED = 19
+    #: ``flyte-deploy diff``: deploying the plan would change what the backend holds
+    CHANGES_PENDING = 20
 
 
 class FlyteDeployError(Exception):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from .config import Config
+    from .diffing import Diff
     from .environments import Environment, Task
     from .image import Image
     from .pluginmanager import DeployPluginManager
@@ -151,6 +152,11 @@ class HookCalls:
             "Registration",
             self._first("register_app", session=session, environment=environment, app=app, plan=plan),
         )
+
+    # -- diff ---------------------------------------------------------------------------
+
+    def check_diff(self, session: DeploySession, diff: Diff) -> list[Violation]:
+        return self._collect("check_diff", session=session, diff=diff)
 
 
 __all__ = ["HookCalls"]

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from .config import Config
+    from .diffing import Diff
     from .environments import Task
     from .image import Image
     from .pluginmanager import DeployPluginManager
@@ -361,6 +362,25 @@ def register_app(
     :param app: what ``serialize_app`` returned for it.
     :param plan: the whole plan.
     :returns: the app's ``Registration`` (``kind="app"``), or ``None`` to defer.
+    """
+
+
+# -- diff -------------------------------------------------------------------------------
+
+
+@spec(Contract("collecting", (list, tuple), Violation, stamped=True))
+def check_diff(session: DeploySession, diff: Diff) -> Sequence[Violation] | None:
+    """Police what a deploy would change, for ``flyte-deploy diff``.
+
+    Called once per diff, after the plan passed ``check_plan`` and the backend was read;
+    all violations of all plugins are reported together with the diff and the command
+    exits with code 6 (e.g. refuse an interface change to a task of the production domain).
+
+    :param session: the session of the diff (a dry run).
+    :param diff: the ``flyte_deploy.diffing.Diff``: backend, project, domain, planned version
+        and one entry per task (``new``, ``unchanged``, ``changed`` with its field changes,
+        ``removed``).
+    :returns: the violations found (an empty list, or ``None``, when all is well).
     """
 
 

@@ -406,24 +406,3 @@ def _short(message: str) -> str:
 
 def _redact(text: str, token: str | None) -> str:
     return text.replace(token, "***") if token else text
-
-
-def spec_differences(old: Message, new: Message, prefix: str = "") -> list[str]:
-    """Dotted paths of the fields that differ between two messages of one type."""
-    paths: list[str] = []
-    names = sorted({f.name for f, _ in old.ListFields()} | {f.name for f, _ in new.ListFields()})
-    for name in names:
-        a, b = getattr(old, name), getattr(new, name)
-        if a == b:
-            continue
-        field = old.DESCRIPTOR.fields_by_name[name]
-        if field.message_type is not None and not _is_repeated(field) and not field.message_type.GetOptions().map_entry:
-            paths += spec_differences(a, b, f"{prefix}{name}.") or [f"{prefix}{name}"]
-        else:
-            paths.append(f"{prefix}{name}")
-    return paths
-
-
-def _is_repeated(field: Any) -> bool:
-    flag = getattr(field, "is_repeated", None)
-    return bool(flag) if flag is not None else field.label == field.LABEL_REPEATED

@@ -74,12 +74,13 @@ def remote_task_spec(config: Config, task_name: str, version: str | None) -> tas
     return spec
 
 
+def version_rank(row: Any) -> tuple[bool, int, int, str]:
+    """The order of ``ListVersions`` rows, latest last (module docstring for ties and rows
+    without a time): the one rule ``run``, ``diff`` and ``history`` share."""
+    stamped = row.HasField("deployed_at")
+    return stamped, row.deployed_at.seconds, row.deployed_at.nanos, row.version
+
+
 def latest_version(versions: Sequence[Any]) -> str:
-    """The version with the most recent ``deployed_at`` of ``ListVersions`` rows (module
-    docstring for ties and rows without a time)."""
-
-    def rank(row: Any) -> tuple[bool, int, int, str]:
-        stamped = row.HasField("deployed_at")
-        return stamped, row.deployed_at.seconds, row.deployed_at.nanos, row.version
-
-    return max(versions, key=rank).version
+    """The version with the most recent ``deployed_at`` of ``ListVersions`` rows."""
+    return max(versions, key=version_rank).version

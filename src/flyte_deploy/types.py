@@ -3,8 +3,9 @@ against these types at the boundary and names the plugin that returned something
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -235,6 +236,22 @@ class Listing:
 
 
 @dataclass(frozen=True)
+class DeployedTask:
+    """One deployed version of a task, as a backend reports it for ``diff`` and ``history``:
+    its ``spec``, when it was first deployed (``deployed_at``, UTC; ``None`` when the backend
+    does not say), the content digest of its code bundle (``None`` without one) and its
+    source link (``""`` without one)."""
+
+    name: str
+    environment: str
+    version: str
+    spec: TaskSpec
+    deployed_at: datetime | None
+    bundle_digest: str | None
+    source_link: str
+
+
+@dataclass(frozen=True)
 class Backend:
     """A deploy target offered by ``register_backends`` and selected by name (``backend``).
 
@@ -247,6 +264,11 @@ class Backend:
     cannot hold apps, and a plan with an app is refused before anything is built);
     ``app_spec(config, name)`` returns the deployed ``SerializedApp`` for ``serve``.
     ``plugin`` is set to the name of the plugin that offered it.
+    ``deployed_tasks(config, environment_names)`` returns, by task name, the latest deployed
+    version of every task of those environments in the configured project and domain (for
+    ``diff``); ``task_history(config, "ENV.TASK")`` every deployed version of one task, oldest
+    first (for ``history``; an empty list when it was never deployed). ``None``: the backend
+    cannot tell.
     """
 
     name: str
@@ -257,15 +279,20 @@ class Backend:
     app_spec: Callable[[Config, str], SerializedApp] | None = None
     description: str = ""
     plugin: str = ""
+    deployed_tasks: Callable[[Config, Sequence[str]], Mapping[str, DeployedTask]] | None = None
+    task_history: Callable[[Config, str], Sequence[DeployedTask]] | None = None
 
     @property
     def capabilities(self) -> tuple[str, ...]:
-        """What it can do besides registering tasks: ``list``, ``run``, ``apps``, ``serve``."""
+        """What it can do besides registering tasks: ``list``, ``run``, ``apps``, ``serve``,
+        ``diff``, ``history``."""
         offered = (
             ("list", self.listing),
             ("run", self.task_spec),
             ("apps", self.register_app),
             ("serve", self.app_spec),
+            ("diff", self.deployed_tasks),
+            ("history", self.task_history),
         )
         return tuple(name for name, able in offered if able)
 

@@ -73,7 +73,7 @@ def test_it_loads_from_its_entry_point_as_the_last_plugin(deploy_project, policy
         "version": "flyte-deploy-policy 0.1.0",
         "location": "flyte_deploy_policy",
         "status": "policy",
-        "hooks": ["check_plan"],
+        "hooks": ["check_diff", "check_plan"],
         "registered_by": None,
     }
     table = deploy_project.run_subprocess("plugins", python=policy_python).assert_ok()

@@ -410,3 +410,30 @@ def test_apps_are_policed_like_tasks_for_limits_images_and_secret_values(project
     assert messages["env.secret"].startswith("environment variable API_TOKEN (set on the app) holds")
     assert "s3cr3t" not in str(run.violations)
     project.check("apps.py", "good").assert_ok()
+
+
+FROZEN = """
+import flyte_deploy as fd
+
+env = fd.TaskEnvironment(name="good", resources=fd.Resources(cpu=(1, 2), memory=("1Gi", "2Gi")))
+
+@env.task
+def work(x: int) -> int:
+    return x
+"""
+
+
+def test_an_interface_change_in_a_frozen_domain_is_refused_by_diff(project):
+    project({"app.py": FROZEN, "pyproject.toml": settings(frozen_interface_domains='["production"]')})
+    for domain in ("development", "production"):
+        project.deploy("app.py", "env", "--domain", domain).assert_ok()
+    project({"app.py": FROZEN.replace("x: int) -> int", "x: str) -> int")})
+    assert project.run_cli("diff", "app.py", "env", "--root-dir", str(project.root), "-q").exit_code == 20
+    run = project.run_cli(
+        "diff", "app.py", "env", "--domain", "production", "--output", "json", "--root-dir", str(project.root), "-q"
+    ).assert_exit(6)
+    assert rules(run) == [("interface.frozen", "good.work")]
+    assert run.violations[0]["message"] == (
+        "changes the interface of a task deployed to flytesnacks/production from (x: INTEGER) -> (o0: INTEGER)"
+        " to (x: STRING) -> (o0: INTEGER); deploy it under a new task name"
+    )

@@ -23,6 +23,7 @@ from typing import Any
 from flyteidl2.task import task_definition_pb2
 
 from ..config import Config
+from ..diffing import local_deployed_tasks, local_task_history
 from ..environments import Environment
 from ..errors import RegistrationError, RunError
 from ..hookspecs import hookimpl
@@ -289,6 +290,8 @@ def register_backends() -> list[Backend]:
             register_app=register_app_in_store,
             app_spec=app_spec,
             description="the embedded SQLite store under the project",
+            deployed_tasks=local_deployed_tasks,
+            task_history=local_task_history,
         )
     ]
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import Config
+from ..diffing import remote_deployed_tasks, remote_task_history
 from ..environments import Environment
 from ..errors import ControlPlaneError, RegistrationError, RunError, UsageError
 from ..hookspecs import hookimpl
@@ -117,7 +118,7 @@ def look_up(connection: TaskServiceConnection, tasks: Sequence[SerializedTask]) 
 
 
 def _conflict(task: SerializedTask, existing: task_definition_pb2.TaskSpec) -> str:
-    from ..remote import spec_differences
+    from ..diffing import spec_differences
 
     fields = spec_differences(without_source_link(existing), without_source_link(task.spec))
     shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
@@ -250,7 +251,7 @@ def app_action(
 
 
 def _app_conflict(existing: app_definition_pb2.App, app: SerializedApp) -> str:
-    from ..remote import spec_differences
+    from ..diffing import spec_differences
 
     fields = spec_differences(without_app_revision(existing), without_app_revision(as_replacement(existing, app.spec)))
     shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
@@ -434,6 +435,8 @@ def register_backends() -> list[Backend]:
             register_app=register_app_on_control_plane,
             app_spec=app_spec,
             description="a Flyte control plane (TaskService and AppService over Connect)",
+            deployed_tasks=remote_deployed_tasks,
+            task_history=remote_task_history,
         )
     ]
 

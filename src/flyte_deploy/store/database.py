@@ -528,7 +528,7 @@ def _record(row: Sequence[Any], with_spec: bool) -> TaskRecord:
 
 
 def _conflict(record: TaskRecord, existing: bytes) -> str:
-    from ..remote import spec_differences  # the connect client is imported only for this message
+    from ..diffing import spec_differences
     from ..types import without_source_link
 
     fields = spec_differences(
@@ -542,7 +542,7 @@ def _conflict(record: TaskRecord, existing: bytes) -> str:
 
 
 def _app_conflict(record: AppRecord, existing: bytes) -> str:
-    from ..remote import spec_differences  # the connect client is imported only for this message
+    from ..diffing import spec_differences
     from ..types import without_app_revision
 
     fields = spec_differences(
@@ -553,3 +553,22 @@ def _app_conflict(record: AppRecord, existing: bytes) -> str:
         f"app {record.name} version {record.version} is already deployed with a different spec"
         f" in {record.project}/{record.domain} (differs in {shown})"
     )
+
+
+# -- read-only queries for diff and history ------------------------------------------------
+
+
+def latest_of_environments(store: Store, project: str, domain: str, environments: Sequence[str]) -> list[TaskRecord]:
+    """The latest version (``LATEST_FIRST``) of every task of ``environments`` in
+    ``project``/``domain``, with its spec; tasks no longer in their environment's code too."""
+    wanted = set(environments)
+    return [
+        r
+        for r in store.find(project=project, domain=domain, latest_only=True, with_spec=True)
+        if r.environment in wanted
+    ]
+
+
+def task_versions(store: Store, project: str, domain: str, name: str) -> list[TaskRecord]:
+    """Every version of task ``name`` in ``project``/``domain``, with its spec, first deployed first."""
+    return store.find(project=project, domain=domain, name=name, with_spec=True)  # one environment: by deployed_at

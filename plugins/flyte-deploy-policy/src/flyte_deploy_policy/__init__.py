@@ -23,6 +23,8 @@ environment variables.
 * ``bundle.size``: the bundle archive is at most ``max_bundle_size`` (default ``"100MB"``;
   ``false`` turns the rule off).
 * ``version.pattern``: the deploy version fully matches ``version_pattern`` (unset: any).
+* ``interface.frozen`` (``flyte-deploy diff``, through ``check_diff``): no deployed task of a
+  domain in ``frozen_interface_domains`` (default: none) changes its interface.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from flyte_deploy import DeployPlan, DeploySession, SerializedTask, Task, UsageError, Violation, hookimpl
+from flyte_deploy.diffing import Diff
 from flyte_deploy.environments import Environment, is_app
 from flyte_deploy.types import SerializedApp
 
@@ -122,6 +125,7 @@ class PolicyConfig:
     allowed_files: tuple[str, ...] = DEFAULT_ALLOWED_FILES
     max_bundle_size: int | None = 100 * 1000**2
     version_pattern: re.Pattern[str] | None = None
+    frozen_interface_domains: tuple[str, ...] = ()
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], where: str) -> PolicyConfig:
@@ -131,7 +135,14 @@ class PolicyConfig:
             if key not in known:
                 raise UsageError(f"{where}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
         values: dict[str, Any] = {}
-        for key in ("require_limits", "allowed_registries", "allowed_env_vars", "forbidden_files", "allowed_files"):
+        for key in (
+            "require_limits",
+            "allowed_registries",
+            "allowed_env_vars",
+            "forbidden_files",
+            "allowed_files",
+            "frozen_interface_domains",
+        ):
             if key in table:
                 values[key] = _strings(table[key], f"{where}: {key}")
         if "require_limits" in values:
@@ -426,3 +437,22 @@ def check_plan(session: DeploySession, plan: DeployPlan) -> list[Violation]:
     """Every rule over the whole plan; all violations are returned together."""
     config = load_config(session)
     return [violation for rule in RULES for violation in rule(plan, config)]
+
+
+@hookimpl
+def check_diff(session: DeploySession, diff: Diff) -> list[Violation]:
+    """``interface.frozen``: in a domain of ``frozen_interface_domains``, no deployed task
+    changes its interface (its callers would break)."""
+    if diff.domain not in load_config(session).frozen_interface_domains:
+        return []
+    return [
+        Violation(
+            "interface.frozen",
+            entry.name,
+            f"changes the interface of a task deployed to {diff.project}/{diff.domain}"
+            f" from {change.before} to {change.after}; deploy it under a new task name",
+        )
+        for entry in diff.entries
+        for change in entry.changes
+        if change.field == "interface"
+    ]
