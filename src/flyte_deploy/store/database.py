@@ -528,31 +528,21 @@ def _record(row: Sequence[Any], with_spec: bool) -> TaskRecord:
 
 
 def _conflict(record: TaskRecord, existing: bytes) -> str:
-    from ..diffing import spec_differences
+    from ..diffing import spec_conflict
     from ..types import without_source_link
 
-    fields = spec_differences(
-        without_source_link(task_definition_pb2.TaskSpec.FromString(existing)), without_source_link(record.task_spec())
-    )
-    shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
-    return (
-        f"task {record.name} version {record.version} is already deployed with a different spec"
-        f" in {record.project}/{record.domain} (differs in {shown})"
-    )
+    deployed = without_source_link(task_definition_pb2.TaskSpec.FromString(existing))
+    where = f" in {record.project}/{record.domain}"
+    return spec_conflict("task", record.name, record.version, deployed, without_source_link(record.task_spec()), where)
 
 
 def _app_conflict(record: AppRecord, existing: bytes) -> str:
-    from ..diffing import spec_differences
+    from ..diffing import spec_conflict
     from ..types import without_app_revision
 
-    fields = spec_differences(
-        without_app_revision(app_definition_pb2.App.FromString(existing)), without_app_revision(record.app())
-    )
-    shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
-    return (
-        f"app {record.name} version {record.version} is already deployed with a different spec"
-        f" in {record.project}/{record.domain} (differs in {shown})"
-    )
+    deployed = without_app_revision(app_definition_pb2.App.FromString(existing))
+    where = f" in {record.project}/{record.domain}"
+    return spec_conflict("app", record.name, record.version, deployed, without_app_revision(record.app()), where)
 
 
 # -- read-only queries for diff and history ------------------------------------------------
