@@ -11,6 +11,7 @@ completes. Writers wait up to ``BUSY_TIMEOUT`` seconds for each other; readers n
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -30,7 +31,7 @@ from ..errors import DiskFull, EnvironmentFailure, FlyteDeployError, Registratio
 from ..storage import local_path, redact_url
 from ..types import same_app_registration, same_registration
 from . import migration
-from .records import AppRecord, AppStatus, TaskRecord
+from .records import AppRecord, AppStatus, DeployedRecord, TaskRecord
 
 DATABASE_FILE = "deployments.db"
 #: seconds a writer waits for another one to commit before giving up
@@ -88,28 +89,16 @@ SCHEMA = (
 #: the order that makes a version the latest of its task: the rule ``run`` and ``ls`` share
 LATEST_FIRST = "deployed_at DESC, seq DESC"
 
+#: the columns of the fields every record has (``DeployedRecord``), first in both tables
+_DEPLOYED_COLUMNS = tuple(f.name for f in dataclasses.fields(DeployedRecord))
 _APP_COLUMNS = (
-    "project",
-    "domain",
-    "name",
-    "version",
-    "environment",
-    "image",
-    "bundle_uri",
-    "bundle_digest",
+    *_DEPLOYED_COLUMNS,
     "source_link",
     "deployed_at",
     "revision",
 )
 _COLUMNS = (
-    "project",
-    "domain",
-    "name",
-    "version",
-    "environment",
-    "image",
-    "bundle_uri",
-    "bundle_digest",
+    *_DEPLOYED_COLUMNS,
     "copy_style",
     "depends_on",
     "source_link",
