@@ -342,9 +342,13 @@ class _Includes:
             raise fail(f"{name} is a symlink to {target}, outside the root dir {self.root}; it is never bundled")
 
         def check_target(name: str, path: str) -> None:
+            """A ``path`` (named ``name``) reached through a link must resolve into the root
+            dir, and not into a directory that is never bundled."""
             real = os.path.realpath(path)
+            if real == os.path.normpath(os.path.join(self.root, name)):
+                return  # no link on the way
             if not inside(real, self.root):
-                escaped(name, real)
+                escaped(name or ".", real)
             if self.never_bundled(real[len(self.root) + 1 :]):
                 raise fail(f"{name} is a symlink to {real}, in a directory that is never bundled")
 
@@ -357,7 +361,7 @@ class _Includes:
             mode = None
         found: FileMap = {}
         if mode is not None and stat.S_ISDIR(mode):
-            check_target(relative or ".", path)
+            check_target(relative, path)
             self._walk_dir(found, relative, path, fail, escaped)
             if not found:
                 raise fail(
