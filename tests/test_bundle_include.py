@@ -276,7 +276,8 @@ def test_version_control_stores_and_ignored_directories_are_refused(project, inv
     refused(invoke, "include '.flyte-deploy': .flyte-deploy is left out of every bundle")
     rewrite(root, ["build"])
     (root / ".gitignore").write_text("# build output\nbuild/\n")
-    refused(invoke, f"include 'build': build is left out of every bundle: its directory build is ignored by {root}/.gitignore:2:build/")
+    rule = f"{root}/.gitignore:2:build/"
+    refused(invoke, f"include 'build': build is left out of every bundle: its directory build is ignored by {rule}")
     (root / ".gitignore").write_text("build/*\n")
     refused(invoke, "include 'build': build holds no file to bundle")
     (root / "data.csv").symlink_to(root / ".git" / "config")
