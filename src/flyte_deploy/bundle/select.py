@@ -12,6 +12,9 @@
   stores (any ``.flyte-deploy`` directory, and the configured ``store``/``storage`` when
   they are local paths under the root dir). FIFOs, sockets and devices are never opened
   and never bundled.
+* ``include``, with every copy style (``included_files``): the files, directories (as
+  ``all`` selects their files) and glob matches environments name in ``include=[...]``;
+  a path or link out of the root dir there is an error, not skipped.
 
 Symlinks: a link whose target resolves inside the root dir is followed and stored as what
 it points to (a regular file, or a directory's files), under the link's own path, so a
