@@ -100,10 +100,10 @@ def command_line(app: SerializedApp, raw_data: str) -> list[str]:
     return this_interpreter(words)
 
 
-def serve_environment(app: SerializedApp, port: int, storage: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """The server's environment: ``clean_environment`` of the container's env vars, with the
-    port to listen on (module docstring)."""
-    env = clean_environment({kv.key: kv.value for kv in app.spec.spec.container.env}, storage)
+def serve_environment(app: SerializedApp, port: int, storage_env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: ``clean_environment`` of the container's env vars and
+    ``storage_env``, with the port to listen on (module docstring)."""
+    env = clean_environment({kv.key: kv.value for kv in app.spec.spec.container.env}, storage_env)
     env.update({ON_HOST_ENV: "1", HOST_PORT_ENV: str(port), PORT_ENV: str(port)})
     return env
 
@@ -169,11 +169,12 @@ def serve_app(
     *,
     port: int | None = None,
     timeout: float = 120.0,
-    storage: Mapping[str, Any] | None = None,
+    storage_env: Mapping[str, str] | None = None,
     on_ready: Callable[[str], None] = lambda url: None,
 ) -> None:
     """Serve ``app`` until SIGINT/SIGTERM (then return) or until it exits on its own
-    (``RunError`` unless it exits 0); ``on_ready(url)`` is called once it listens. Must run
+    (``RunError`` unless it exits 0); ``on_ready(url)`` is called once it listens;
+    ``storage_env`` is how it reaches its bundle (``storage.storage_environment``). Must run
     in the main thread (it installs the signal handlers, restored on return)."""
     chosen = choose_port(app, port)
     url = f"http://{HOST}:{chosen}"
@@ -194,7 +195,7 @@ def serve_app(
             proc = subprocess.Popen(
                 argv,
                 cwd=work,
-                env=serve_environment(app, chosen, storage),
+                env=serve_environment(app, chosen, storage_env),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
