@@ -17,7 +17,7 @@ SIGINT (Ctrl-C) and SIGTERM are forwarded to the server's process group; it has
 ``STOP_GRACE`` seconds to stop before the group is killed, and ``serve`` then exits 0: a
 server stopped on request ended normally. A server that exits on its own with a non-zero
 code, or that does not listen within the timeout, is a ``RunError`` (exit 14) naming the
-app and its last output line; no process of the group outlives ``serve`` (on Linux, the
+app and its last exception line (else its last output line); no process of the group outlives ``serve`` (on Linux, the
 server is sent SIGTERM even when ``serve`` itself is killed).
 """
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -108,11 +109,17 @@ def serve_environment(app: SerializedApp, port: int, storage_env: Mapping[str, s
     return env
 
 
+#: a Python exception's line in a traceback (``RuntimeError: ...``, ``obstore.exceptions.X: ...``)
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception): ")
+
+
 class _Output:
-    """Copies the server's output to stderr, scrubbed, keeping its last non-empty line."""
+    """Copies the server's output to stderr, scrubbed, keeping its last non-empty line and
+    its last exception line (a traceback can end in more lines, e.g. obstore's debug dump)."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.last = "no output"
+        self.last_exception: str | None = None
         self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
         self._thread.start()
 
@@ -122,12 +129,15 @@ class _Output:
             sys.stderr.flush()
             if line.strip():
                 self.last = scrub(line.strip())
+                if EXCEPTION_LINE.match(line):
+                    self.last_exception = self.last
 
     def last_line(self, exited: bool) -> str:
-        """The last non-empty line, after reading to the end when the server has ``exited``."""
+        """The last exception line, else the last non-empty line; read to the end first when
+        the server has ``exited``."""
         if exited:
             self._thread.join(timeout=2)
-        return self.last
+        return self.last_exception or self.last
 
 
 #: Linux's prctl option: the signal a process gets when the thread that started it ends
