@@ -7,6 +7,7 @@ SDK's environment (``storage.storage_environment``); the secret is never printed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -58,26 +59,36 @@ def write_remote_config(root: Path, endpoint: str, storage: str) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def remote_project(tmp_path_factory, s3_server: S3Server) -> Iterator[RemoteProject]:
-    """tests/flyte_projects/apps_serve's greeter deployed by the CLI with ``--backend remote``."""
-    root = tmp_path_factory.mktemp("serve-remote") / "proj"
+@contextlib.contextmanager
+def deployed_remotely(root: Path, s3: S3Server, sources: list[Path], *files: str) -> Iterator[RemoteProject]:
+    """``sources`` copied to ``root`` and ``files`` deployed by the CLI with ``--backend remote``
+    to a fresh control plane, bundles in a fresh bucket; then the sources are removed (what
+    runs must come from the bundle in S3, not the user's tree)."""
     root.mkdir()
-    for source in PROJECT.glob("*.py"):
+    for source in sources:
         shutil.copy(source, root / source.name)
     server = start_flyte_server()
     try:
-        bucket = s3_server.make_bucket(f"apps-{uuid.uuid4().hex[:12]}")
+        bucket = s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
         write_remote_config(root, server.endpoint, f"s3://{bucket}/bundles")
-        project = RemoteProject(root, server, s3_server, bucket)
+        project = RemoteProject(root, server, s3, bucket)
         env = {**project.env(), **{name: "1" for name in AUTOLOAD_VARIABLES}}
-        result = cli(["deploy", "--all", "greeter.py", "--backend", "remote", "--version", "v1", "-q"], root, env)
-        assert result.returncode == 0, result.stderr
-        for source in PROJECT.glob("*.py"):
-            (root / source.name).unlink()  # serve must use the bundle in S3, not the user's tree
+        for file in files:
+            result = cli(["deploy", "--all", file, "--backend", "remote", "--version", "v1", "-q"], root, env)
+            assert result.returncode == 0, result.stderr
+        for source in sources:
+            (root / source.name).unlink()
         yield project
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def remote_project(tmp_path_factory, s3_server: S3Server) -> Iterator[RemoteProject]:
+    """tests/flyte_projects/apps_serve's greeter deployed to a control plane, bundle in S3."""
+    root = tmp_path_factory.mktemp("serve-remote") / "proj"
+    with deployed_remotely(root, s3_server, list(PROJECT.glob("*.py")), "greeter.py") as project:
+        yield project
 
 
 @pytest.mark.servers
