@@ -129,7 +129,8 @@ def test_serve_fetches_the_bundle_from_s3_answers_http_and_stops_on_sigint(remot
 @pytest.mark.servers
 @pytest.mark.parametrize("s3_server", ["rclone"], indirect=True)  # moto_server takes any credentials
 def test_wrong_s3_credentials_are_one_line_exit_14_naming_the_app_without_the_secret(remote_project):
-    result = cli(["serve", "greeter", "--backend", "remote", "--port", "0"], remote_project.root, remote_project.env(WRONG_SECRET))
+    args = ["serve", "greeter", "--backend", "remote", "--port", "0"]
+    result = cli(args, remote_project.root, remote_project.env(WRONG_SECRET))
     assert result.returncode == ExitCode.RUN_FAILED, result.stderr
     error = result.stderr.strip().splitlines()[-1]
     assert re.fullmatch(
@@ -174,3 +175,17 @@ def test_s3_options_become_the_flyte_sdks_storage_environment(monkeypatch):
         "AWS_SKIP_SIGNATURE": "true",
     }
     assert storage_environment("file:///bundles", {}) == {}
+
+
+def test_storage_options_open_s3fs_though_the_flyte_sdk_registered_obstore_for_s3():
+    """Deploying a flyte project imports the SDK, which registers obstore for ``s3`` in fsspec's
+    registry; the bundle upload must still get the s3fs the options are written for."""
+    import flyte.storage  # noqa: F401  (registers obstore)
+    import fsspec
+    import s3fs
+
+    from flyte_deploy.storage import filesystem
+
+    assert not issubclass(fsspec.get_filesystem_class("s3"), s3fs.S3FileSystem)
+    fs, path = filesystem("s3://bucket/bundles/x.tar.gz", {"key": ACCESS_KEY, "secret": SECRET_KEY})
+    assert isinstance(fs, s3fs.S3FileSystem) and path == "bucket/bundles/x.tar.gz"

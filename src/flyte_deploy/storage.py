@@ -13,8 +13,10 @@ The options are those of fsspec's own implementation of the protocol (s3fs, gcsf
 a library imported in this process replaced it in fsspec's registry (the Flyte SDK registers
 obstore for ``s3`` and ``gs``). A child process that fetches a bundle (``run``, ``serve``)
 gets them through ``storage_environment``: as ``FLYTE_DEPLOY_STORAGE_OPTIONS`` for
-flyte-deploy's runtime, and translated into the variables the Flyte SDK's storage layer reads
-(``FLYTE_AWS_*``, obstore's ``AWS_*``/``GOOGLE_*``) for the SDK's ``a0`` and ``fserve``.
+flyte-deploy's runtime and, for S3, translated into the variables the Flyte SDK's storage
+layer reads (its ``FLYTE_AWS_*``, obstore's ``AWS_*``) for the SDK's ``a0`` and ``fserve``.
+Other stores reach the SDK through the environment ``run`` and ``serve`` inherit
+(``GOOGLE_APPLICATION_CREDENTIALS``, ...).
 """
 
 from __future__ import annotations
@@ -116,18 +118,15 @@ def scrub(text: str, options: Mapping[str, Any] | None = None) -> str:
     return scrub_text(text, secret_values(options or {}))
 
 
-#: s3fs options (top level, or in ``client_kwargs`` under boto3's names) and the variables the
-#: Flyte SDK's S3 storage reads for them (its ``FLYTE_AWS_*``, and obstore's own ``AWS_*``)
-S3_VARIABLES = {
+#: s3fs options (top level, else in ``client_kwargs`` under boto3's names) and the variables
+#: the Flyte SDK's S3 storage reads for them (its ``FLYTE_AWS_*``, and obstore's own ``AWS_*``)
+S3_VARIABLES: dict[tuple[str | None, str], str] = {
     ("endpoint_url", "endpoint_url"): "FLYTE_AWS_ENDPOINT",
     ("key", "aws_access_key_id"): "FLYTE_AWS_ACCESS_KEY_ID",
     ("secret", "aws_secret_access_key"): "FLYTE_AWS_SECRET_ACCESS_KEY",
     ("token", "aws_session_token"): "AWS_SESSION_TOKEN",
-    ("region_name", "region_name"): "AWS_REGION",
+    (None, "region_name"): "AWS_REGION",
 }
-#: gcsfs's ``endpoint_url`` and ``token`` as obstore's GCS variables
-GCS_ENDPOINT_ENV = "GOOGLE_BASE_URL"
-GCS_CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 
 
 def storage_environment(url: str, options: Mapping[str, Any]) -> dict[str, str]:
@@ -137,8 +136,6 @@ def storage_environment(url: str, options: Mapping[str, Any]) -> dict[str, str]:
     protocol = urlsplit(url).scheme
     if protocol in ("s3", "s3a"):
         env.update(_s3_environment(options))
-    elif protocol in ("gs", "gcs"):
-        env.update(_gcs_environment(options))
     return env
 
 
@@ -146,7 +143,8 @@ def _s3_environment(options: Mapping[str, Any]) -> dict[str, str]:
     client = options.get("client_kwargs") or {}
     env: dict[str, str] = {}
     for (option, boto_name), variable in S3_VARIABLES.items():
-        value = options.get(option, client.get(boto_name))
+        value = options.get(option) if option else None
+        value = value or client.get(boto_name)
         if value:
             env[variable] = str(value)
     if options.get("anon"):
@@ -154,16 +152,4 @@ def _s3_environment(options: Mapping[str, Any]) -> dict[str, str]:
     style = ((options.get("config_kwargs") or {}).get("s3") or {}).get("addressing_style")
     if style:
         env["FLYTE_AWS_S3_ADDRESSING_STYLE"] = str(style)
-    return env
-
-
-def _gcs_environment(options: Mapping[str, Any]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    if options.get("endpoint_url"):
-        env[GCS_ENDPOINT_ENV] = str(options["endpoint_url"])
-    token = options.get("token")
-    if token == "anon":
-        env["GOOGLE_SKIP_SIGNATURE"] = "true"
-    elif isinstance(token, str) and token not in ("google_default", "cloud", "browser", "cache"):
-        env[GCS_CREDENTIALS_ENV] = token  # a service account file
     return env
