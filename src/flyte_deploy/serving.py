@@ -3,7 +3,7 @@
 From the stored ``app.App`` only (the user's code is never imported here): its container's
 command and args run in a fresh, empty working directory, ``{{.rawOutputDataPrefix}}``
 filled in, in a clean environment (``local_run.clean_environment`` plus the container's env
-vars). The Flyte SDK's command (``fserve --tgz <bundle URI> --resolver ...``) runs on this
+vars and ``storage.storage_environment``: how it reaches a bundle in object storage). The Flyte SDK's command (``fserve --tgz <bundle URI> --resolver ...``) runs on this
 interpreter's ``fserve``, which fetches and unpacks the bundle and starts the app's server.
 
 The port is the app's declared container port, or ``--port`` (``0``: a free one), passed
@@ -17,8 +17,8 @@ SIGINT (Ctrl-C) and SIGTERM are forwarded to the server's process group; it has
 ``STOP_GRACE`` seconds to stop before the group is killed, and ``serve`` then exits 0: a
 server stopped on request ended normally. A server that exits on its own with a non-zero
 code, or that does not listen within the timeout, is a ``RunError`` (exit 14) naming the
-app and its last exception line (else its last output line); no process of the group outlives ``serve`` (on Linux, the
-server is sent SIGTERM even when ``serve`` itself is killed).
+app and its last exception line (else its last output line); no process of the group
+outlives ``serve`` (on Linux, the server is sent SIGTERM even when ``serve`` itself is killed).
 """
 
 from __future__ import annotations
