@@ -3,8 +3,9 @@
 From the stored ``app.App`` only (the user's code is never imported here): its container's
 command and args run in a fresh, empty working directory, ``{{.rawOutputDataPrefix}}``
 filled in, in a clean environment (``local_run.clean_environment`` plus the container's env
-vars and ``storage.storage_environment``: how it reaches a bundle in object storage). The Flyte SDK's command (``fserve --tgz <bundle URI> --resolver ...``) runs on this
-interpreter's ``fserve``, which fetches and unpacks the bundle and starts the app's server.
+vars and ``storage.storage_environment``: how it reaches a bundle in object storage). The
+Flyte SDK's command (``fserve --tgz <bundle URI> --resolver ...``) runs on this interpreter's
+``fserve``, which fetches and unpacks the bundle and starts the app's server.
 
 The port is the app's declared container port, or ``--port`` (``0``: a free one), passed
 the way the SDK runs an app natively on a host at a port of the host's choosing:
