@@ -1,6 +1,6 @@
 """`flyte-deploy history ENV.TASK`: every deployed version of a task, first deployed first, when,
 from which commit (the source link) and with which bundle, on the embedded store and on a
-control plane on 127.0.0.1."""
+control plane on 127.0.0.1. An app's history (a name without a dot): tests/test_diff_apps.py."""
 
 from __future__ import annotations
 
@@ -69,7 +69,10 @@ def test_a_redeploy_of_the_same_version_adds_no_entry(target):
     target.settings(retries=2)
     target.deploy("--version", "v2")
     assert [r["version"] for r in target.history("svc.ping").assert_ok().json] == ["v1", "v2"]
-    assert [r["version"] for r in target.history("svc.pong").assert_ok().json] == ["v1", "v2"]
+    assert [(r["kind"], r["version"]) for r in target.history("svc.pong").assert_ok().json] == [
+        ("task", "v1"),
+        ("task", "v2"),
+    ]
 
 
 def test_history_is_per_domain(target):
@@ -84,8 +87,10 @@ def test_a_task_never_deployed_or_badly_named_is_a_usage_error(target):
     assert run.stderr.strip() == (
         f"error: task svc.nope was never deployed to flytesnacks/development on backend {target.backend!r}"
     )
-    run = target.history("ping").assert_exit(ExitCode.USAGE_ERROR)
-    assert "name the task as ENV.TASK, got 'ping'" in run.stderr
+    run = target.history("ping").assert_exit(ExitCode.USAGE_ERROR)  # a name without a dot is an app's
+    assert "app ping was never deployed" in run.stderr and "(a task is named ENV.TASK)" in run.stderr
+    with pytest.raises(fd.UsageError, match="name the task as ENV.TASK, got 'ping'"):
+        fd.history("ping", root_dir=target.project.root)
 
 
 def test_a_backend_without_history_is_a_usage_error(deploy_project, register_plugin):

@@ -6,7 +6,6 @@ environment, so deploying it deploys that environment first, from the same bundl
 
 import fastapi
 from flyte.app.extras import FastAPIAppEnvironment
-
 from hello import env
 
 api = fastapi.FastAPI(title="hello-api")

@@ -1,6 +1,6 @@
 """flyte-deploy: deploy Flyte task environments; every phase is a pluggy hook."""
 
-from .api import deploy, diff, history, open_session
+from .api import app_history, deploy, diff, history, open_session
 from .errors import (
     BundleError,
     DependencyError,
@@ -23,6 +23,7 @@ from .session import DeploySession, StashKey
 from .types import (
     Backend,
     Bundle,
+    DeployedApp,
     DeployedTask,
     DeployPlan,
     DeployRequest,
@@ -44,6 +45,7 @@ __all__ = [
     "BundleError",
     "Cache",
     "DependencyError",
+    "DeployedApp",
     "DeployedTask",
     "DeployPlan",
     "DeployRequest",
@@ -77,6 +79,7 @@ __all__ = [
     "UploadError",
     "UsageError",
     "Violation",
+    "app_history",
     "deploy",
     "diff",
     "hookimpl",

@@ -16,7 +16,7 @@ from .lifecycle import deploy as run_lifecycle
 from .pluginmanager import build_plugin_manager
 from .selection import select
 from .session import DeploySession
-from .types import DeployedTask, DeployRequest, DeployResult
+from .types import DeployedApp, DeployedTask, DeployRequest, DeployResult
 
 if TYPE_CHECKING:
     from .diffing import Diff
@@ -109,3 +109,18 @@ def history(
 
     with open_session(Path(root_dir) if root_dir else None, options=options, plugins=plugins) as session:
         return task_history(session, task)
+
+
+def app_history(
+    name: str,
+    *,
+    root_dir: str | os.PathLike[str] | None = None,
+    plugins: Sequence[str] = (),
+    options: Mapping[str, Any] | None = None,
+) -> Sequence[DeployedApp]:
+    """Every revision of app ``name`` the configured backend still knows, oldest first (a
+    control plane keeps only the current one); an app never deployed is a ``UsageError``."""
+    from .diffing import app_history as revisions
+
+    with open_session(Path(root_dir) if root_dir else None, options=options, plugins=plugins) as session:
+        return revisions(session, name)

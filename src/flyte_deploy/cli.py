@@ -28,7 +28,7 @@ from .errors import ExitCode, FlyteDeployError, PolicyViolation, UsageError, env
 from .lifecycle import deploy as run_lifecycle
 from .lifecycle import dry_run_result
 from .pluginmanager import hook_names
-from .types import DeployPlan, DeployRequest, Violation
+from .types import DeployedApp, DeployedTask, DeployPlan, DeployRequest, Violation
 
 if TYPE_CHECKING:
     from .diffing import Diff
@@ -271,9 +271,10 @@ cli.add_command(
 
 
 def diff_command(**params: Any) -> None:
-    """Show what deploying would change on the backend: each task new, unchanged, changed (and
-    in which fields) or removed from an environment of the plan. Plans as `check` does;
-    exits 0 when nothing would change, 20 when changes are pending, 6 on a policy violation."""
+    """Show what deploying would change on the backend: each task and app new, unchanged,
+    changed (and in which fields), or (a task) removed from an environment of the plan. Plans
+    as `check` does; exits 0 when nothing would change, 20 when changes are pending, 6 on a
+    policy violation."""
     from .diffing import run_diff
 
     given = PlanArguments.parse("diff", params)
@@ -298,18 +299,19 @@ def diff_command(**params: Any) -> None:
 
 
 def render_diff(diff: Diff, console: Console) -> None:
-    """The diff as a table: one row per task that is not unchanged, one line per changed field."""
+    """The diff as a table: one row per task or app that is not unchanged, one line per changed field."""
     where = f"backend {diff.backend} ({diff.project}/{diff.domain})"
     shown = [e for e in diff.entries if e.status != "unchanged"]
     if shown:
         table = Table(title=f"Diff of version {diff.version} against {where}", title_justify="left")
-        for column in ("task", "status", "deployed", "planned", "changes"):
+        for column in ("task / app", "status", "deployed", "planned", "changes"):
             table.add_column(column, overflow="fold")
         for entry in shown:
+            revision = f" (revision {entry.deployed_revision})" if entry.deployed_revision is not None else ""
             table.add_row(
-                entry.name,
+                entry.name + (" (app)" if entry.kind == "app" else ""),
                 entry.status,
-                _short(entry.deployed_version or "-"),
+                _short(entry.deployed_version or "-") + revision,
                 _short(entry.planned_version or "-"),
                 "\n".join(f"{c.field}: {_short(c.before)} -> {_short(c.after)}" for c in entry.changes) or "-",
             )
@@ -333,7 +335,8 @@ cli.add_command(
 
 
 @cli.command("history")
-@click.argument("task")
+@click.argument("name")
+@click.option("--app", "as_app", is_flag=True, help="NAME is an app (needed only for an app name with a dot).")
 @root_option
 @click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
@@ -343,7 +346,8 @@ cli.add_command(
 @config_option
 @plugin_option
 def history_command(
-    task: str,
+    name: str,
+    as_app: bool,
     root_dir: Path | None,
     store: str | None,
     output: str,
@@ -353,39 +357,50 @@ def history_command(
     config_file: Path | None,
     plugins: tuple[str, ...],
 ) -> None:
-    """List the deployed versions of task ENV.TASK, first deployed first: when, from which
-    commit (its source link) and with which code bundle, on the configured backend."""
-    from .diffing import task_history
+    """List what was deployed of task ENV.TASK (its versions) or of an app (a NAME without a
+    dot, or --app: its revisions), first deployed first: when, from which commit (its source
+    link) and with which code bundle, on the configured backend."""
+    from .diffing import app_history, task_history
 
     options = {"store": store, "project": project, "domain": domain, "backend": backend, "config": config_file}
+    app = as_app or "." not in name
     with stdout_for(output), open_session(root_dir, options=options, plugins=plugins) as session:
-        versions = task_history(session, task)
+        deployed: Sequence[DeployedTask | DeployedApp] = (
+            app_history(session, name) if app else task_history(session, name)
+        )
         where = f"backend {session.backend.name} ({session.config.get('project')}/{session.config.get('domain')})"
-    records = [
-        {
-            "task": v.name,
-            "environment": v.environment,
-            "version": v.version,
-            "deployed_at": v.deployed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if v.deployed_at else None,
-            "source_link": v.source_link or None,
-            "bundle_digest": v.bundle_digest,
-        }
-        for v in versions
-    ]
+    records = [_history_record(d) for d in deployed]
     if output == "json":
         echo_json(records)
         return
-    table = Table(title=f"History of {task} on {where}", title_justify="left")
-    for column in ("version", "deployed (UTC)", "source link", "bundle"):
+    table = Table(title=f"History of {'app ' if app else ''}{name} on {where}", title_justify="left")
+    for column in (("revision",) if app else ()) + ("version", "deployed (UTC)", "source link", "bundle"):
         table.add_column(column, overflow="fold")
     for r in records:
         table.add_row(
-            r["version"],
+            *((str(r["revision"]),) if app else ()),
+            r["version"] or "-",
             (r["deployed_at"] or "-").replace("T", " ")[:19],
             r["source_link"] or "-",
             f"sha256 {r['bundle_digest'][:12]}" if r["bundle_digest"] else "none",
         )
     Console().print(table)
+    first = records[0].get("revision", 1)
+    if first > 1:
+        click.echo(f"revisions 1 to {first - 1} are not kept by backend {session.backend.name}")
+
+
+def _history_record(deployed: DeployedTask | DeployedApp) -> dict[str, Any]:
+    """One JSON record of ``history``: a task version or an app revision."""
+    common = {
+        "version": deployed.version,
+        "deployed_at": deployed.deployed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if deployed.deployed_at else None,
+        "source_link": deployed.source_link or None,
+        "bundle_digest": deployed.bundle_digest,
+    }
+    if isinstance(deployed, DeployedApp):
+        return {"kind": "app", "app": deployed.name, "revision": deployed.revision, **common}
+    return {"kind": "task", "task": deployed.name, "environment": deployed.environment, **common}
 
 
 @cli.command("plugins")

@@ -1,17 +1,23 @@
 """What a deploy would change (``flyte-deploy diff``) and what was deployed (``history``).
 
 The diff runs the lifecycle as ``check`` does (a dry run up to and including
-``check_plan``: nothing uploaded, built or registered), reads the backend's latest deployed
-version of every task of the plan's environments (``Backend.deployed_tasks``) and compares
-each planned ``TaskSpec`` with it:
+``check_plan``: nothing uploaded, built or registered), reads what the backend holds for
+the plan (``Backend.deployed_tasks``: the latest deployed version of every task of the
+plan's environments; ``Backend.deployed_apps``: the current revision of each planned app)
+and compares each planned ``TaskSpec`` or ``app.App`` with it:
 
-* ``new``: the task was never deployed in the configured project and domain;
-* ``unchanged``: the same spec once the deploy version (in the identifier and the
-  container's ``--version``) and the source link are set aside;
+* ``new``: the task or app was never deployed in the configured project and domain;
+* ``unchanged``: the same spec once what two deploys of one spec differ in is set aside:
+  the deploy version (a task's identifier, an app's ``flyte-deploy/version`` label, the
+  container's ``--version``), the source link and, for an app, its revision, status and
+  what the control plane fills in (creator, org);
 * ``changed``: the ``FieldChange`` of each field that differs, by a meaningful name
-  (``FIELDS``: image, resources, interface, default inputs, env vars, secrets, bundle
-  digest, retries, timeout, cache, ...), with its protobuf paths and both values;
-* ``removed``: deployed in an environment of the plan, and no longer in it.
+  (``FIELDS`` for tasks: image, resources, interface, default inputs, env vars, secrets,
+  bundle digest, retries, timeout, cache, ...; ``APP_FIELDS`` for apps: image, resources,
+  scaling, port, env vars, secrets, requires auth, ingress, timeouts, parameters, command,
+  ...), with its protobuf paths and both values;
+* ``removed`` (tasks only): deployed in an environment of the plan, and no longer in it.
+  An app environment always plans its app, so an app is never removed by a plan.
 
 Then every ``check_diff`` hook polices the diff. ``spec_differences`` is the one rule for
 the protobuf paths in which two specs differ (also used by the backends' conflict errors).
@@ -26,22 +32,33 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .errors import UsageError
-from .types import DeployedTask, DeployRequest, SerializedTask, Violation, without_source_link
+from .types import (
+    APP_VERSION_LABEL,
+    DeployedApp,
+    DeployedTask,
+    DeployRequest,
+    SerializedApp,
+    SerializedTask,
+    Violation,
+    without_app_revision,
+    without_source_link,
+)
 
 if TYPE_CHECKING:
+    from flyteidl2.app.app_definition_pb2 import App
     from flyteidl2.task.task_definition_pb2 import TaskSpec
     from google.protobuf.message import Message
 
     from .config import Config
-    from .remote import TaskServiceConnection
+    from .remote import AppServiceConnection, ConnectConnection, TaskServiceConnection
     from .session import DeploySession
 
 R = TypeVar("R")
 Status = Literal["new", "unchanged", "changed", "removed"]
 STATUSES: tuple[Status, ...] = ("new", "changed", "removed", "unchanged")
 
-#: container arguments whose value is compared on its own (None: set aside, the version)
-_ARG_FIELDS = {"--version": None, "--tgz": "bundle", "--image-cache": "image lookup"}
+#: the container argument naming the code bundle; ``--version`` is set aside
+_BUNDLE_FLAG, _VERSION_FLAG = "--tgz", "--version"
 #: a bundle's storage name: ``<sha256 of its tar stream>.tar.gz``
 _BUNDLE_NAME = re.compile(r"(?:^|/)([0-9a-f]{64})\.tar\.gz$")
 
@@ -71,48 +88,81 @@ def _is_repeated(descriptor: Any) -> bool:
     return bool(flag) if flag is not None else descriptor.label == descriptor.LABEL_REPEATED
 
 
-def _arg(spec: TaskSpec, flag: str) -> str:
-    """The value following ``flag`` in the container's arguments (``""`` without one)."""
-    args = list(spec.task_template.container.args)
-    return args[args.index(flag) + 1] if flag in args[:-1] else ""
-
-
-def bundle_uri(spec: TaskSpec) -> str:
-    """The code bundle a task runs: the container's ``--tgz`` argument, else the metadata's
-    ``code_bundle_uri`` (``""`` without a bundle)."""
-    return _arg(spec, "--tgz") or spec.task_template.metadata.code_bundle_uri
-
-
-def bundle_digest(spec: TaskSpec) -> str | None:
-    """The content digest naming the task's bundle (``<digest>.tar.gz``), or None."""
-    found = _BUNDLE_NAME.search(bundle_uri(spec))
-    return found.group(1) if found else None
-
-
-def comparable(spec: TaskSpec) -> TaskSpec:
-    """A copy of ``spec`` without what differs between two deploys of one task that change
-    nothing it runs: the version (identifier, ``--version``) and the source link; and
-    without the bundle and the image lookup, which are compared on their own."""
-    copy = without_source_link(spec)
-    copy.task_template.id.version = ""
-    copy.task_template.metadata.code_bundle_uri = ""
-    args = copy.task_template.container.args
-    for index in range(len(args) - 1):
-        if args[index] in _ARG_FIELDS:
-            args[index + 1] = ""
-    return copy
+def _at(message: Any, path: str) -> Any:
+    """The value at dotted ``path`` of ``message``."""
+    for name in path.split("."):
+        message = getattr(message, name)
+    return message
 
 
 @dataclass(frozen=True)
 class SpecField:
-    """A meaningful name for the protobuf paths under ``prefixes``, and how its value reads."""
+    """A meaningful name for the protobuf paths under ``prefixes``, and how its value reads;
+    ``flag``: a container argument whose value belongs to this field (compared on its own,
+    not as part of the command)."""
 
     name: str
     prefixes: tuple[str, ...]
-    show: Callable[[TaskSpec], str]
+    show: Callable[[Any], str]
+    flag: str = ""
 
     def covers(self, path: str) -> bool:
         return any(path == p or path.startswith(p + ".") for p in self.prefixes)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Where one kind of spec (a task's ``TaskSpec``, an app's ``app.App``) keeps what a diff
+    reads: the dotted paths of its ``container`` and of its metadata's ``bundle_field``, its
+    named ``fields``, and ``set_aside``: a copy without what two deploys of one spec differ
+    in besides the container's flags (version, source link, ...)."""
+
+    kind: Literal["task", "app"]
+    container: str
+    bundle_field: str
+    fields: tuple[SpecField, ...]
+    set_aside: Callable[[Any], Any]
+
+
+def _flag(spec: Message, shape: Shape, flag: str) -> tuple[str, str]:
+    """The value following ``flag`` in the container's command or arguments and the path of
+    the one holding it (``("", "")`` without one)."""
+    container = _at(spec, shape.container)
+    for part in ("command", "args"):
+        values = list(getattr(container, part))
+        if flag in values[:-1]:
+            return values[values.index(flag) + 1], f"{shape.container}.{part}"
+    return "", ""
+
+
+def bundle_uri(spec: Message, shape: Shape | None = None) -> str:
+    """The code bundle a task or app runs: the container's ``--tgz`` argument, else the
+    metadata's ``code_bundle_uri`` (``""`` without a bundle)."""
+    shape = shape or TASK
+    return _flag(spec, shape, _BUNDLE_FLAG)[0] or str(_at(spec, shape.bundle_field))
+
+
+def bundle_digest(spec: Message, shape: Shape | None = None) -> str | None:
+    """The content digest naming the bundle (``<digest>.tar.gz``), or None."""
+    found = _BUNDLE_NAME.search(bundle_uri(spec, shape))
+    return found.group(1) if found else None
+
+
+def comparable(spec: Message, shape: Shape | None = None) -> Message:
+    """A copy of ``spec`` without what differs between two deploys that change nothing it
+    runs (``Shape.set_aside``, the ``--version`` argument) and without what is compared on
+    its own: the bundle and the value of each field's flag."""
+    shape = shape or TASK
+    copy = shape.set_aside(spec)
+    parent, _, name = shape.bundle_field.rpartition(".")
+    setattr(_at(copy, parent), name, "")
+    flags = {_VERSION_FLAG, _BUNDLE_FLAG} | {f.flag for f in shape.fields if f.flag}
+    container = _at(copy, shape.container)
+    for values in (container.command, container.args):
+        for index in range(len(values) - 1):
+            if values[index] in flags:
+                values[index + 1] = ""
+    return copy
 
 
 def _type_name(literal_type: Any) -> str:
@@ -148,17 +198,16 @@ def _literal(literal: Any) -> str:
     return _one_line(literal)
 
 
-def _resources(spec: TaskSpec) -> str:
+def _resources(container: Any, extended: Any) -> str:
     from flyteidl2.core import tasks_pb2
 
     names = tasks_pb2.Resources.ResourceName
-    resources = spec.task_template.container.resources
     parts = [
         f"{label} " + " ".join(f"{names.Name(e.name).lower()}={e.value}" for e in entries)
-        for label, entries in (("requests", resources.requests), ("limits", resources.limits))
+        for label, entries in (("requests", container.resources.requests), ("limits", container.resources.limits))
         if entries
     ]
-    device = spec.task_template.extended_resources.gpu_accelerator.device
+    device = extended.gpu_accelerator.device
     return "; ".join(parts + ([f"gpu {device}"] if device else [])) or "none"
 
 
@@ -171,28 +220,51 @@ def _cache(spec: TaskSpec) -> str:
     return f"on (version {meta.discovery_version}{extra}{ignored})"
 
 
-def _timeout(spec: TaskSpec) -> str:
-    meta = spec.task_template.metadata
-    return meta.timeout.ToJsonString() if meta.HasField("timeout") else "none"
+def _duration(message: Any, name: str) -> str:
+    return getattr(message, name).ToJsonString() if message.HasField(name) else "none"
 
 
-def _secrets(spec: TaskSpec) -> str:
-    shown = [
-        f"{s.group + '/' if s.group else ''}{s.key}" + (f" as {s.env_var}" if s.env_var else "")
-        for s in spec.task_template.security_context.secrets
-    ]
+def _secrets(secrets: Sequence[Any]) -> str:
+    shown = [f"{s.group + '/' if s.group else ''}{s.key}" + (f" as {s.env_var}" if s.env_var else "") for s in secrets]
     return ", ".join(shown) or "none"
 
 
-def _command(spec: TaskSpec) -> str:
-    container = comparable(spec).task_template.container
+def _env(container: Any) -> str:
+    return ", ".join(f"{e.key}={e.value}" for e in container.env) or "none"
+
+
+def _command(spec: Message, shape: Shape) -> str:
+    container = _at(comparable(spec, shape), shape.container)
     return " ".join([*container.command, *(a for a in container.args if a)])
 
 
-#: the fields a diff names, in the order it lists them; a path none covers is shown as is
+def _image_lookup(spec: Message, shape: Shape) -> str:
+    """The flyte SDK's ``--image-cache`` (a gzipped, base64 JSON of every environment's image)."""
+    value = _flag(spec, shape, "--image-cache")[0]
+    try:
+        lookup = _unpacked(value)["image_lookup"]
+    except (ValueError, KeyError, TypeError, OSError):
+        return value or "none"
+    return ", ".join(f"{env}={uri}" for env, uri in sorted(lookup.items()))
+
+
+def _unpacked(value: str) -> Any:
+    """The JSON of a flyte SDK container argument (gzipped, base64)."""
+    import base64
+    import gzip
+    import json
+
+    return json.loads(gzip.decompress(base64.b64decode(value)))
+
+
+#: the fields a task diff names, in the order it lists them; a path none covers is shown as is
 FIELDS: tuple[SpecField, ...] = (
     SpecField("image", ("task_template.container.image",), lambda s: s.task_template.container.image),
-    SpecField("resources", ("task_template.container.resources", "task_template.extended_resources"), _resources),
+    SpecField(
+        "resources",
+        ("task_template.container.resources", "task_template.extended_resources"),
+        lambda s: _resources(s.task_template.container, s.task_template.extended_resources),
+    ),
     SpecField(
         "interface",
         ("task_template.interface",),
@@ -205,14 +277,12 @@ FIELDS: tuple[SpecField, ...] = (
         ("default_inputs",),
         lambda s: ", ".join(f"{p.name}={_literal(p.parameter.default)}" for p in s.default_inputs) or "none",
     ),
+    SpecField("env vars", ("task_template.container.env",), lambda s: _env(s.task_template.container)),
     SpecField(
-        "env vars",
-        ("task_template.container.env",),
-        lambda s: ", ".join(f"{e.key}={e.value}" for e in s.task_template.container.env) or "none",
+        "secrets", ("task_template.security_context",), lambda s: _secrets(s.task_template.security_context.secrets)
     ),
-    SpecField("secrets", ("task_template.security_context",), _secrets),
     SpecField("retries", ("task_template.metadata.retries",), lambda s: str(s.task_template.metadata.retries.retries)),
-    SpecField("timeout", ("task_template.metadata.timeout",), _timeout),
+    SpecField("timeout", ("task_template.metadata.timeout",), lambda s: _duration(s.task_template.metadata, "timeout")),
     SpecField(
         "cache",
         tuple(
@@ -226,7 +296,9 @@ FIELDS: tuple[SpecField, ...] = (
         ("task_template.metadata.interruptible",),
         lambda s: str(s.task_template.metadata.interruptible).lower(),
     ),
-    SpecField("command", ("task_template.container.command", "task_template.container.args"), _command),
+    SpecField(
+        "command", ("task_template.container.command", "task_template.container.args"), lambda s: _command(s, TASK)
+    ),
     SpecField(
         "pod template",
         ("task_template.k8s_pod", "task_template.metadata.pod_template_name"),
@@ -244,13 +316,133 @@ FIELDS: tuple[SpecField, ...] = (
     ),
     SpecField("short name", ("short_name",), lambda s: s.short_name),
     SpecField("environment", ("environment",), lambda s: s.environment.name),
+    SpecField("image lookup", (), lambda s: _image_lookup(s, TASK), flag="--image-cache"),
 )
+
+
+def _scaling(app: App) -> str:
+    scaling = app.spec.autoscaling
+    parts = [f"replicas {scaling.replicas.min}-{scaling.replicas.max}"]
+    if scaling.HasField("scaledown_period"):
+        parts.append(f"scaledown after {scaling.scaledown_period.ToJsonString()}")
+    metric = scaling.scaling_metric.WhichOneof("metric")
+    if metric:
+        parts.append(f"{metric.replace('_', ' ')} {getattr(scaling.scaling_metric, metric).target_value}")
+    return ", ".join(parts)
+
+
+def _ingress(app: App) -> str:
+    ingress = app.spec.ingress
+    parts = [f"subdomain {ingress.subdomain}"] if ingress.subdomain else []
+    parts += [f"custom domain {ingress.cname}"] if ingress.cname else []
+    return ", ".join(parts + (["private"] if ingress.private else [])) or "default"
+
+
+def _parameters(app: App) -> str:
+    """The app's parameters: the flyte SDK's ``--parameters`` (with the env var each is
+    exposed as), else its ``spec.inputs``."""
+    value = _flag(app, APP, "--parameters")[0]
+    try:
+        shown = [
+            f"{p['name']}={p.get('value')}" + (f" as {p['env_var']}" if p.get("env_var") else "")
+            for p in _unpacked(value)["parameters"]
+        ]
+    except (ValueError, KeyError, TypeError, OSError):
+        shown = [f"{i.name}={i.string_value or _one_line(i)}" for i in app.spec.inputs.items]
+    return ", ".join(shown) or "none"
+
+
+def _labels(app: App) -> str:
+    labels = sorted((k, v) for k, v in app.metadata.labels.items() if k != APP_VERSION_LABEL)
+    return ", ".join(f"{k}={v}" for k, v in labels) or "none"
+
+
+#: the fields an app diff names, in the order it lists them; a path none covers is shown as is
+APP_FIELDS: tuple[SpecField, ...] = (
+    SpecField("image", ("spec.container.image",), lambda a: a.spec.container.image),
+    SpecField(
+        "resources",
+        ("spec.container.resources", "spec.extended_resources"),
+        lambda a: _resources(a.spec.container, a.spec.extended_resources),
+    ),
+    SpecField("scaling", ("spec.autoscaling",), _scaling),
+    SpecField(
+        "port",
+        ("spec.container.ports",),
+        lambda a: (
+            ", ".join(f"{p.container_port}" + (f" ({p.name})" if p.name else "") for p in a.spec.container.ports)
+            or "none"
+        ),
+    ),
+    SpecField("env vars", ("spec.container.env",), lambda a: _env(a.spec.container)),
+    SpecField("secrets", ("spec.security_context.secrets",), lambda a: _secrets(a.spec.security_context.secrets)),
+    SpecField(
+        "requires auth",
+        ("spec.security_context.allow_anonymous",),
+        lambda a: str(not a.spec.security_context.allow_anonymous).lower(),
+    ),
+    SpecField(
+        "service account",
+        ("spec.security_context.run_as",),
+        lambda a: a.spec.security_context.run_as.k8s_service_account or _one_line(a.spec.security_context.run_as),
+    ),
+    SpecField("ingress", ("spec.ingress",), _ingress),
+    SpecField("timeouts", ("spec.timeouts",), lambda a: f"request {_duration(a.spec.timeouts, 'request_timeout')}"),
+    SpecField("parameters", ("spec.inputs",), _parameters, flag="--parameters"),
+    SpecField("command", ("spec.container.command", "spec.container.args"), lambda a: _command(a, APP)),
+    SpecField(
+        "cluster pool",
+        ("spec.cluster_pool", "spec.cluster"),
+        lambda a: a.spec.cluster_pool + (f" (cluster {a.spec.cluster})" if a.spec.cluster else ""),
+    ),
+    SpecField(
+        "links",
+        ("spec.links",),
+        lambda a: ", ".join(f"{link.title} {link.path}" for link in a.spec.links) or "none",
+    ),
+    SpecField(
+        "description",
+        ("spec.profile",),
+        lambda a: a.spec.profile.short_description or "none",
+    ),
+    SpecField(
+        "desired state",
+        ("spec.desired_state",),
+        lambda a: type(a.spec).DesiredState.Name(a.spec.desired_state).removeprefix("DESIRED_STATE_").lower(),
+    ),
+    SpecField(
+        "runtime",
+        ("spec.runtime_metadata",),
+        lambda a: f"{a.spec.runtime_metadata.flavor} {a.spec.runtime_metadata.version}",
+    ),
+    SpecField("pod template", ("spec.pod",), lambda a: _one_line(a.spec.pod) or "none"),
+    SpecField("labels", ("metadata.labels",), _labels),
+    SpecField("image lookup", (), lambda a: _image_lookup(a, APP), flag="--image-cache"),
+)
+
+
+def _task_aside(spec: TaskSpec) -> TaskSpec:
+    copy = without_source_link(spec)
+    copy.task_template.id.version = ""
+    return copy
+
+
+def _app_aside(app: App) -> App:
+    copy = without_app_revision(app)
+    copy.metadata.labels.pop(APP_VERSION_LABEL, None)
+    copy.metadata.id.org = ""  # the control plane's, as the creator
+    copy.spec.ClearField("creator")
+    return copy
+
+
+TASK: Shape = Shape("task", "task_template.container", "task_template.metadata.code_bundle_uri", FIELDS, _task_aside)
+APP: Shape = Shape("app", "spec.container", "metadata.code_bundle_uri", APP_FIELDS, _app_aside)
 
 
 @dataclass(frozen=True)
 class FieldChange:
-    """One changed field of a task: its name (``FIELDS``, ``bundle digest``, ``bundle
-    location``, ``image lookup``, or a protobuf path no field covers), the protobuf paths
+    """One changed field of a task or app: its name (``FIELDS``/``APP_FIELDS``, ``bundle
+    digest``, ``bundle location``, or a protobuf path no field covers), the protobuf paths
     that differ, and the deployed and planned values as text."""
 
     field: str
@@ -262,57 +454,45 @@ class FieldChange:
         return {"field": self.field, "paths": list(self.paths), "before": self.before, "after": self.after}
 
 
-def changes(deployed: TaskSpec, planned: TaskSpec) -> tuple[FieldChange, ...]:
-    """The fields in which ``planned`` differs from ``deployed`` (module docstring)."""
+def changes(deployed: Message, planned: Message, shape: Shape | None = None) -> tuple[FieldChange, ...]:
+    """The fields in which ``planned`` differs from ``deployed``, two specs of ``shape``
+    (default: tasks; module docstring)."""
+    shape = shape or TASK
     found: list[FieldChange] = []
-    args = ("task_template.container.args",)
-    old_digest, new_digest = bundle_digest(deployed), bundle_digest(planned)
+    where = (_flag(planned, shape, _BUNDLE_FLAG)[1] or _flag(deployed, shape, _BUNDLE_FLAG)[1] or shape.bundle_field,)
+    old_digest, new_digest = bundle_digest(deployed, shape), bundle_digest(planned, shape)
     if old_digest != new_digest:
-        found.append(FieldChange("bundle digest", args, old_digest or "none", new_digest or "none"))
-    elif bundle_uri(deployed) != bundle_uri(planned):
-        found.append(FieldChange("bundle location", args, bundle_uri(deployed), bundle_uri(planned)))
-    paths = spec_differences(comparable(deployed), comparable(planned))
-    for spec_field in FIELDS:
+        found.append(FieldChange("bundle digest", where, old_digest or "none", new_digest or "none"))
+    elif bundle_uri(deployed, shape) != bundle_uri(planned, shape):
+        found.append(FieldChange("bundle location", where, bundle_uri(deployed, shape), bundle_uri(planned, shape)))
+    paths = spec_differences(comparable(deployed, shape), comparable(planned, shape))
+    for spec_field in shape.fields:
         covered = tuple(p for p in paths if spec_field.covers(p))
+        if spec_field.flag:
+            (old, old_path), (new, new_path) = (_flag(s, shape, spec_field.flag) for s in (deployed, planned))
+            if old != new:
+                covered += (new_path or old_path,)
         if covered:
             before, after = spec_field.show(deployed), spec_field.show(planned)
             if before == after:  # the difference is in a detail its rendering leaves out
                 before, after = _raw(deployed, covered), _raw(planned, covered)
             found.append(FieldChange(spec_field.name, covered, before, after))
-    if _arg(deployed, "--image-cache") != _arg(planned, "--image-cache"):
-        found.append(FieldChange("image lookup", args, _image_lookup(deployed), _image_lookup(planned)))
     found += [
         FieldChange(p, (p,), _raw(deployed, [p]), _raw(planned, [p]))
         for p in paths
-        if not any(f.covers(p) for f in FIELDS)
+        if not any(f.covers(p) for f in shape.fields)
     ]
     return tuple(found)
 
 
-def _raw(spec: TaskSpec, paths: Sequence[str]) -> str:
+def _raw(spec: Message, paths: Sequence[str]) -> str:
     """``path=value`` of each of ``paths`` in ``spec`` (messages on one line)."""
     shown = []
     for path in paths:
-        value: Any = spec
-        for name in path.split("."):
-            value = getattr(value, name)
+        value = _at(spec, path)
         text = _one_line(value) if hasattr(value, "ListFields") else str(value)
         shown.append(f"{path}={text}")
     return "; ".join(shown)
-
-
-def _image_lookup(spec: TaskSpec) -> str:
-    """The flyte SDK's ``--image-cache`` (a gzipped, base64 JSON of every environment's image)."""
-    import base64
-    import gzip
-    import json
-
-    value = _arg(spec, "--image-cache")
-    try:
-        lookup = json.loads(gzip.decompress(base64.b64decode(value)))["image_lookup"]
-    except (ValueError, KeyError, TypeError, OSError):
-        return value or "none"
-    return ", ".join(f"{env}={uri}" for env, uri in sorted(lookup.items()))
 
 
 # -- a diff -----------------------------------------------------------------------------
@@ -320,8 +500,10 @@ def _image_lookup(spec: TaskSpec) -> str:
 
 @dataclass(frozen=True)
 class DiffEntry:
-    """One task of a diff: its ``status``, the latest deployed version (None when ``new``),
-    the planned version (None when ``removed``) and, when ``changed``, its changes."""
+    """One task or app (``kind``) of a diff: its ``status``, the deployed version (the
+    latest one of a task, the current revision's of an app; None when ``new``), the planned
+    version (None when ``removed``), an app's deployed ``deployed_revision`` and, when
+    ``changed``, its changes."""
 
     name: str
     environment: str
@@ -329,7 +511,8 @@ class DiffEntry:
     deployed_version: str | None
     planned_version: str | None
     changes: tuple[FieldChange, ...] = ()
-    kind: Literal["task"] = "task"
+    kind: Literal["task", "app"] = "task"
+    deployed_revision: int | None = None
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -343,6 +526,7 @@ class DiffEntry:
             "status": self.status,
             "deployed_version": self.deployed_version,
             "planned_version": self.planned_version,
+            "deployed_revision": self.deployed_revision,
             "changes": [c.to_json() for c in self.changes],
         }
 
@@ -350,7 +534,8 @@ class DiffEntry:
 @dataclass(frozen=True)
 class Diff:
     """What deploying the plan would change on ``backend`` in ``project``/``domain``:
-    one entry per planned or removed task, in plan order, the removed ones last."""
+    one entry per planned task and app, in deploy order, then one per removed task. The
+    JSON lists them all under ``tasks``, each with its ``kind``."""
 
     backend: str
     project: str
@@ -410,6 +595,22 @@ def diff_tasks(planned: Sequence[SerializedTask], deployed: Mapping[str, Deploye
     return tuple(entries)
 
 
+def diff_apps(planned: Sequence[SerializedApp], deployed: Mapping[str, DeployedApp]) -> tuple[DiffEntry, ...]:
+    """Each planned app against the revision the backend holds (``deployed``, by name)."""
+    entries = []
+    for app in planned:
+        old = deployed.get(app.name)
+        if old is None:
+            entries.append(DiffEntry(app.name, app.environment, "new", None, app.version, kind="app"))
+            continue
+        found = changes(old.spec, app.spec, APP)
+        status: Status = "changed" if found else "unchanged"
+        entries.append(
+            DiffEntry(app.name, app.environment, status, old.version, app.version, found, "app", old.revision)
+        )
+    return tuple(entries)
+
+
 def run_diff(
     session: DeploySession,
     request: DeployRequest,
@@ -431,9 +632,22 @@ def run_diff(
             " so it cannot diff"
         )
     result = deploy(session, request, version=version, copy_style=copy_style, image_overrides=image_overrides)
-    deployed = backend.deployed_tasks(session.config, result.environments)
+    if result.apps and backend.deployed_apps is None:
+        raise UsageError(
+            f"backend {backend.name!r} ({session.config.source_of('backend')}) cannot tell which apps it holds,"
+            f" so it cannot diff app {result.apps[0].name}"
+        )
+    tasks = diff_tasks(result.tasks, backend.deployed_tasks(session.config, result.environments))
+    apps = (
+        diff_apps(result.apps, backend.deployed_apps(session.config, [a.name for a in result.apps]))
+        if result.apps and backend.deployed_apps is not None
+        else ()
+    )
+    order = {name: index for index, name in enumerate(result.environments)}
+    planned = sorted((e for e in (*tasks, *apps) if e.status != "removed"), key=lambda e: order[e.environment])
+    entries = (*planned, *(e for e in tasks if e.status == "removed"))
     project, domain = scope(session.config)
-    diff = Diff(backend.name, project, domain, result.version, diff_tasks(result.tasks, deployed))
+    diff = Diff(backend.name, project, domain, result.version, entries)
     return replace(diff, violations=tuple(session.calls.check_diff(session, diff)))
 
 
@@ -452,6 +666,22 @@ def task_history(session: DeploySession, task_name: str) -> Sequence[DeployedTas
         project, domain = scope(session.config)
         raise UsageError(f"task {task_name} was never deployed to {project}/{domain} on backend {backend.name!r}")
     return versions
+
+
+def app_history(session: DeploySession, name: str) -> Sequence[DeployedApp]:
+    """Every revision of app ``name`` the session's backend still knows, oldest first; an app
+    never deployed is a ``UsageError`` saying where it looked."""
+    backend = session.backend
+    if backend.app_history is None:
+        raise UsageError(
+            f"backend {backend.name!r} ({session.config.source_of('backend')}) keeps no app history it can show"
+        )
+    revisions = backend.app_history(session.config, name)
+    if not revisions:
+        project, domain = scope(session.config)
+        hint = "" if "." in name else " (a task is named ENV.TASK)"
+        raise UsageError(f"app {name} was never deployed to {project}/{domain} on backend {backend.name!r}{hint}")
+    return revisions
 
 
 def scope(config: Config) -> tuple[str, str]:
@@ -495,6 +725,36 @@ def local_task_history(config: Config, task_name: str) -> list[DeployedTask]:
 
     project, domain = scope(config)
     return [_from_record(r) for r in task_versions(Store.at(config.store_url), project, domain, task_name)]
+
+
+def _from_app_record(record: Any) -> DeployedApp:
+    return DeployedApp(
+        name=record.name,
+        version=record.version,
+        revision=record.revision,
+        spec=record.app(),
+        deployed_at=_stored_time(record.deployed_at),
+        bundle_digest=record.bundle_digest,
+        source_link=record.source_link or "",
+    )
+
+
+def local_deployed_apps(config: Config, names: Sequence[str]) -> dict[str, DeployedApp]:
+    """The local backend's ``deployed_apps``: the latest revision of each, read from the store."""
+    from .store import Store
+    from .store.database import latest_apps
+
+    project, domain = scope(config)
+    return {r.name: _from_app_record(r) for r in latest_apps(Store.at(config.store_url), project, domain, names)}
+
+
+def local_app_history(config: Config, name: str) -> list[DeployedApp]:
+    """The local backend's ``app_history``: every revision the store keeps, read from it."""
+    from .store import Store
+    from .store.database import app_revisions
+
+    project, domain = scope(config)
+    return [_from_app_record(r) for r in app_revisions(Store.at(config.store_url), project, domain, name)]
 
 
 def _deployed_version(connection: TaskServiceConnection, name: str, row: Any) -> DeployedTask | None:
@@ -561,6 +821,48 @@ def remote_task_history(config: Config, task_name: str) -> list[DeployedTask]:
     return [t for t in found if t is not None]
 
 
+def _from_app(app: App) -> DeployedApp:
+    """What a control plane holds for an app: its current revision, deployed when that
+    revision's first condition says (None without one)."""
+    revision = app.metadata.revision
+    stamps = [
+        c.last_transition_time.ToDatetime(tzinfo=UTC)
+        for c in app.status.conditions
+        if c.revision == revision and c.HasField("last_transition_time")
+    ]
+    return DeployedApp(
+        name=app.metadata.id.name,
+        version=app.metadata.labels.get(APP_VERSION_LABEL, ""),
+        revision=revision,
+        spec=app,
+        deployed_at=min(stamps) if stamps else None,
+        bundle_digest=bundle_digest(app, APP),
+        source_link=app.metadata.source_code.link,
+    )
+
+
+def remote_deployed_apps(config: Config, names: Sequence[str]) -> dict[str, DeployedApp]:
+    """The remote backend's ``deployed_apps``: ``AppService.Get`` of each, ``remote.concurrency`` at once."""
+    with _connect_apps(config) as connection:
+        found = _concurrently(connection, lambda name: connection.get(connection.app_id(name)), names)
+    return {app.metadata.id.name: _from_app(app) for app in found if app is not None}
+
+
+def remote_app_history(config: Config, name: str) -> list[DeployedApp]:
+    """The remote backend's ``app_history``: the current revision only (``AppService.Get``),
+    since the AppService offers no listing of an app's past revisions."""
+    with _connect_apps(config) as connection:
+        app = connection.get(connection.app_id(name))
+    return [] if app is None else [_from_app(app)]
+
+
+def _connect_apps(config: Config) -> AppServiceConnection:
+    from .remote import AppServiceConnection, RemoteSettings, read_token
+
+    settings = RemoteSettings.from_config(config)
+    return AppServiceConnection(settings, read_token(settings, config.environ))
+
+
 def _connect(config: Config) -> TaskServiceConnection:
     from .remote import RemoteSettings, TaskServiceConnection, read_token
 
@@ -568,7 +870,7 @@ def _connect(config: Config) -> TaskServiceConnection:
     return TaskServiceConnection(settings, read_token(settings, config.environ))
 
 
-def _concurrently(connection: TaskServiceConnection, call: Callable[[Any], R], items: Sequence[Any]) -> list[R]:
+def _concurrently(connection: ConnectConnection, call: Callable[[Any], R], items: Sequence[Any]) -> list[R]:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=connection.settings.concurrency) as pool:
@@ -576,12 +878,17 @@ def _concurrently(connection: TaskServiceConnection, call: Callable[[Any], R], i
 
 
 __all__ = [
+    "APP",
+    "APP_FIELDS",
     "FIELDS",
+    "TASK",
     "Diff",
     "DiffEntry",
     "FieldChange",
     "bundle_digest",
+    "app_history",
     "changes",
+    "diff_apps",
     "diff_tasks",
     "run_diff",
     "spec_differences",

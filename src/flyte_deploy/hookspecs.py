@@ -378,8 +378,8 @@ def check_diff(session: DeploySession, diff: Diff) -> Sequence[Violation] | None
 
     :param session: the session of the diff (a dry run).
     :param diff: the ``flyte_deploy.diffing.Diff``: backend, project, domain, planned version
-        and one entry per task (``new``, ``unchanged``, ``changed`` with its field changes,
-        ``removed``).
+        and one entry per task and app (``kind``; ``new``, ``unchanged``, ``changed`` with its
+        field changes, ``removed``).
     :returns: the violations found (an empty list, or ``None``, when all is well).
     """
 

@@ -252,6 +252,23 @@ class DeployedTask:
 
 
 @dataclass(frozen=True)
+class DeployedApp:
+    """One revision of an app, as a backend reports it for ``diff`` and ``history``: the
+    deploy ``version`` it runs (``APP_VERSION_LABEL``), its ``revision`` (1, 2, ...), its
+    ``spec``, when the revision was deployed (UTC; ``None`` when the backend does not say),
+    the content digest of its code bundle (``None`` without one) and its source link (``""``
+    without one)."""
+
+    name: str
+    version: str
+    revision: int
+    spec: App
+    deployed_at: datetime | None
+    bundle_digest: str | None
+    source_link: str
+
+
+@dataclass(frozen=True)
 class Backend:
     """A deploy target offered by ``register_backends`` and selected by name (``backend``).
 
@@ -268,7 +285,11 @@ class Backend:
     version of every task of those environments in the configured project and domain (for
     ``diff``); ``task_history(config, "ENV.TASK")`` every deployed version of one task, oldest
     first (for ``history``; an empty list when it was never deployed). ``None``: the backend
-    cannot tell.
+    cannot tell. ``deployed_apps(config, app_names)`` returns, by name, the current revision
+    of each of those apps the configured project and domain hold (an app not there is
+    absent), and ``app_history(config, name)`` every revision of one app the backend still
+    knows, oldest first (an empty list when it was never deployed); ``None``: the backend
+    cannot tell which apps it holds.
     """
 
     name: str
@@ -281,6 +302,8 @@ class Backend:
     plugin: str = ""
     deployed_tasks: Callable[[Config, Sequence[str]], Mapping[str, DeployedTask]] | None = None
     task_history: Callable[[Config, str], Sequence[DeployedTask]] | None = None
+    deployed_apps: Callable[[Config, Sequence[str]], Mapping[str, DeployedApp]] | None = None
+    app_history: Callable[[Config, str], Sequence[DeployedApp]] | None = None
 
     @property
     def capabilities(self) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from typing import Any
 from flyteidl2.task import task_definition_pb2
 
 from ..config import Config
-from ..diffing import local_deployed_tasks, local_task_history
+from ..diffing import local_app_history, local_deployed_apps, local_deployed_tasks, local_task_history
 from ..environments import Environment
 from ..errors import RegistrationError, RunError
 from ..hookspecs import hookimpl
@@ -292,6 +292,8 @@ def register_backends() -> list[Backend]:
             description="the embedded SQLite store under the project",
             deployed_tasks=local_deployed_tasks,
             task_history=local_task_history,
+            deployed_apps=local_deployed_apps,
+            app_history=local_app_history,
         )
     ]
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import Config
-from ..diffing import remote_deployed_tasks, remote_task_history
+from ..diffing import remote_app_history, remote_deployed_apps, remote_deployed_tasks, remote_task_history
 from ..environments import Environment
 from ..errors import ControlPlaneError, RegistrationError, RunError, UsageError
 from ..hookspecs import hookimpl
@@ -437,6 +437,8 @@ def register_backends() -> list[Backend]:
             description="a Flyte control plane (TaskService and AppService over Connect)",
             deployed_tasks=remote_deployed_tasks,
             task_history=remote_task_history,
+            deployed_apps=remote_deployed_apps,
+            app_history=remote_app_history,
         )
     ]
 

@@ -572,3 +572,25 @@ def latest_of_environments(store: Store, project: str, domain: str, environments
 def task_versions(store: Store, project: str, domain: str, name: str) -> list[TaskRecord]:
     """Every version of task ``name`` in ``project``/``domain``, with its spec, first deployed first."""
     return store.find(project=project, domain=domain, name=name, with_spec=True)  # one environment: by deployed_at
+
+
+def latest_apps(store: Store, project: str, domain: str, names: Sequence[str]) -> list[AppRecord]:
+    """The latest revision, with its spec, of each of the apps ``names`` in ``project``/``domain``."""
+    wanted = set(names)
+    return [r for r in store.find_apps(project=project, domain=domain, with_spec=True) if r.name in wanted]
+
+
+def app_revisions(store: Store, project: str, domain: str, name: str) -> list[AppRecord]:
+    """Every revision of app ``name`` in ``project``/``domain``, with its spec, first first;
+    an empty list when the store does not exist yet or predates apps (nothing is written)."""
+    if not store.path.exists():
+        return []  # an old file layout holds no apps
+    with store._translated(writing=False), store._connection() as conn:
+        if int(conn.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
+            return []
+        rows = conn.execute(
+            f"SELECT {', '.join(_APP_COLUMNS)}, spec FROM apps WHERE project = ? AND domain = ? AND name = ?"
+            " ORDER BY revision",
+            (project, domain, name),
+        ).fetchall()
+    return [AppRecord(**dict(zip(_APP_COLUMNS, row[:-1], strict=True)), spec=bytes(row[-1])) for row in rows]
