@@ -557,7 +557,7 @@ def run_command(
     """
     from .errors import RunError
     from .local_run import parse_inputs, run_task
-    from .storage import storage_options
+    from .storage import storage_environment, storage_options
     from .task_specs import find_task_spec
 
     if "." not in task:
@@ -568,8 +568,8 @@ def run_command(
     options = {"store": store, "project": project, "domain": domain, "backend": backend, "config": config_file}
     with stdout_for(output), open_session(root_dir, options=options, plugins=plugins) as session:
         spec = find_task_spec(session.backend, session.config, task, version)
-        storage = storage_options(session.config)
-    result = run_task(spec, given, keep_dir=work_dir, storage=storage)
+        storage_env = storage_environment(session.config.storage_url, storage_options(session.config))
+    result = run_task(spec, given, keep_dir=work_dir, storage_env=storage_env)
     click.echo(result.stdout + result.stderr, err=True, nl=False)
     if output == "json":
         echo_json({"task": result.task, "version": result.version, "outputs": result.outputs})
@@ -620,7 +620,7 @@ def serve_command(
     stderr. Ctrl-C (or SIGTERM) stops it, and serve exits 0.
     """
     from .serving import serve_app
-    from .storage import storage_options
+    from .storage import storage_environment, storage_options
 
     options = {"store": store, "project": project, "domain": domain, "backend": backend, "config": config_file}
     with open_session(root_dir, options=options, plugins=plugins) as session:
@@ -630,14 +630,14 @@ def serve_command(
                 f"backend {chosen.name!r} ({session.config.source_of('backend')}) cannot serve apps: it holds none"
             )
         deployed = chosen.app_spec(session.config, app)
-        storage = storage_options(session.config)
+        storage_env = storage_environment(session.config.storage_url, storage_options(session.config))
 
     def ready(url: str) -> None:
         click.echo(url)
         version = f" (version {deployed.version})" if deployed.version else ""
         click.echo(f"serving app {deployed.name}{version}; Ctrl-C stops it", err=True)
 
-    serve_app(deployed, port=port, timeout=timeout, storage=storage, on_ready=ready)
+    serve_app(deployed, port=port, timeout=timeout, storage_env=storage_env, on_ready=ready)
     click.echo(f"stopped app {deployed.name}", err=True)
 
 
