@@ -509,7 +509,7 @@ def run_command(
     """
     from .errors import RunError
     from .local_run import parse_inputs, run_task
-    from .storage import storage_options
+    from .storage import storage_environment, storage_options
     from .task_specs import find_task_spec
 
     if "." not in task:
@@ -519,8 +519,8 @@ def run_command(
         raise RunError(f"--work-dir {work_dir} is not empty")
     with stdout_for(output), session_from(**session_params) as session:
         spec = find_task_spec(session.backend, session.config, task, version)
-        storage = storage_options(session.config)
-    result = run_task(spec, given, keep_dir=work_dir, storage=storage)
+        storage_env = storage_environment(session.config.storage_url, storage_options(session.config))
+    result = run_task(spec, given, keep_dir=work_dir, storage_env=storage_env)
     click.echo(result.stdout + result.stderr, err=True, nl=False)
     if output == "json":
         echo_json({"task": result.task, "version": result.version, "outputs": result.outputs})
@@ -554,7 +554,7 @@ def serve_command(app: str, port: int | None, timeout: float, **session_params: 
     stderr. Ctrl-C (or SIGTERM) stops it, and serve exits 0.
     """
     from .serving import serve_app
-    from .storage import storage_options
+    from .storage import storage_environment, storage_options
 
     with session_from(**session_params) as session:
         chosen = session.backend
@@ -563,14 +563,14 @@ def serve_command(app: str, port: int | None, timeout: float, **session_params: 
                 f"backend {chosen.name!r} ({session.config.source_of('backend')}) cannot serve apps: it holds none"
             )
         deployed = chosen.app_spec(session.config, app)
-        storage = storage_options(session.config)
+        storage_env = storage_environment(session.config.storage_url, storage_options(session.config))
 
     def ready(url: str) -> None:
         click.echo(url)
         version = f" (version {deployed.version})" if deployed.version else ""
         click.echo(f"serving app {deployed.name}{version}; Ctrl-C stops it", err=True)
 
-    serve_app(deployed, port=port, timeout=timeout, storage=storage, on_ready=ready)
+    serve_app(deployed, port=port, timeout=timeout, storage_env=storage_env, on_ready=ready)
     click.echo(f"stopped app {deployed.name}", err=True)
 
 

@@ -10,13 +10,17 @@ objects (a serializer) checks it and returns ``None`` for the others.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
+    NamedTuple,
     Protocol,
     runtime_checkable,
 )
+
+from .errors import BundleError
 
 if TYPE_CHECKING:
     from .image import Image
@@ -57,7 +61,9 @@ class Environment(Protocol):
 
     An environment may also offer ``identity(root_dir) -> Mapping`` (JSON-able settings its
     deployed version must depend on); without one the version hashes our own SDK's
-    settings (see ``builtin.version``)."""
+    settings (see ``builtin.version``); and ``included_paths() -> Sequence[Include]``, the
+    files, directories and glob patterns bundled in addition to the copy style's files
+    (``include=[...]``, anchored by ``anchored_includes``; see ``bundle.select``)."""
 
     @property
     def name(self) -> str: ...
@@ -79,6 +85,30 @@ class Environment(Protocol):
     def sdk(self) -> str: ...
 
 
+class Include(NamedTuple):
+    """One ``include`` entry of an environment: ``entry`` as written, ``path`` the absolute
+    path (or glob pattern) it names."""
+
+    entry: str
+    path: str
+
+
+def anchored_includes(entries: Sequence[str], declaring_file: str | None, where: str) -> tuple[Include, ...]:
+    """``entries`` (an environment's ``include``) as ``Include``s: a relative entry is
+    anchored at the directory of ``declaring_file`` (the file constructing the environment),
+    as the Flyte SDK does, an absolute one is taken as it is; ``..`` is collapsed. A relative
+    entry without a declaring file is a ``BundleError`` naming ``where``."""
+    found = []
+    for entry in entries:
+        if not os.path.isabs(entry) and not declaring_file:
+            raise BundleError(
+                f"{where}: include {entry!r} is relative, but the file declaring the environment is unknown"
+            )
+        anchor = os.path.dirname(os.path.abspath(declaring_file)) if declaring_file else os.sep
+        found.append(Include(entry, os.path.normpath(os.path.join(anchor, entry))))
+    return tuple(found)
+
+
 def is_app(environment: Environment) -> bool:
     """True when ``environment`` deploys one long-running app (a server) rather than tasks.
 
@@ -90,4 +120,4 @@ def is_app(environment: Environment) -> bool:
     return bool(getattr(environment, "is_app", False))
 
 
-__all__ = ["OWN_SDK", "Environment", "Task", "is_app"]
+__all__ = ["OWN_SDK", "Environment", "Include", "Task", "anchored_includes", "is_app"]

@@ -213,8 +213,9 @@ def build_bundle(session: DeploySession, plan: DeployPlan) -> Bundle | None:
     """Package the code every environment of the plan shares into one archive.
 
     Called after ``resolve_dependencies`` with ``plan.environments``, ``plan.copy_style``,
-    ``plan.root_dir`` and ``plan.discovery`` set. Must not upload anything. Raise
-    ``BundleError`` naming the offending file.
+    ``plan.root_dir`` and ``plan.discovery`` set. The environments' ``include`` entries
+    (``included_paths()``) belong in the bundle with every copy style. Must not upload
+    anything. Raise ``BundleError`` naming the offending file.
 
     :param session: the deploy session.
     :param plan: the plan so far.
@@ -319,8 +320,8 @@ def build_image(session: DeploySession, environment: Environment, image: Image) 
 def upload_bundle(session: DeploySession, bundle: Bundle, uri: str) -> str | None:
     """Put the bundle archive at ``uri`` (any fsspec URL), unless it is already there.
 
-    Called after the images are ready and before any registration; not called when the
-    copy style is ``none``. Raise ``UploadError``.
+    Called after the images are ready and before any registration; not called when there
+    is no bundle (copy style ``none`` and nothing included). Raise ``UploadError``.
 
     :param session: the deploy session.
     :param bundle: the bundle ``build_bundle`` returned.

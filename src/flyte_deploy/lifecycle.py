@@ -94,8 +94,6 @@ def deploy(
     style = copy_style or str(config.get("copy_style"))
     if style not in COPY_STYLES:
         raise UsageError(f"copy style {style!r} is not one of {', '.join(COPY_STYLES)}")
-    if style == "none" and not version:
-        raise UsageError("--copy-style none needs an explicit --version: there is no bundle to derive one from")
     with tempfile.TemporaryDirectory(prefix="flyte-deploy-") as scratch:
         plan = DeployPlan(request=request, root_dir=config.root_dir, copy_style=style, scratch_dir=Path(scratch))
         session.calls.deploy_start(session, plan)
@@ -132,6 +130,11 @@ def _deploy(session: DeploySession, plan: DeployPlan, version: str | None, overr
     plan.bundle = run_phase(session, "build_bundle", lambda: calls.build_bundle(session, plan), lambda b: b.summary)
     if plan.bundle.digest:
         plan.bundle_uri = f"{session.config.storage_url.rstrip('/')}/{plan.bundle.filename}"
+    elif version is None:
+        raise UsageError(
+            f"--copy-style {plan.copy_style} needs an explicit --version: there is no bundle to derive one from"
+            " (no environment includes files)"
+        )
     if version is None:
         derived = run_phase(
             session, "compute_version", lambda: calls.compute_version(session, plan), lambda v: f"version {v}"

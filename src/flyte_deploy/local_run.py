@@ -11,7 +11,6 @@ working directory off ``sys.path``. Any failure is a ``RunError`` naming the tas
 
 from __future__ import annotations
 
-import json
 import os
 import reprlib
 import shutil
@@ -37,7 +36,6 @@ from .errors import (
 )
 from .interface import literal_from_text, literal_to_json, named_literals
 from .runtime import INPUTS_FILE, OUTPUTS_FILE
-from .storage import OPTIONS_ENV
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 #: what the Flyte SDK's runtime writes when a task fails, and its message when a task calls another
@@ -90,24 +88,26 @@ def build_inputs(spec: task_definition_pb2.TaskSpec, given: Mapping[str, str]) -
     return literals
 
 
-def clean_environment(declared: Mapping[str, str], storage: Mapping[str, Any] | None = None) -> dict[str, str]:
+def clean_environment(declared: Mapping[str, str], storage_env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a process that must see only its bundle and the installed packages
     (``run`` and ``serve``): ours without Python path settings, plus the spec's ``declared``
     env vars, with flyte-deploy's own location as the only ``PYTHONPATH`` entry, safe-path
-    mode, and the project's storage options (the runtime fetches the bundle with them)."""
+    mode, and ``storage_env`` (``storage.storage_environment``: the runtime fetches the
+    bundle through it)."""
     env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
     env.update(declared)
-    if storage:
-        env[OPTIONS_ENV] = json.dumps(dict(storage))
+    env.update(storage_env or {})
     env["PYTHONPATH"] = str(PACKAGE_PARENT)
     env["PYTHONSAFEPATH"] = "1"
     env["PYTHONNOUSERSITE"] = "1"
     return env
 
 
-def runtime_environment(spec: task_definition_pb2.TaskSpec, storage: Mapping[str, Any] | None = None) -> dict[str, str]:
+def runtime_environment(
+    spec: task_definition_pb2.TaskSpec, storage_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The task's subprocess environment: ``clean_environment`` of the template's env vars."""
-    env = clean_environment({kv.key: kv.value for kv in spec.task_template.container.env}, storage)
+    env = clean_environment({kv.key: kv.value for kv in spec.task_template.container.env}, storage_env)
     env[CLUSTERED_WORKER] = "1"  # the Flyte SDK's runtime then starts no controller (no control plane)
     return env
 
@@ -218,10 +218,10 @@ def run_task(
     given: Mapping[str, str],
     *,
     keep_dir: Path | None = None,
-    storage: Mapping[str, Any] | None = None,
+    storage_env: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Run the task of ``spec`` with ``given`` inputs (name to command-line text);
-    ``storage`` are the fsspec options for fetching its bundle."""
+    ``storage_env`` is how it reaches its bundle (``storage.storage_environment``)."""
     template = spec.task_template
     task = template.id.name
     literals = build_inputs(spec, given)
@@ -248,7 +248,7 @@ def run_task(
             proc = subprocess.run(
                 argv,
                 cwd=work,
-                env=runtime_environment(spec, storage),
+                env=runtime_environment(spec, storage_env),
                 capture_output=True,
                 text=True,
                 timeout=timeout or None,

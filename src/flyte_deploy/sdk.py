@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from .environments import OWN_SDK
+from .environments import OWN_SDK, Include, anchored_includes
 from .errors import UsageError
 from .image import Image
 
@@ -218,7 +218,9 @@ class TaskEnvironment:
     """A named group of tasks sharing an image, resources, env vars and secrets.
 
     ``depends_on`` lists environments whose tasks this one calls; deploying this
-    environment deploys them too (dependencies first).
+    environment deploys them too (dependencies first). ``include`` lists files,
+    directories and glob patterns bundled with every copy style (relative ones anchored at
+    the file constructing the environment; docs/bundles.md, "include").
     """
 
     sdk = OWN_SDK
@@ -235,6 +237,7 @@ class TaskEnvironment:
         cache: Cache | str | bool | None = None,
         interruptible: bool = False,
         description: str | None = None,
+        include: Sequence[str] = (),
     ) -> None:
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise UsageError(f"TaskEnvironment name {name!r} is invalid: use lowercase letters, digits, '-' and '_'")
@@ -243,6 +246,8 @@ class TaskEnvironment:
                 raise UsageError(f"TaskEnvironment {name!r}: depends_on holds {dep!r}, not a TaskEnvironment")
         if resources is not None and not isinstance(resources, Resources):
             raise UsageError(f"TaskEnvironment {name!r}: resources must be a Resources, got {resources!r}")
+        if not isinstance(include, (list, tuple)) or not all(isinstance(entry, str) for entry in include):
+            raise UsageError(f"TaskEnvironment {name!r}: include must be a sequence of path strings, got {include!r}")
         self.name = name
         self.image: Image = Image.from_base(image) if isinstance(image, str) else (image or Image.default())
         self.resources = resources
@@ -252,6 +257,7 @@ class TaskEnvironment:
         self.cache = _as_cache(cache)
         self.interruptible = interruptible
         self.description = description
+        self.include = tuple(include)
         self.tasks: dict[str, Task] = {}
         self.defined_at = _caller_location()
 
@@ -270,6 +276,13 @@ class TaskEnvironment:
     @property
     def location(self) -> str:
         return f"{self.defined_at[0]}:{self.defined_at[1]}"
+
+    def included_paths(self) -> tuple[Include, ...]:
+        """Its ``include`` entries, anchored at the file constructing it."""
+        file = self.defined_at[0]
+        return anchored_includes(
+            self.include, None if file.startswith("<") else file, f"{self.location}: environment {self.name}"
+        )
 
     def __repr__(self) -> str:
         return f"<TaskEnvironment {self.name!r} tasks={list(self.tasks)}>"

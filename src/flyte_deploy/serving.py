@@ -3,8 +3,9 @@
 From the stored ``app.App`` only (the user's code is never imported here): its container's
 command and args run in a fresh, empty working directory, ``{{.rawOutputDataPrefix}}``
 filled in, in a clean environment (``local_run.clean_environment`` plus the container's env
-vars). The Flyte SDK's command (``fserve --tgz <bundle URI> --resolver ...``) runs on this
-interpreter's ``fserve``, which fetches and unpacks the bundle and starts the app's server.
+vars and ``storage.storage_environment``: how it reaches a bundle in object storage). The
+Flyte SDK's command (``fserve --tgz <bundle URI> --resolver ...``) runs on this interpreter's
+``fserve``, which fetches and unpacks the bundle and starts the app's server.
 
 The port is the app's declared container port, or ``--port`` (``0``: a free one), passed
 the way the SDK runs an app natively on a host at a port of the host's choosing:
@@ -17,8 +18,8 @@ SIGINT (Ctrl-C) and SIGTERM are forwarded to the server's process group; it has
 ``STOP_GRACE`` seconds to stop before the group is killed, and ``serve`` then exits 0: a
 server stopped on request ended normally. A server that exits on its own with a non-zero
 code, or that does not listen within the timeout, is a ``RunError`` (exit 14) naming the
-app and its last output line; no process of the group outlives ``serve`` (on Linux, the
-server is sent SIGTERM even when ``serve`` itself is killed).
+app and its last exception line (else its last output line); no process of the group
+outlives ``serve`` (on Linux, the server is sent SIGTERM even when ``serve`` itself is killed).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -100,19 +102,25 @@ def command_line(app: SerializedApp, raw_data: str) -> list[str]:
     return this_interpreter(words)
 
 
-def serve_environment(app: SerializedApp, port: int, storage: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """The server's environment: ``clean_environment`` of the container's env vars, with the
-    port to listen on (module docstring)."""
-    env = clean_environment({kv.key: kv.value for kv in app.spec.spec.container.env}, storage)
+def serve_environment(app: SerializedApp, port: int, storage_env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: ``clean_environment`` of the container's env vars and
+    ``storage_env``, with the port to listen on (module docstring)."""
+    env = clean_environment({kv.key: kv.value for kv in app.spec.spec.container.env}, storage_env)
     env.update({ON_HOST_ENV: "1", HOST_PORT_ENV: str(port), PORT_ENV: str(port)})
     return env
 
 
+#: a Python exception's line in a traceback (``RuntimeError: ...``, ``obstore.exceptions.X: ...``)
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception): ")
+
+
 class _Output:
-    """Copies the server's output to stderr, scrubbed, keeping its last non-empty line."""
+    """Copies the server's output to stderr, scrubbed, keeping its last non-empty line and
+    its last exception line (a traceback can end in more lines, e.g. obstore's debug dump)."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.last = "no output"
+        self.last_exception: str | None = None
         self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
         self._thread.start()
 
@@ -122,12 +130,15 @@ class _Output:
             sys.stderr.flush()
             if line.strip():
                 self.last = scrub(line.strip())
+                if EXCEPTION_LINE.match(line):
+                    self.last_exception = self.last
 
     def last_line(self, exited: bool) -> str:
-        """The last non-empty line, after reading to the end when the server has ``exited``."""
+        """The last exception line, else the last non-empty line; read to the end first when
+        the server has ``exited``."""
         if exited:
             self._thread.join(timeout=2)
-        return self.last
+        return self.last_exception or self.last
 
 
 #: Linux's prctl option: the signal a process gets when the thread that started it ends
@@ -169,11 +180,12 @@ def serve_app(
     *,
     port: int | None = None,
     timeout: float = 120.0,
-    storage: Mapping[str, Any] | None = None,
+    storage_env: Mapping[str, str] | None = None,
     on_ready: Callable[[str], None] = lambda url: None,
 ) -> None:
     """Serve ``app`` until SIGINT/SIGTERM (then return) or until it exits on its own
-    (``RunError`` unless it exits 0); ``on_ready(url)`` is called once it listens. Must run
+    (``RunError`` unless it exits 0); ``on_ready(url)`` is called once it listens;
+    ``storage_env`` is how it reaches its bundle (``storage.storage_environment``). Must run
     in the main thread (it installs the signal handlers, restored on return)."""
     chosen = choose_port(app, port)
     url = f"http://{HOST}:{chosen}"
@@ -194,7 +206,7 @@ def serve_app(
             proc = subprocess.Popen(
                 argv,
                 cwd=work,
-                env=serve_environment(app, chosen, storage),
+                env=serve_environment(app, chosen, storage_env),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

@@ -8,10 +8,20 @@ Options for the bundle storage's filesystem (``storage`` URL) come from, later w
 * ``[tool.flyte-deploy.storage_options]`` in pyproject.toml, e.g. ``endpoint_url`` and
   ``client_kwargs`` for s3fs, ``project``/``token``/``endpoint_url`` for gcsfs;
 * ``FLYTE_DEPLOY_STORAGE_OPTIONS``: a JSON object, merged over the pyproject table.
+
+The options are those of fsspec's own implementation of the protocol (s3fs, gcsfs), even when
+a library imported in this process replaced it in fsspec's registry (the Flyte SDK registers
+obstore for ``s3`` and ``gs``). A child process that fetches a bundle (``run``, ``serve``)
+gets them through ``storage_environment``: as ``FLYTE_DEPLOY_STORAGE_OPTIONS`` for
+flyte-deploy's runtime and, for S3, translated into the variables the Flyte SDK's storage
+layer reads (its ``FLYTE_AWS_*``, obstore's ``AWS_*``) for the SDK's ``a0`` and ``fserve``.
+Other stores reach the SDK through the environment ``run`` and ``serve`` inherit
+(``GOOGLE_APPLICATION_CREDENTIALS``, ...).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -46,7 +56,22 @@ def filesystem(url: str, options: Mapping[str, Any] | None = None) -> tuple[Any,
 
     if is_local(url):
         return fsspec.core.url_to_fs(url, auto_mkdir=True)
-    return fsspec.core.url_to_fs(url, **dict(options or {}))
+    cls = _fsspec_class(fsspec.utils.get_protocol(url))
+    return cls(**{**cls._get_kwargs_from_urls(url), **dict(options or {})}), cls._strip_protocol(url)
+
+
+def _fsspec_class(protocol: str) -> Any:
+    """fsspec's own filesystem class for ``protocol`` (module docstring), else the registered one."""
+    from fsspec.registry import get_filesystem_class, known_implementations
+
+    known = known_implementations.get(protocol)
+    if known is None:
+        return get_filesystem_class(protocol)
+    module, _, name = known["class"].rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:  # as fsspec says it: which package to install
+        raise ImportError(known.get("err") or str(exc)) from exc
 
 
 def join(url: str, *parts: str) -> str:
@@ -91,3 +116,40 @@ def secret_values(options: Mapping[str, Any]) -> list[str]:
 def scrub(text: str, options: Mapping[str, Any] | None = None) -> str:
     """``text`` without credentials (``errors.scrub``), the secret ``options`` included."""
     return scrub_text(text, secret_values(options or {}))
+
+
+#: s3fs options (top level, else in ``client_kwargs`` under boto3's names) and the variables
+#: the Flyte SDK's S3 storage reads for them (its ``FLYTE_AWS_*``, and obstore's own ``AWS_*``)
+S3_VARIABLES: dict[tuple[str | None, str], str] = {
+    ("endpoint_url", "endpoint_url"): "FLYTE_AWS_ENDPOINT",
+    ("key", "aws_access_key_id"): "FLYTE_AWS_ACCESS_KEY_ID",
+    ("secret", "aws_secret_access_key"): "FLYTE_AWS_SECRET_ACCESS_KEY",
+    ("token", "aws_session_token"): "AWS_SESSION_TOKEN",
+    (None, "region_name"): "AWS_REGION",
+}
+
+
+def storage_environment(url: str, options: Mapping[str, Any]) -> dict[str, str]:
+    """The environment through which a child process reaches the bundle storage at ``url``
+    with filesystem ``options`` (module docstring). Secrets go only here, never in argv."""
+    env = {OPTIONS_ENV: json.dumps(dict(options))} if options else {}
+    protocol = urlsplit(url).scheme
+    if protocol in ("s3", "s3a"):
+        env.update(_s3_environment(options))
+    return env
+
+
+def _s3_environment(options: Mapping[str, Any]) -> dict[str, str]:
+    client = options.get("client_kwargs") or {}
+    env: dict[str, str] = {}
+    for (option, boto_name), variable in S3_VARIABLES.items():
+        value = options.get(option) if option else None
+        value = value or client.get(boto_name)
+        if value:
+            env[variable] = str(value)
+    if options.get("anon"):
+        env["AWS_SKIP_SIGNATURE"] = "true"
+    style = ((options.get("config_kwargs") or {}).get("s3") or {}).get("addressing_style")
+    if style:
+        env["FLYTE_AWS_S3_ADDRESSING_STYLE"] = str(style)
+    return env

@@ -84,11 +84,14 @@ remote_deploy_key: StashKey[RemoteDeploy] = StashKey()
 
 
 def check_settings(session: DeploySession, plan: DeployPlan) -> RemoteSettings:
-    """Validate the remote configuration; bundles need an explicit ``storage`` URL."""
+    """Validate the remote configuration; bundles need an explicit ``storage`` URL (before
+    the bundle is built, every copy style but ``none`` makes one; ``none`` makes one when
+    environments include files)."""
     from ..remote import RemoteSettings
 
     settings = RemoteSettings.from_config(session.config)
-    if plan.copy_style != "none" and not session.config.get("storage"):
+    bundled = plan.copy_style != "none" if plan.bundle is None else plan.bundle.digest is not None
+    if bundled and not session.config.get("storage"):
         raise UsageError(
             "the remote backend needs `storage`, an fsspec URL the cluster can read bundles from"
             " (e.g. s3://bucket/flyte-deploy): set storage in config.yaml, FLYTE_DEPLOY_STORAGE"

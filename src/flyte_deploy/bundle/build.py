@@ -1,13 +1,15 @@
-"""Building the bundle of a deploy plan: select the files for its copy style, check that
-every task's module is in them, write the archive to the plan's scratch directory."""
+"""Building the bundle of a deploy plan: select the files for its copy style and its
+environments' ``include`` entries, check that every task's module is in them, write the
+archive to the plan's scratch directory."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..config import Config
+from ..environments import Include
 from ..errors import BundleError
 from ..storage import local_path
 from ..types import Bundle, DeployPlan
@@ -15,7 +17,7 @@ from . import archive
 from .cache import FileDigest, KnownBundle, SignatureCache, hash_file
 from .files import inside, open_regular
 from .integrity import file_sha256
-from .select import FileMap, all_files, loaded_module_files, why_not_in_all
+from .select import FileMap, all_files, included_files, loaded_module_files, why_not_in_all
 
 
 def store_dirs(config: Config) -> tuple[str, ...]:
@@ -32,12 +34,29 @@ def store_dirs(config: Config) -> tuple[str, ...]:
     return tuple(sorted(skipped))
 
 
-def select_files(plan: DeployPlan, skip: Iterable[str] = ()) -> FileMap:
-    """The files of ``plan``'s bundle for its copy style (``all`` or ``loaded_modules``)."""
+def plan_includes(plan: DeployPlan) -> list[tuple[str, Include]]:
+    """The ``include`` entries of ``plan``'s environments (those offering
+    ``included_paths``), each with ``"file:line: environment NAME"`` for its errors."""
+    found = []
+    for env in plan.environments:
+        included = getattr(env, "included_paths", None)
+        if included is not None:
+            found += [(f"{env.location}: environment {env.name}", include) for include in included()]
+    return found
+
+
+def select_files(plan: DeployPlan, skip: Iterable[str] = (), includes: Sequence[tuple[str, Include]] = ()) -> FileMap:
+    """The files of ``plan``'s bundle: those of its copy style (none for ``none``) and
+    the ones ``includes`` adds."""
     if plan.copy_style == "all":
-        return all_files(plan.root_dir, skip)
-    modules = plan.discovery.loaded_modules if plan.discovery else ()
-    return loaded_module_files(modules, plan.root_dir, skip)
+        files = all_files(plan.root_dir, skip)
+    elif plan.copy_style == "loaded_modules":
+        files = loaded_module_files(plan.discovery.loaded_modules if plan.discovery else (), plan.root_dir, skip)
+    else:
+        files = {}
+    if includes:
+        files = dict(sorted({**files, **included_files(includes, plan.root_dir, skip)}.items()))
+    return files
 
 
 def _task_sources(plan: DeployPlan) -> Iterable[tuple[str, str, str]]:
@@ -145,12 +164,15 @@ def build(
     The archive is written to ``plan.scratch_dir/bundle.tar.gz``, unless the signature
     ``cache`` knows the tree's bundle and it is already in the local bundle storage
     ``storage_dir`` (then ``path`` is that verified object) or this is a ``dry_run``
-    (then ``path`` is None): see ``flyte_deploy.bundle.cache``."""
-    if plan.copy_style == "none":
+    (then ``path`` is None): see ``flyte_deploy.bundle.cache``. With copy style ``none``
+    the bundle holds the included files only, and there is none without them."""
+    includes = plan_includes(plan)
+    if plan.copy_style == "none" and not includes:
         return Bundle(copy_style="none"), {}
     skip = tuple(skip)
-    check_sources_inside_root(plan)
-    files = select_files(plan, skip)
+    if plan.copy_style != "none":  # with none the image holds the code
+        check_sources_inside_root(plan)
+    files = select_files(plan, skip, includes)
     if not files:
         raise BundleError(f"no files to bundle under {plan.root_dir} (copy style {plan.copy_style})")
     check_task_modules(plan, files, skip)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ...environments import Include, anchored_includes
 from ...errors import DiscoveryError
 from ...image import Image
 from . import sdk_internals
@@ -179,6 +180,12 @@ class FlyteEnvironment:
                     f"{self.location}: environment {self.name}: its image: {type(exc).__name__}: {exc}"
                 ) from None
         return self._image
+
+    def included_paths(self) -> tuple[Include, ...]:
+        """Its ``include`` entries, anchored at the file declaring it (the SDK's rule)."""
+        return anchored_includes(
+            self.native.include or (), self.source_file, f"{self.location}: environment {self.name}"
+        )
 
     def identity(self, root_dir: Path) -> dict[str, Any]:
         """What its deployed version depends on (see ``serialize.identity``)."""
