@@ -304,8 +304,9 @@ def registration(count: int = 1000) -> None:
     from flyteidl2.task import task_definition_pb2
 
     from flyte_deploy.builtin.remote_backend import RemoteDeploy, look_up, register
-    from flyte_deploy.remote import RemoteSettings, TaskServiceConnection
+    from flyte_deploy.remote import TaskServiceConnection
     from flyte_deploy.types import SerializedTask
+    from tests.fixtures.flyte_server import settings_for
 
     tasks = []
     for i in range(count):
@@ -327,17 +328,7 @@ def registration(count: int = 1000) -> None:
             )
             try:
                 port = int(server.stdout.readline())
-                settings = RemoteSettings(
-                    address=f"http://127.0.0.1:{port}",
-                    org="",
-                    project="p",
-                    domain="d",
-                    ca_cert=None,
-                    timeout=30,
-                    retries=0,
-                    token_command=None,
-                    concurrency=concurrency,
-                )
+                settings = settings_for(f"http://127.0.0.1:{port}", timeout=30, concurrency=concurrency)
                 with TaskServiceConnection(settings, None) as connection:
                     started = time.perf_counter()
                     status = look_up(connection, tasks)

@@ -278,7 +278,8 @@ def test_a_path_no_field_covers_is_named_by_its_path():
     )
 
 
-def test_an_unreachable_control_plane_is_one_line_and_exit_15(request, deploy_project, tmp_path):
+def test_an_unreachable_control_plane_is_one_line_and_exit_15(request, deploy_project, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLYTE_DEPLOY_RETRIES", "0")  # the retries' backoff is tested with deploy
     deploy_project({"app.py": APP})
     target = make_target(request, deploy_project, "remote", tmp_path).settings()
     target.deploy()

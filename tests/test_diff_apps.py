@@ -393,7 +393,8 @@ def test_what_the_control_plane_fills_in_is_not_a_change():
     assert [c.field for c in changes(held, planned, APP)] == ["bundle location", "cluster pool"]
 
 
-def test_an_unreachable_control_plane_is_one_line_and_exit_15_for_apps(request, deploy_project, tmp_path):
+def test_an_unreachable_control_plane_is_one_line_and_exit_15_for_apps(request, deploy_project, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLYTE_DEPLOY_RETRIES", "0")  # the retries' backoff is tested with deploy
     deploy_project({"web.py": WEB})
     base = make_target(request, deploy_project, "remote", tmp_path)
     target = AppTarget(base.project, base.backend, base.server).settings()

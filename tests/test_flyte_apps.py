@@ -6,6 +6,7 @@ upgrade of an old store, and errors naming the app. Through the CLI and the API.
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import sqlite3
@@ -13,6 +14,7 @@ import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -56,6 +58,15 @@ def api_deploy(root: Path, *, dry_run: bool = False, version: str | None = None,
         return deploy(session, DeployRequest(mode="all", path=root / "apps.py"), version=version)
 
 
+def import_apps(root: Path) -> ModuleType:
+    """Import ``root/apps.py`` as module ``apps``, with ``root`` on ``sys.path`` only meanwhile."""
+    sys.path.insert(0, str(root))
+    try:
+        return importlib.import_module("apps")
+    finally:
+        sys.path.remove(str(root))
+
+
 def forget(root: Path) -> None:
     """Drop the project's modules, so the next in-process deploy imports its edited files."""
     for name, module in list(sys.modules.items()):
@@ -90,14 +101,7 @@ def test_apps_are_discovered_in_every_mode_and_their_task_dependency_comes_first
 
 
 def test_an_app_view_satisfies_the_environment_protocol(apps_project):
-    import importlib
-    import sys
-
-    sys.path.insert(0, str(apps_project))
-    try:
-        module = importlib.import_module("apps")
-    finally:
-        sys.path.remove(str(apps_project))
+    module = import_apps(apps_project)
     view = view_of(module.scores_app)
     assert isinstance(view, FlyteApp) and isinstance(view, Environment) and is_app(view)
     assert view.tasks == {} and view.sdk == "flyte" and view is view_of(module.scores_app)
@@ -108,13 +112,7 @@ def test_an_app_view_satisfies_the_environment_protocol(apps_project):
 
 
 def test_the_python_api_deploys_app_objects_with_their_dependencies(apps_project):
-    import importlib
-
-    sys.path.insert(0, str(apps_project))
-    try:
-        module = importlib.import_module("apps")
-    finally:
-        sys.path.remove(str(apps_project))
+    module = import_apps(apps_project)
     result = fd.deploy(module.scores_app, root_dir=apps_project, dry_run=True, options={"quiet": True})
     assert list(result.environments) == ["apps-worker", "apps-scores"]
     assert [a.name for a in result.apps] == ["apps-scores"] and [t.name for t in result.tasks] == ["apps-worker.score"]
@@ -433,13 +431,7 @@ def test_the_image_phase_resolves_the_apps_own_image_at_the_sdks_uri(project, in
         }
     )
     out = dry(invoke, "--all", root / "apps.py")
-    import importlib
-
-    sys.path.insert(0, str(root))
-    try:
-        expected = importlib.import_module("apps").app.image.uri
-    finally:
-        sys.path.remove(str(root))
+    expected = import_apps(root).app.image.uri
     assert expected.startswith("registry.acme.test/apps/served:")
     assert out["environments"][0]["image"] == expected
     result = api_deploy(root, dry_run=True)
@@ -497,13 +489,7 @@ def test_an_apps_image_is_built_and_pushed_at_the_sdks_uri_and_the_app_runs_that
             """
         }
     )
-    import importlib
-
-    sys.path.insert(0, str(root))
-    try:
-        expected = importlib.import_module("apps").app.image.uri
-    finally:
-        sys.path.remove(str(root))
+    expected = import_apps(root).app.image.uri
     forget(root)
     monkeypatch.chdir(root)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # the daemonless builder

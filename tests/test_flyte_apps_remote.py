@@ -23,7 +23,7 @@ from flyte_deploy.config import Config
 from flyte_deploy.errors import ExitCode, RegistrationError, RunError
 from flyte_deploy.remote import AppServiceConnection, RemoteSettings, TaskServiceConnection
 from flyte_deploy.types import APP_VERSION_LABEL, SerializedApp
-from tests.fixtures.flyte_server import APP_CREATOR
+from tests.fixtures.flyte_server import APP_CREATOR, settings_for
 from tests.test_remote_deploy import TOKEN, assert_no_local_store, write_config
 
 pytest.importorskip("flyte")
@@ -33,18 +33,8 @@ APPS_PROJECT = Path(__file__).parent / "flyte_projects" / "apps" / "apps.py"
 DEPLOYED = [("apps-worker.score", "task"), ("apps-echo", "app"), ("apps-scores", "app")]
 
 
-def settings_for(server, *, retries: int = 0) -> RemoteSettings:
-    return RemoteSettings(
-        address=server.endpoint,
-        org="",
-        project=PROJECT,
-        domain=DOMAIN,
-        ca_cert=None,
-        timeout=5,
-        retries=retries,
-        token_command=None,
-        concurrency=4,
-    )
+def settings_of(server) -> RemoteSettings:
+    return settings_for(server.endpoint, project=PROJECT, domain=DOMAIN, concurrency=4)
 
 
 def make_app(name: str, version: str, image: str = "img:1", port: int = 8080) -> SerializedApp:
@@ -65,7 +55,7 @@ def app_calls(server) -> list[str]:
 
 @pytest.fixture
 def apps(flyte_server):
-    with AppServiceConnection(settings_for(flyte_server), None) as connection:
+    with AppServiceConnection(settings_of(flyte_server), None) as connection:
         yield connection
 
 
@@ -145,7 +135,7 @@ def test_an_app_changed_meanwhile_is_looked_up_and_decided_again(flyte_server, a
 
 def test_a_failed_create_names_the_app_and_says_a_rerun_completes(flyte_server_factory):
     server = flyte_server_factory(fail_app_create_at=1)
-    with AppServiceConnection(settings_for(server), None) as connection:
+    with AppServiceConnection(settings_of(server), None) as connection:
         with pytest.raises(RegistrationError) as info:
             register_one_app(connection, make_app("web", "v1"), None)
         text = str(info.value)
@@ -177,7 +167,7 @@ def test_a_control_plane_without_an_app_service_lists_its_tasks(flyte_server_fac
     spec = task_definition_pb2.TaskSpec(short_name="clean")
     spec.task_template.id.project, spec.task_template.id.domain = PROJECT, DOMAIN
     spec.task_template.id.name, spec.task_template.id.version = "prep.clean", "v1"
-    with TaskServiceConnection(settings_for(server), None) as tasks:
+    with TaskServiceConnection(settings_of(server), None) as tasks:
         assert tasks.deploy(spec) == "created"
     listed = listing(config_for(server, tmp_path, monkeypatch))
     assert [(r["kind"], r["task"]) for r in listed.records] == [("task", "prep.clean")]

@@ -10,6 +10,7 @@ from flyte_deploy.config import Config
 from flyte_deploy.errors import ExitCode, RegistrationError, UsageError
 from flyte_deploy.remote import RemoteSettings, TaskServiceConnection
 from flyte_deploy.types import SerializedTask
+from tests.fixtures.flyte_server import settings_for
 
 
 def make_tasks(count: int, version: str = "v1") -> list[SerializedTask]:
@@ -27,18 +28,7 @@ def make_tasks(count: int, version: str = "v1") -> list[SerializedTask]:
 
 
 def connect(server, concurrency: int) -> TaskServiceConnection:
-    settings = RemoteSettings(
-        address=server.endpoint,
-        org="",
-        project="p",
-        domain="d",
-        ca_cert=None,
-        timeout=10,
-        retries=0,
-        token_command=None,
-        concurrency=concurrency,
-    )
-    return TaskServiceConnection(settings, None)
+    return TaskServiceConnection(settings_for(server.endpoint, timeout=10, concurrency=concurrency), None)
 
 
 def test_registrations_run_concurrently_within_the_bound(flyte_server_factory):

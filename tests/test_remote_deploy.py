@@ -323,8 +323,9 @@ def test_a_version_deployed_between_look_up_and_registration_is_compared_again(f
 
     from flyte_deploy.builtin.remote_backend import RemoteDeploy, register
     from flyte_deploy.errors import RegistrationError
-    from flyte_deploy.remote import RemoteSettings, TaskServiceConnection
+    from flyte_deploy.remote import TaskServiceConnection
     from flyte_deploy.types import SerializedTask
+    from tests.fixtures.flyte_server import settings_for
 
     def task(name: str, image: str) -> SerializedTask:
         spec = task_definition_pb2.TaskSpec(short_name=name.split(".")[1])
@@ -333,17 +334,7 @@ def test_a_version_deployed_between_look_up_and_registration_is_compared_again(f
         spec.task_template.container.image = image
         return SerializedTask(environment=name.split(".")[0], name=name, spec=spec)
 
-    settings = RemoteSettings(
-        address=flyte_server.endpoint,
-        org="",
-        project="p",
-        domain="d",
-        ca_cert=None,
-        timeout=5,
-        retries=0,
-        token_command=None,
-        concurrency=1,
-    )  # in task order
+    settings = settings_for(flyte_server.endpoint, concurrency=1)  # in task order
     with TaskServiceConnection(settings, None) as connection:
         first = [task("env.a", "img:1"), task("env.b", "img:1")]
         assert [r.status for r in register(RemoteDeploy(connection), first)] == ["created", "created"]

@@ -5,6 +5,8 @@ rerun completes."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -16,10 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from flyte_deploy.cli import cli as flyte_deploy_cli
+from flyte_deploy.cli import run_cli
 from flyte_deploy.errors import ExitCode
 from flyte_deploy.store import DATABASE_FILE
 from flyte_deploy.testing import AUTOLOAD_VARIABLES, PACKAGE_ROOT
 from tests.conftest import write_tree
+
+pytestmark = pytest.mark.usefixtures("deploy_isolation")  # for the in-process ls of stored_tasks
 
 FLOW = """
 import flyte_deploy as fd
@@ -155,14 +161,18 @@ def deploy(project: Path, *args: str, env: dict[str, str] | None = None) -> subp
 
 
 def stored_tasks(project: Path) -> list[str]:
-    """What ``ls`` (a fresh process) lists, task names sorted; the database is checked sound first."""
+    """What ``ls`` lists, task names sorted; the database is checked sound first. In this
+    process (the deploys are the processes that die; ``ls`` opens the store afresh either
+    way), without the project's stopping plugin."""
     database = project / ".flyte-deploy" / DATABASE_FILE
     if database.exists():
         with sqlite3.connect(database) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    code, out, err = finish(cli(project, "ls", "--output", "json"))
-    assert code == 0, err
-    return sorted(t["name"] for r in json.loads(out) for t in r["tasks"])
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run_cli(flyte_deploy_cli, ["ls", "--root-dir", str(project), "--output", "json", "-p", "no:deployconf"])
+    assert code == 0, err.getvalue()
+    return sorted(t["name"] for r in json.loads(out.getvalue()) for t in r["tasks"])
 
 
 @pytest.fixture

@@ -274,3 +274,17 @@ def test_the_examples_in_the_testing_docs_pass(pytester, monkeypatch):
     pytester.makepyfile(test_my_plugin=first, test_policy_snippet=policy)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=3)
+
+
+def test_install_in_venv_fails_the_test_with_pips_output_and_leaves_the_source_alone(tmp_path):
+    """The success path is the installed-plugin tests of both packages of plugins/."""
+    from flyte_deploy.testing import install_in_venv
+
+    source = tmp_path / "broken"
+    source.mkdir()
+    (source / "pyproject.toml").write_text('[build-system]\nrequires = []\nbuild-backend = "no_such_backend"\n')
+    with pytest.raises(pytest.fail.Exception) as failed:
+        install_in_venv(source, tmp_path / "venv")
+    message = str(failed.value)
+    assert message.startswith(f"pip install of {source} failed:") and "no_such_backend" in message
+    assert sorted(p.name for p in source.iterdir()) == ["pyproject.toml"]

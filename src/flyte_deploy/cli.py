@@ -12,10 +12,10 @@ import re
 import sys
 import sysconfig
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import pluggy
@@ -28,6 +28,7 @@ from .errors import ExitCode, FlyteDeployError, PolicyViolation, UsageError, env
 from .lifecycle import deploy as run_lifecycle
 from .lifecycle import dry_run_result
 from .pluginmanager import hook_names
+from .session import DeploySession
 from .types import DeployedApp, DeployedTask, DeployPlan, DeployRequest, Violation
 
 if TYPE_CHECKING:
@@ -60,6 +61,54 @@ root_option = click.option(
     default=None,
     help="Project root: bundling, module names, pyproject.toml. Default: current directory.",
 )
+store_option = click.option(
+    "--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy)."
+)
+_SESSION_OPTIONS = (
+    root_option,
+    store_option,
+    project_option,
+    domain_option,
+    backend_option,
+    config_option,
+    plugin_option,
+)
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def session_options(command: _Command) -> _Command:
+    """Add the options that say where a command works and with which plugins, last in its
+    ``--help``: --root-dir, --store, --project, --domain, --backend, --config, -p. The command
+    takes them as keyword arguments and opens its session with ``session_from``."""
+    for option in reversed(_SESSION_OPTIONS):
+        command = option(command)
+    return command
+
+
+def session_from(
+    *,
+    root_dir: Path | None,
+    store: str | None,
+    project: str | None,
+    domain: str | None,
+    backend: str | None,
+    config_file: Path | None,
+    plugins: tuple[str, ...],
+    quiet: bool = False,
+    dry_run: bool = False,
+) -> contextlib.AbstractContextManager[DeploySession]:
+    """``open_session`` on the values of ``session_options`` (and deploy's ``--quiet``); any
+    other keyword is a ``TypeError``, never ignored."""
+    options = {
+        "project": project,
+        "domain": domain,
+        "backend": backend,
+        "store": store,
+        "quiet": quiet or None,
+        "config": config_file,
+    }
+    return open_session(root_dir, options=options, plugins=plugins, dry_run=dry_run)
 
 
 def echo_json(data: Any) -> None:
@@ -119,7 +168,6 @@ def _deploy_request(path: Path, env_vars: tuple[str, ...], all_envs: bool, recur
     default=None,
     help="What goes into the code bundle (default loaded_modules).",
 )
-@root_option
 @click.option("--version", "version", default=None, help="Version to deploy (default: derived from content).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; upload, build and register nothing.")
 @click.option(
@@ -129,47 +177,17 @@ def _deploy_request(path: Path, env_vars: tuple[str, ...], all_envs: bool, recur
     metavar="NAME=URI",
     help="Use URI as the image of environment (or image name) NAME.",
 )
-@project_option
-@domain_option
-@backend_option
-@click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-@config_option
-@plugin_option
-def deploy_command(
-    path: Path,
-    env_vars: tuple[str, ...],
-    all_envs: bool,
-    recursive: bool,
-    copy_style: str | None,
-    root_dir: Path | None,
-    version: str | None,
-    dry_run: bool,
-    images: tuple[str, ...],
-    project: str | None,
-    domain: str | None,
-    backend: str | None,
-    store: str | None,
-    output: str,
-    quiet: bool,
-    config_file: Path | None,
-    plugins: tuple[str, ...],
-) -> None:
+@session_options
+def deploy_command(dry_run: bool, **params: Any) -> None:
     """Deploy environments: `deploy FILE ENV...`, `deploy --all FILE`, `deploy --recursive DIR`."""
-    request = _deploy_request(path, env_vars, all_envs, recursive)
-    options = {
-        "project": project,
-        "domain": domain,
-        "backend": backend,
-        "store": store,
-        "quiet": quiet or None,
-        "config": config_file,
-    }
-    overrides = _parse_pairs(images, "--image")
-    with stdout_for(output), open_session(root_dir, options=options, plugins=plugins, dry_run=dry_run) as session:
-        result = run_lifecycle(session, request, version=version, copy_style=copy_style, image_overrides=overrides)
-    if output == "json":
+    given = PlanArguments.parse(params)
+    with stdout_for(given.output), given.session(dry_run=dry_run) as session:
+        result = run_lifecycle(
+            session, given.request, version=given.version, copy_style=given.copy_style, image_overrides=given.overrides
+        )
+    if given.output == "json":
         echo_json(result.to_json())
     else:
         render_summary(result, Console())
@@ -177,56 +195,51 @@ def deploy_command(
 
 @dataclass(frozen=True)
 class PlanArguments:
-    """The deploy arguments of a command that plans without deploying (``check``, ``diff``)."""
+    """The arguments of a command that plans a deploy (``deploy``; ``check`` and ``diff``
+    take the same ones but ``--dry-run``)."""
 
     request: DeployRequest
-    root_dir: Path | None
     version: str | None
     copy_style: str | None
     overrides: dict[str, str]
     output: str
-    plugins: tuple[str, ...]
-    options: dict[str, Any]
+    session_params: dict[str, Any]  # for session_from: the session_options values and --quiet
 
     @classmethod
-    def parse(cls, command: str, params: dict[str, Any]) -> PlanArguments:
-        """From the click parameters of ``deploy`` (less ``--dry-run``); one it does not know
-        is a ``TypeError`` rather than ignored."""
+    def parse(cls, params: dict[str, Any]) -> PlanArguments:
+        """From the click parameters of ``deploy`` less ``--dry-run``."""
         params = dict(params)
-        arguments = cls(
+        return cls(
             request=_deploy_request(
                 params.pop("path"), params.pop("env_vars"), params.pop("all_envs"), params.pop("recursive")
             ),
-            root_dir=params.pop("root_dir"),
             version=params.pop("version"),
             copy_style=params.pop("copy_style"),
             overrides=_parse_pairs(params.pop("images"), "--image"),
             output=params.pop("output"),
-            plugins=params.pop("plugins"),
-            options={
-                "project": params.pop("project"),
-                "domain": params.pop("domain"),
-                "backend": params.pop("backend"),
-                "store": params.pop("store"),
-                "quiet": params.pop("quiet") or None,
-                "config": params.pop("config_file"),
-            },
+            session_params=params,
         )
-        if params:
-            raise TypeError(f"{command} does not handle the deploy option(s) {', '.join(sorted(params))}")
-        return arguments
+
+    def session(self, *, dry_run: bool) -> contextlib.AbstractContextManager[DeploySession]:
+        """The command's session (a parameter the command does not know is a ``TypeError``)."""
+        return session_from(**self.session_params, dry_run=dry_run)
 
 
 def check_command(**params: Any) -> None:
     """Check a deploy without doing it: every phase up to the policies, nothing uploaded,
     pushed, registered or stored. Exits 6 when a policy plugin reports a violation."""
-    given = PlanArguments.parse("check", params)
-    request, root_dir, version, copy_style = given.request, given.root_dir, given.version, given.copy_style
-    overrides, output, plugins, options = given.overrides, given.output, given.plugins, given.options
+    given = PlanArguments.parse(params)
+    output = given.output
     violations: list[Violation] = []
-    with stdout_for(output), open_session(root_dir, options=options, plugins=plugins, dry_run=True) as session:
+    with stdout_for(output), given.session(dry_run=True) as session:
         try:
-            result = run_lifecycle(session, request, version=version, copy_style=copy_style, image_overrides=overrides)
+            result = run_lifecycle(
+                session,
+                given.request,
+                version=given.version,
+                copy_style=given.copy_style,
+                image_overrides=given.overrides,
+            )
         except PolicyViolation as exc:
             if not isinstance(exc.plan, DeployPlan):
                 raise
@@ -277,11 +290,8 @@ def diff_command(**params: Any) -> None:
     policy violation."""
     from .diffing import run_diff
 
-    given = PlanArguments.parse("diff", params)
-    with (
-        stdout_for(given.output),
-        open_session(given.root_dir, options=given.options, plugins=given.plugins, dry_run=True) as session,
-    ):
+    given = PlanArguments.parse(params)
+    with stdout_for(given.output), given.session(dry_run=True) as session:
         diff = run_diff(
             session, given.request, version=given.version, copy_style=given.copy_style, image_overrides=given.overrides
         )
@@ -337,34 +347,16 @@ cli.add_command(
 @cli.command("history")
 @click.argument("name")
 @click.option("--app", "as_app", is_flag=True, help="NAME is an app (needed only for an app name with a dot).")
-@root_option
-@click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
-@project_option
-@domain_option
-@backend_option
-@config_option
-@plugin_option
-def history_command(
-    name: str,
-    as_app: bool,
-    root_dir: Path | None,
-    store: str | None,
-    output: str,
-    project: str | None,
-    domain: str | None,
-    backend: str | None,
-    config_file: Path | None,
-    plugins: tuple[str, ...],
-) -> None:
+@session_options
+def history_command(name: str, as_app: bool, output: str, **session_params: Any) -> None:
     """List what was deployed of task ENV.TASK (its versions) or of an app (a NAME without a
     dot, or --app: its revisions), first deployed first: when, from which commit (its source
     link) and with which code bundle, on the configured backend."""
     from .diffing import app_history, task_history
 
-    options = {"store": store, "project": project, "domain": domain, "backend": backend, "config": config_file}
     app = as_app or "." not in name
-    with stdout_for(output), open_session(root_dir, options=options, plugins=plugins) as session:
+    with stdout_for(output), session_from(**session_params) as session:
         deployed: Sequence[DeployedTask | DeployedApp] = (
             app_history(session, name) if app else task_history(session, name)
         )
@@ -452,38 +444,15 @@ def plugins_command(as_json: bool, root_dir: Path | None, plugins: tuple[str, ..
 
 
 @cli.command("ls")
-@root_option
-@click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("--remote", is_flag=True, help="Same as --backend remote: list what the Flyte control plane holds.")
-@project_option
-@domain_option
-@backend_option
-@config_option
-@plugin_option
-def ls_command(
-    root_dir: Path | None,
-    store: str | None,
-    output: str,
-    remote: bool,
-    project: str | None,
-    domain: str | None,
-    backend: str | None,
-    config_file: Path | None,
-    plugins: tuple[str, ...],
-) -> None:
+@session_options
+def ls_command(output: str, remote: bool, backend: str | None, **session_params: Any) -> None:
     """List what the backend holds: the local store (environments, versions, tasks, images),
     or a control plane (tasks and their versions)."""
     if remote and backend not in (None, "remote"):
         raise UsageError(f"--remote lists the remote backend; it cannot be combined with --backend {backend}")
-    options = {
-        "store": store,
-        "config": config_file,
-        "project": project,
-        "domain": domain,
-        "backend": "remote" if remote else backend,
-    }
-    with stdout_for(output), open_session(root_dir, options=options, plugins=plugins) as session:
+    with stdout_for(output), session_from(**session_params, backend="remote" if remote else backend) as session:
         chosen = session.backend
         if chosen.listing is None:
             raise UsageError(
@@ -519,12 +488,6 @@ def ls_command(
     default=None,
     help="Deployed version to run (default: the newest; on a control plane the latest deployed_at).",
 )
-@root_option
-@click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
-@project_option
-@domain_option
-@backend_option
-@config_option
 @click.option(
     "--work-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -532,20 +495,9 @@ def ls_command(
     help="Run in this new directory and keep it (default: a temporary one, removed afterwards).",
 )
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
-@plugin_option
+@session_options
 def run_command(
-    task: str,
-    inputs: tuple[str, ...],
-    version: str | None,
-    root_dir: Path | None,
-    store: str | None,
-    project: str | None,
-    domain: str | None,
-    backend: str | None,
-    config_file: Path | None,
-    work_dir: Path | None,
-    output: str,
-    plugins: tuple[str, ...],
+    task: str, inputs: tuple[str, ...], version: str | None, work_dir: Path | None, output: str, **session_params: Any
 ) -> None:
     """Run a deployed task ENV.TASK from its code bundle, as a remote runtime would.
 
@@ -565,8 +517,7 @@ def run_command(
     given = parse_inputs(inputs)
     if work_dir is not None and work_dir.exists() and any(work_dir.iterdir()):
         raise RunError(f"--work-dir {work_dir} is not empty")
-    options = {"store": store, "project": project, "domain": domain, "backend": backend, "config": config_file}
-    with stdout_for(output), open_session(root_dir, options=options, plugins=plugins) as session:
+    with stdout_for(output), session_from(**session_params) as session:
         spec = find_task_spec(session.backend, session.config, task, version)
         storage_env = storage_environment(session.config.storage_url, storage_options(session.config))
     result = run_task(spec, given, keep_dir=work_dir, storage_env=storage_env)
@@ -593,25 +544,8 @@ def run_command(
     show_default=True,
     help="Seconds the server has to start listening.",
 )
-@root_option
-@click.option("--store", default=None, help="Local backend store directory (default <root>/.flyte-deploy).")
-@project_option
-@domain_option
-@backend_option
-@config_option
-@plugin_option
-def serve_command(
-    app: str,
-    port: int | None,
-    timeout: float,
-    root_dir: Path | None,
-    store: str | None,
-    project: str | None,
-    domain: str | None,
-    backend: str | None,
-    config_file: Path | None,
-    plugins: tuple[str, ...],
-) -> None:
+@session_options
+def serve_command(app: str, port: int | None, timeout: float, **session_params: Any) -> None:
     """Serve a deployed app APP from its code bundle on 127.0.0.1, as the app runtime would.
 
     The app comes from the configured backend, as for deploy and run. Its container command
@@ -622,8 +556,7 @@ def serve_command(
     from .serving import serve_app
     from .storage import storage_environment, storage_options
 
-    options = {"store": store, "project": project, "domain": domain, "backend": backend, "config": config_file}
-    with open_session(root_dir, options=options, plugins=plugins) as session:
+    with session_from(**session_params) as session:
         chosen = session.backend
         if chosen.app_spec is None:
             raise UsageError(

@@ -83,6 +83,15 @@ def spec_differences(old: Message, new: Message, prefix: str = "") -> list[str]:
     return paths
 
 
+def spec_conflict(kind: str, name: str, version: str, deployed: Message, planned: Message, where: str = "") -> str:
+    """The refusal of ``version`` of task or app (``kind``) ``name``, deployed (``where``:
+    `` in P/D``) with another spec than the planned one: it names the first four fields that
+    differ (``spec_differences``) and how many more."""
+    fields = spec_differences(deployed, planned)
+    shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
+    return f"{kind} {name} version {version} is already deployed with a different spec{where} (differs in {shown})"
+
+
 def _is_repeated(descriptor: Any) -> bool:
     flag = getattr(descriptor, "is_repeated", None)
     return bool(flag) if flag is not None else descriptor.label == descriptor.LABEL_REPEATED

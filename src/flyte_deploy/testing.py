@@ -24,6 +24,9 @@ Fixtures:
   (``run_subprocess``) or through the Python API (``deploy_api``), into a throwaway local
   store, returning ``DeployRun`` results to assert on; ``git_init`` makes it a git
   repository (for source links), isolated from the machine's git configuration.
+
+``install_in_venv(source, directory)`` pip-installs a plugin's project into a throwaway
+virtualenv and returns its python, for tests of the installed distribution.
 """
 
 from __future__ import annotations
@@ -622,6 +625,28 @@ class DeployProject:
             return api_deploy(*objects, root_dir=self.root, **kwargs)
 
 
+def install_in_venv(source: str | os.PathLike[str], directory: str | os.PathLike[str]) -> Path:
+    """pip-install the distribution whose project is ``source`` (a plugin's directory) into a
+    new virtualenv in ``directory`` that sees this interpreter's packages (flyte-deploy, pip,
+    setuptools): offline, without its dependencies, from a copy of ``source`` without its
+    tests (so no build files land in it). Returns the virtualenv's python; a failed install
+    fails the test with pip's output."""
+    base = Path(directory)
+    copy = base / "src"
+    ignore = shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__", ".pytest_cache")
+    shutil.copytree(source, copy, ignore=ignore)
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-build-isolation"]
+    install = subprocess.run(
+        [*pip, "--ignore-installed", str(copy)], capture_output=True, text=True, check=False, timeout=300
+    )
+    if install.returncode != 0:
+        pytest.fail(f"pip install of {source} failed:\n{install.stdout}\n{install.stderr}", pytrace=False)
+    return python
+
+
 @pytest.fixture
 def deploy_project(
     tmp_path: Path,
@@ -643,6 +668,7 @@ __all__ = [
     "deploy_isolation",
     "deploy_project",
     "hook_recorder",
+    "install_in_venv",
     "plugin_manager",
     "register_plugin",
 ]

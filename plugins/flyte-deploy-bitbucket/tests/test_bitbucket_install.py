@@ -6,15 +6,14 @@ it off."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
 import flyte_deploy
+from flyte_deploy.testing import install_in_venv
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 PLUGIN_VERSION = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text())["project"]["version"]
@@ -45,39 +44,9 @@ def def_line(name: str) -> int:
 
 @pytest.fixture(scope="session")
 def plugin_venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The python of a throwaway virtualenv (seeing this machine's packages and their pip)
-    where the plugin is pip-installed from a copy of its directory (so no build files land
-    in the repository); built once per test session."""
-    base = tmp_path_factory.mktemp("bitbucket-venv")
-    source = base / "src"
-    shutil.copytree(
-        PLUGIN_DIR,
-        source,
-        ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__", ".pytest_cache"),
-    )
-    venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    install = subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-index",
-            "--no-build-isolation",
-            "--ignore-installed",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert install.returncode == 0, f"pip install failed:\n{install.stdout}\n{install.stderr}"
-    return python
+    """The python of a throwaway virtualenv where the plugin is pip-installed; built once per
+    test session."""
+    return install_in_venv(PLUGIN_DIR, tmp_path_factory.mktemp("bitbucket-venv"))
 
 
 @pytest.fixture

@@ -4,12 +4,11 @@ plugin, last, cannot be disabled, satisfies ``required_plugins`` and rejects bad
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from flyte_deploy.testing import install_in_venv
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 
@@ -26,33 +25,9 @@ def work(x: int) -> int:
 
 @pytest.fixture(scope="session")
 def policy_venv_python(tmp_path_factory) -> Path:
-    """The python of a throwaway virtualenv (seeing this machine's packages and their pip, so
-    no ensurepip is needed) where flyte-deploy-policy is pip-installed from a copy of its
-    source (so no build files land in the repository)."""
-    base = tmp_path_factory.mktemp("policy-venv")
-    source = base / "src"
-    shutil.copytree(PLUGIN_DIR, source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
-    venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    install = subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-index",
-            "--no-build-isolation",
-            "--ignore-installed",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert install.returncode == 0, f"pip install failed:\n{install.stdout}\n{install.stderr}"
-    return python
+    """The python of a throwaway virtualenv where flyte-deploy-policy is pip-installed; built
+    once per test session."""
+    return install_in_venv(PLUGIN_DIR, tmp_path_factory.mktemp("policy-venv"))
 
 
 @pytest.fixture

@@ -37,6 +37,16 @@ BACKEND = "local"
 registered_key = StashKey[dict[tuple[str, str], Registration]]()
 
 
+def _code_of(plan: DeployPlan, environment: str) -> dict[str, Any]:
+    """The fields of a record of ``environment``'s code: its environment, image and bundle."""
+    return {
+        "environment": environment,
+        "image": plan.images[environment].uri,
+        "bundle_uri": plan.bundle_uri,
+        "bundle_digest": plan.bundle.digest if plan.bundle else None,
+    }
+
+
 def task_records(plan: DeployPlan) -> list[TaskRecord]:
     """What the store records for each task of ``plan``, keyed by its spec's identifier."""
     records = []
@@ -49,10 +59,7 @@ def task_records(plan: DeployPlan) -> list[TaskRecord]:
                     domain=task_id.domain,
                     name=task.name,
                     version=task_id.version,
-                    environment=env.name,
-                    image=plan.images[env.name].uri,
-                    bundle_uri=plan.bundle_uri,
-                    bundle_digest=plan.bundle.digest if plan.bundle else None,
+                    **_code_of(plan, env.name),
                     copy_style=plan.copy_style,
                     depends_on=tuple(d.name for d in env.depends_on),
                     source_link=task.source_link or None,
@@ -70,10 +77,7 @@ def app_records(plan: DeployPlan) -> list[AppRecord]:
             domain=app.spec.metadata.id.domain,
             name=app.name,
             version=app.version,
-            environment=app.environment,
-            image=plan.images[app.environment].uri,
-            bundle_uri=plan.bundle_uri,
-            bundle_digest=plan.bundle.digest if plan.bundle else None,
+            **_code_of(plan, app.environment),
             source_link=app.source_link or None,
             spec=app.spec.SerializeToString(deterministic=True),
         )

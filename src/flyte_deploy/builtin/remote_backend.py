@@ -121,12 +121,10 @@ def look_up(connection: TaskServiceConnection, tasks: Sequence[SerializedTask]) 
 
 
 def _conflict(task: SerializedTask, existing: task_definition_pb2.TaskSpec) -> str:
-    from ..diffing import spec_differences
+    from ..diffing import spec_conflict
 
-    fields = spec_differences(without_source_link(existing), without_source_link(task.spec))
-    shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
     version = task.spec.task_template.id.version
-    return f"task {task.name} version {version} is already deployed with a different spec (differs in {shown})"
+    return spec_conflict("task", task.name, version, without_source_link(existing), without_source_link(task.spec))
 
 
 def register_one(connection: TaskServiceConnection, task: SerializedTask) -> Registration:
@@ -254,11 +252,10 @@ def app_action(
 
 
 def _app_conflict(existing: app_definition_pb2.App, app: SerializedApp) -> str:
-    from ..diffing import spec_differences
+    from ..diffing import spec_conflict
 
-    fields = spec_differences(without_app_revision(existing), without_app_revision(as_replacement(existing, app.spec)))
-    shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
-    return f"app {app.name} version {app.version} is already deployed with a different spec (differs in {shown})"
+    planned = without_app_revision(as_replacement(existing, app.spec))
+    return spec_conflict("app", app.name, app.version, without_app_revision(existing), planned)
 
 
 def _refusal(conflicts: Sequence[str]) -> RegistrationError:

@@ -11,6 +11,7 @@ completes. Writers wait up to ``BUSY_TIMEOUT`` seconds for each other; readers n
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -30,7 +31,7 @@ from ..errors import DiskFull, EnvironmentFailure, FlyteDeployError, Registratio
 from ..storage import local_path, redact_url
 from ..types import same_app_registration, same_registration
 from . import migration
-from .records import AppRecord, AppStatus, TaskRecord
+from .records import AppRecord, AppStatus, DeployedRecord, TaskRecord
 
 DATABASE_FILE = "deployments.db"
 #: seconds a writer waits for another one to commit before giving up
@@ -88,28 +89,16 @@ SCHEMA = (
 #: the order that makes a version the latest of its task: the rule ``run`` and ``ls`` share
 LATEST_FIRST = "deployed_at DESC, seq DESC"
 
+#: the columns of the fields every record has (``DeployedRecord``), first in both tables
+_DEPLOYED_COLUMNS = tuple(f.name for f in dataclasses.fields(DeployedRecord))
 _APP_COLUMNS = (
-    "project",
-    "domain",
-    "name",
-    "version",
-    "environment",
-    "image",
-    "bundle_uri",
-    "bundle_digest",
+    *_DEPLOYED_COLUMNS,
     "source_link",
     "deployed_at",
     "revision",
 )
 _COLUMNS = (
-    "project",
-    "domain",
-    "name",
-    "version",
-    "environment",
-    "image",
-    "bundle_uri",
-    "bundle_digest",
+    *_DEPLOYED_COLUMNS,
     "copy_style",
     "depends_on",
     "source_link",
@@ -528,31 +517,21 @@ def _record(row: Sequence[Any], with_spec: bool) -> TaskRecord:
 
 
 def _conflict(record: TaskRecord, existing: bytes) -> str:
-    from ..diffing import spec_differences
+    from ..diffing import spec_conflict
     from ..types import without_source_link
 
-    fields = spec_differences(
-        without_source_link(task_definition_pb2.TaskSpec.FromString(existing)), without_source_link(record.task_spec())
-    )
-    shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
-    return (
-        f"task {record.name} version {record.version} is already deployed with a different spec"
-        f" in {record.project}/{record.domain} (differs in {shown})"
-    )
+    deployed = without_source_link(task_definition_pb2.TaskSpec.FromString(existing))
+    where = f" in {record.project}/{record.domain}"
+    return spec_conflict("task", record.name, record.version, deployed, without_source_link(record.task_spec()), where)
 
 
 def _app_conflict(record: AppRecord, existing: bytes) -> str:
-    from ..diffing import spec_differences
+    from ..diffing import spec_conflict
     from ..types import without_app_revision
 
-    fields = spec_differences(
-        without_app_revision(app_definition_pb2.App.FromString(existing)), without_app_revision(record.app())
-    )
-    shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
-    return (
-        f"app {record.name} version {record.version} is already deployed with a different spec"
-        f" in {record.project}/{record.domain} (differs in {shown})"
-    )
+    deployed = without_app_revision(app_definition_pb2.App.FromString(existing))
+    where = f" in {record.project}/{record.domain}"
+    return spec_conflict("app", record.name, record.version, deployed, without_app_revision(record.app()), where)
 
 
 # -- read-only queries for diff and history ------------------------------------------------

@@ -15,13 +15,9 @@ AppStatus = Literal["created", "unchanged", "updated"]
 
 
 @dataclass(frozen=True)
-class TaskRecord:
-    """One registered task version, keyed by ``(project, domain, name, version)``.
-
-    ``spec`` is the deterministic serialization of the ``TaskSpec``; ``deployed_at`` (UTC,
-    ``YYYY-MM-DDTHH:MM:SS.ffffffZ``) is set by the store when the version is first committed,
-    and ``latest`` says whether it is the version ``run`` picks for the task in its project
-    and domain (both are filled in only for records read back from the store)."""
+class DeployedRecord:
+    """What the store holds of every deployed task or app: where (project, domain), what
+    (name, version, environment) and which code (image, bundle)."""
 
     project: str
     domain: str
@@ -31,6 +27,17 @@ class TaskRecord:
     image: str
     bundle_uri: str | None
     bundle_digest: str | None
+
+
+@dataclass(frozen=True)
+class TaskRecord(DeployedRecord):
+    """One registered task version, keyed by ``(project, domain, name, version)``.
+
+    ``spec`` is the deterministic serialization of the ``TaskSpec``; ``deployed_at`` (UTC,
+    ``YYYY-MM-DDTHH:MM:SS.ffffffZ``) is set by the store when the version is first committed,
+    and ``latest`` says whether it is the version ``run`` picks for the task in its project
+    and domain (both are filled in only for records read back from the store)."""
+
     copy_style: str
     depends_on: tuple[str, ...]
     source_link: str | None
@@ -47,7 +54,7 @@ class TaskRecord:
 
 
 @dataclass(frozen=True)
-class AppRecord:
+class AppRecord(DeployedRecord):
     """One revision of an app, keyed by ``(project, domain, name)`` and its ``revision``
     (1, 2, ... in deploy order); ``version`` is the deploy version it runs.
 
@@ -55,14 +62,6 @@ class AppRecord:
     ``metadata.revision`` set to ``revision``); ``deployed_at`` and ``revision`` are set by
     the store when the revision is committed."""
 
-    project: str
-    domain: str
-    name: str
-    version: str
-    environment: str
-    image: str
-    bundle_uri: str | None
-    bundle_digest: str | None
     source_link: str | None
     spec: bytes = b""
     deployed_at: str = ""
