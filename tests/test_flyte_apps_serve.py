@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,9 @@ def deployed_app(deployed):
 def test_the_command_is_the_containers_own_fserve_with_the_raw_data_prefix_filled_in(deployed_app):
     app = deployed_app("greeter")
     argv = command_line(app, "file:///raw")
-    assert Path(argv[0]).name == "fserve" and Path(argv[0]).parent == Path(sys.executable).parent
+    assert argv[:2] == [sys.executable, "-c"]  # this interpreter, whatever PATH holds
+    (point,) = entry_points(group="console_scripts", name="fserve")  # the SDK's declared fserve
+    assert "sys.argv[0] = 'fserve'" in argv[2] and f"from {point.module} import {point.attr}" in argv[2]
     assert argv[argv.index("--raw-data-path") + 1] == "file:///raw"
     assert argv[argv.index("--resolver-args") + 1] == "greeter:greeter"
     assert argv[argv.index("--tgz") + 1] == app.spec.metadata.code_bundle_uri

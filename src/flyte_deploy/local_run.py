@@ -130,16 +130,27 @@ class RunPaths:
     run_base: str
 
 
-def sdk_script(name: str) -> str | None:
-    """The path of the Flyte SDK's console script ``name`` (``a0``, ``fserve``) installed
-    beside this interpreter, else on ``PATH``; None when it is not installed."""
-    beside = Path(sys.executable).parent / name
-    return str(beside) if beside.is_file() else shutil.which(name)
+def sdk_command(name: str) -> list[str] | None:
+    """The command running the Flyte SDK's console script ``name`` (``a0``, ``fserve``) on
+    this interpreter: its entry point, read from the installed ``flyte`` distribution, called
+    by ``python -c`` (with ``sys.argv[0]`` the script's name). A script file would not do: a
+    virtualenv that sees the system's packages has none beside its interpreter, and the one
+    on ``PATH`` may start another interpreter (a pyenv shim), without this one's packages.
+    None when the SDK is not installed."""
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group="console_scripts", name=name):
+        if point.dist is not None and point.dist.name == "flyte":
+            call = (
+                f"import sys; sys.argv[0] = {name!r}; from {point.module} import {point.attr}; sys.exit({point.attr}())"
+            )
+            return [sys.executable, "-c", call]
+    return None
 
 
-def _sdk_entrypoint() -> str:
-    """The ``a0`` script of the Flyte SDK installed beside this interpreter."""
-    found = sdk_script(SDK_ENTRYPOINT)
+def _sdk_entrypoint() -> list[str]:
+    """The command running the Flyte SDK's ``a0`` on this interpreter (``sdk_command``)."""
+    found = sdk_command(SDK_ENTRYPOINT)
     if not found:
         raise RunError(
             "this task runs on the Flyte SDK's runtime (a0), which is not installed here:"
@@ -176,7 +187,7 @@ def command_line(spec: task_definition_pb2.TaskSpec, paths: RunPaths, run_name: 
     args = [fill(a) for a in container.args]
     if not container.command and args[0] == SDK_ENTRYPOINT:
         return [
-            _sdk_entrypoint(),
+            *_sdk_entrypoint(),
             "--org",
             template.id.org or "local",
             "--project",

@@ -42,7 +42,7 @@ from types import FrameType
 from typing import IO, Any
 
 from .errors import RunError, scrub
-from .local_run import RAW_DATA_PLACEHOLDER, clean_environment, sdk_script, this_interpreter
+from .local_run import RAW_DATA_PLACEHOLDER, clean_environment, sdk_command, this_interpreter
 from .types import SerializedApp
 
 HOST = "127.0.0.1"
@@ -92,13 +92,13 @@ def command_line(app: SerializedApp, raw_data: str) -> list[str]:
     if not words:
         raise RunError(f"app {app.name} has no container command to run")
     if words[0] == SDK_SERVE:
-        found = sdk_script(SDK_SERVE)
+        found = sdk_command(SDK_SERVE)
         if not found:
             raise RunError(
                 f"app {app.name} runs on the Flyte SDK's app server (fserve), which is not installed here:"
                 " pip install 'flyte-deploy[flyte]'"
             )
-        return [found, *words[1:]]
+        return [*found, *words[1:]]
     return this_interpreter(words)
 
 
