@@ -168,7 +168,7 @@ def main(envs: int, apps: int, rounds: int) -> None:
             f" python {sys.version.split()[0]}, {os.cpu_count()} cpus, load {load:.2f}"
         )
         for label, runs in figures.items():
-            print(f"  {label:<48}{min(runs):6.2f} s")
+            print(f"  {label:<48}{min(runs):7.3f} s")
 
 
 if __name__ == "__main__":
