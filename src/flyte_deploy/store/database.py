@@ -387,18 +387,16 @@ class Store:
         )
 
 
+def _deployed_values(record: DeployedRecord) -> tuple[Any, ...]:
+    """``record``'s values of ``_DEPLOYED_COLUMNS``, the columns tasks and apps share, in their order."""
+    return tuple(getattr(record, column) for column in _DEPLOYED_COLUMNS)
+
+
 def insert(conn: sqlite3.Connection, record: TaskRecord, deployed_at: str) -> None:
     conn.execute(
         f"INSERT INTO tasks ({', '.join(_COLUMNS)}, spec) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})",
         (
-            record.project,
-            record.domain,
-            record.name,
-            record.version,
-            record.environment,
-            record.image,
-            record.bundle_uri,
-            record.bundle_digest,
+            *_deployed_values(record),
             record.copy_style,
             json.dumps(list(record.depends_on)),
             record.source_link,
@@ -452,14 +450,7 @@ def insert_app(conn: sqlite3.Connection, record: AppRecord, deployed_at: str) ->
     conn.execute(
         f"INSERT INTO apps ({', '.join(_APP_COLUMNS)}, spec) VALUES ({', '.join('?' * (len(_APP_COLUMNS) + 1))})",
         (
-            record.project,
-            record.domain,
-            record.name,
-            record.version,
-            record.environment,
-            record.image,
-            record.bundle_uri,
-            record.bundle_digest,
+            *_deployed_values(record),
             record.source_link,
             deployed_at,
             revision,
