@@ -106,6 +106,14 @@ def deploy_json(args: list[str], cwd: Path, env: Mapping[str, str] | None = None
     return json.loads(result.stdout)
 
 
+def dry(invoke: Any, *args: str) -> dict[str, Any]:
+    """The ``--output json`` plan of ``deploy ARGS --dry-run``, through the ``invoke``
+    fixture's in-process CLI; a non-zero exit fails the test with its stderr."""
+    result = invoke("deploy", *args, "--dry-run", "--output", "json", "-q")
+    assert result.exit_code == 0, result.stderr
+    return result.json()
+
+
 def local_archive(result: Mapping[str, Any]) -> Path:
     """The local path of a deploy's bundle (file:// URI in the JSON output)."""
     uri = result["bundle"]["uri"]

@@ -26,7 +26,7 @@ from flyte_deploy.lifecycle import deploy
 from flyte_deploy.testing import AUTOLOAD_VARIABLES
 from flyte_deploy.types import DeployRequest
 
-from .bundle_helpers import local_archive
+from .bundle_helpers import dry, local_archive
 from .conftest import write_tree
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,12 +72,6 @@ def includes(tmp_path, monkeypatch) -> Path:
     root = make_includes(tmp_path / "proj")
     monkeypatch.chdir(root)
     return root
-
-
-def dry(invoke, *args: str) -> dict:
-    result = invoke("deploy", *args, "--dry-run", "--output", "json", "-q")
-    assert result.exit_code == 0, result.stderr
-    return result.json()
 
 
 def api_files(root: Path, file: str, copy_style: str | None = None) -> list[str]:

@@ -28,6 +28,8 @@ from flyte_deploy.store import Store
 from flyte_deploy.store import database as store_database
 from flyte_deploy.types import APP_VERSION_LABEL, DeployRequest, SerializedApp
 
+from .bundle_helpers import dry
+
 flyte = pytest.importorskip("flyte")
 PROJECT = Path(__file__).parent / "flyte_projects" / "apps"
 
@@ -39,12 +41,6 @@ def apps_project(tmp_path, monkeypatch):
     shutil.copytree(PROJECT, root)
     monkeypatch.chdir(root)
     return root
-
-
-def dry(invoke, *args: str) -> dict:
-    result = invoke("deploy", *args, "--dry-run", "--output", "json", "-q")
-    assert result.exit_code == 0, result.stderr
-    return result.json()
 
 
 def names(out: dict) -> list[str]:

@@ -18,6 +18,8 @@ from flyte_deploy.builtin.discover import discover
 from flyte_deploy.environments import Environment, Task
 from flyte_deploy.types import DeployRequest
 
+from .bundle_helpers import dry
+
 flyte = pytest.importorskip("flyte")
 LAYOUTS = Path(__file__).parent / "flyte_projects" / "layouts"
 
@@ -33,12 +35,6 @@ def layout(tmp_path, monkeypatch):
         return target
 
     return copy
-
-
-def dry(invoke, *args: str) -> dict:
-    result = invoke("deploy", *args, "--dry-run", "--output", "json", "-q")
-    assert result.exit_code == 0, result.stderr
-    return result.json()
 
 
 def task_args(root: Path, *args: str) -> dict[str, list[str]]:
